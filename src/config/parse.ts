@@ -1,0 +1,156 @@
+// Turns the text of .github/deploy.yml into a typed Config, or a ConfigError listing every
+// problem with its key path. Pure: no file system, no inputs.
+import { parseDocument } from 'yaml';
+import {
+  ConfigError,
+  completeSection,
+  isMapping,
+  optional,
+  readSection,
+  required,
+  text,
+  type Problem,
+  type Schema,
+  type Partial_,
+} from './fields.js';
+import {
+  CONTAINER_NAME,
+  ENVIRONMENT_NAME,
+  REPOSITORY,
+  buildSchema,
+  environmentScalars,
+  overridable,
+  topScalars,
+  type Config,
+  type EnvironmentConfig,
+} from './schema.js';
+
+type Sections = { [K in keyof typeof overridable]?: Partial_<(typeof overridable)[K]> };
+
+const identity = {
+  app: required(text(CONTAINER_NAME, 'a container name (letters, digits, _ . -)')),
+  image: required(text(REPOSITORY, 'an image repository without tag, like registry.example.com/team/app')),
+};
+
+// Sections are only named here (so unknown keys are caught); their own schema reads them.
+const section = optional((value: unknown) => value);
+const sectionNames = Object.fromEntries(Object.keys(overridable).map((k) => [k, section]));
+const topSchema: Schema = { ...identity, build: section, ...sectionNames, ...topScalars, environments: section };
+const environmentSchema: Schema = { ...environmentScalars, ...sectionNames, ...topScalars };
+
+/** Objects merge key by key (so `container.env` adds variables); lists and scalars replace. */
+export function deepMerge<T>(base: T, override: unknown): T {
+  if (!isMapping(base) || !isMapping(override)) return (override === undefined ? base : override) as T;
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(override)) out[key] = deepMerge(out[key], value);
+  return out as T;
+}
+
+function readSections(raw: Record<string, unknown>, path: string, problems: Problem[]): Sections {
+  const out: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(overridable)) {
+    if (raw[name] === undefined) continue;
+    out[name] = readSection(schema, raw[name], path ? `${path}.${name}` : name, problems);
+  }
+  return out as Sections;
+}
+
+function resolveEnvironment(
+  name: string,
+  raw: Record<string, unknown>,
+  top: { sections: Sections; scalars: Record<string, unknown> },
+  problems: Problem[],
+): EnvironmentConfig {
+  const path = `environments.${name}`;
+  const own = readSection(environmentSchema, raw, path, problems) ?? {};
+  const scalars = completeSection(environmentScalars, pick(own, environmentScalars), path, problems);
+  const sections = readSections(own as Record<string, unknown>, path, problems);
+  const where = ` (at the top level or under ${path})`;
+  const merged = (key: keyof typeof overridable) => deepMerge(top.sections[key] ?? {}, sections[key]);
+  const complete = <K extends keyof typeof overridable>(key: K) =>
+    completeSection(overridable[key], merged(key) as Partial_<(typeof overridable)[K]>, key, problems, where);
+  const haproxy =
+    top.sections.haproxy || sections.haproxy ? complete('haproxy') : undefined;
+  const numbers = completeSection(topScalars, deepMerge(top.scalars, pick(own, topScalars)), '', problems);
+  const env: EnvironmentConfig = {
+    name,
+    hosts: scalars.hosts,
+    requireApproval: scalars['require-approval'],
+    container: complete('container'),
+    ports: complete('ports'),
+    health: complete('health'),
+    ssh: complete('ssh'),
+    lock: complete('lock'),
+    retainImages: numbers['retain-images'],
+    maxParallel: numbers['max-parallel'],
+  };
+  if (scalars.url !== undefined) env.url = scalars.url;
+  if (scalars['promote-from'] !== undefined) env.promoteFrom = scalars['promote-from'];
+  if (haproxy) env.haproxy = haproxy;
+  if (env.ports.master === env.ports.backup) {
+    problems.push({ path: `${path}.ports`, message: `master and backup must differ (both ${env.ports.master})` });
+  }
+  return env;
+}
+
+function pick(raw: Record<string, unknown>, schema: Schema): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(raw).filter(([k]) => k in schema));
+}
+
+function unique(problems: Problem[]): Problem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.path}\0${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+export function parseConfig(source: string, yamlText: string): Config {
+  const doc = parseDocument(yamlText, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      source,
+      doc.errors.map((e) => ({ path: `line ${e.linePos?.[0]?.line ?? '?'}`, message: e.message.split('\n')[0] ?? e.code })),
+    );
+  }
+  const problems: Problem[] = [];
+  const raw: unknown = doc.toJS();
+  const top = readSection(topSchema, raw ?? {}, '', problems) ?? {};
+  const ids = completeSection(identity, pick(top, identity), '', problems);
+  const build = completeSection(buildSchema, top.build === undefined ? {} : readSection(buildSchema, top.build, 'build', problems) ?? {}, 'build', problems);
+  for (const reserved of ['DEPLOY_VERSION', 'DEPLOY_REVISION']) {
+    if (build.args[reserved] !== undefined) {
+      problems.push({ path: `build.args.${reserved}`, message: 'is set by the action from the release; remove it' });
+    }
+  }
+  const sections = readSections(top, '', problems);
+  const scalars = pick(top, topScalars);
+  const environments: Record<string, EnvironmentConfig> = {};
+  if (top.environments === undefined) {
+    if (!problems.some((p) => p.path === 'environments')) problems.push({ path: 'environments', message: 'is required' });
+  } else if (!isMapping(top.environments) || Object.keys(top.environments).length === 0) {
+    problems.push({ path: 'environments', message: 'expected a mapping of environment names, like staging: { hosts: [...] }' });
+  } else {
+    for (const [name, value] of Object.entries(top.environments)) {
+      if (!ENVIRONMENT_NAME.test(name)) {
+        problems.push({ path: `environments.${name}`, message: 'not a valid environment name (letters, digits, _ -)' });
+      } else if (!isMapping(value)) {
+        problems.push({ path: `environments.${name}`, message: 'expected a mapping with at least hosts: [...]' });
+      } else {
+        environments[name] = resolveEnvironment(name, value, { sections, scalars }, problems);
+      }
+    }
+    for (const env of Object.values(environments)) {
+      if (env.promoteFrom !== undefined && (env.promoteFrom === env.name || !environments[env.promoteFrom])) {
+        problems.push({
+          path: `environments.${env.name}.promote-from`,
+          message: `must name another environment of this file (${Object.keys(environments).filter((n) => n !== env.name).join(', ') || 'none'})`,
+        });
+      }
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(source, unique(problems));
+  return { app: ids.app, image: ids.image, build, environments };
+}

@@ -1,0 +1,42 @@
+// What a registry holds for a tag, asked through a Docker Engine (GET /distribution/{ref}/json):
+// the engine already knows the registry's scheme, mirrors and insecure-registry settings, so
+// the action needs no registry client of its own.
+import type Dockerode from 'dockerode';
+
+export interface RegistryAuth {
+  username: string;
+  password: string;
+  serveraddress: string;
+}
+
+export class RegistryError extends Error {
+  override name = 'RegistryError';
+}
+
+/** The manifest digest the registry serves for `repository:tag`, or null when the tag is absent. */
+export async function resolveDigest(
+  engine: Dockerode,
+  repository: string,
+  tag: string,
+  auth?: RegistryAuth,
+): Promise<string | null> {
+  try {
+    const descriptor = (await engine.getImage(`${repository}:${tag}`).distribution(auth ? { authconfig: auth } : {})) as {
+      Descriptor?: { digest?: string };
+    };
+    const digest = descriptor.Descriptor?.digest;
+    if (!digest) throw new RegistryError(`the registry gave no digest for ${repository}:${tag}`);
+    return digest;
+  } catch (error) {
+    if (error instanceof RegistryError) throw error;
+    const message = engineMessage(error);
+    if (/manifest unknown|not found|no such/i.test(message)) return null;
+    throw new RegistryError(`cannot read ${repository}:${tag} from the registry: ${message}`);
+  }
+}
+
+/** The engine's own error text (dockerode wraps it as `(HTTP code 401) ... - <message>`). */
+export function engineMessage(error: unknown): string {
+  const json = (error as { json?: { message?: string } }).json;
+  return json?.message ?? (error instanceof Error ? error.message : String(error));
+}

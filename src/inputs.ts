@@ -1,0 +1,124 @@
+// The only reader of the step's inputs and environment. Everything the action is told arrives
+// here, is checked, and leaves as one typed Inputs value; secrets are masked before anything
+// else runs, so no later log line can show them.
+import * as core from '@actions/core';
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { parseConfig } from './config/parse.js';
+import type { Config } from './config/schema.js';
+
+export const COMMANDS = ['build', 'deploy', 'rollback', 'plan', 'haproxy-config'] as const;
+export type Command = (typeof COMMANDS)[number];
+
+export class InputError extends Error {
+  override name = 'InputError';
+}
+
+/** What the runner tells every step about the run (GITHUB_* variables). */
+export interface RunContext {
+  ref: string;
+  sha: string;
+  repository: string;
+  serverUrl: string;
+  apiUrl: string;
+  runId: string;
+  runAttempt: string;
+  actor: string;
+  workflow: string;
+  workspace: string;
+  /** Where temporary files go: RUNNER_TEMP on a runner. */
+  tempDir: string;
+}
+
+export interface Inputs {
+  command: Command;
+  /** The config file as the user named it (for messages and annotations) and its full path. */
+  configFile: string;
+  configPath: string;
+  environment: string;
+  /** Raw `version` input; empty means "the tag of GITHUB_REF". */
+  version: string;
+  digest: string;
+  registry: { username: string; password: string };
+  ssh: { privateKey: string; knownHosts: string };
+  githubToken: string;
+  run: RunContext;
+}
+
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+
+function env(name: string, fallback = ''): string {
+  return process.env[name] ?? fallback;
+}
+
+function secretInput(name: string): string {
+  const value = core.getInput(name);
+  if (value) core.setSecret(value);
+  return value;
+}
+
+export function readInputs(): Inputs {
+  const command = core.getInput('command', { required: true }) as Command;
+  if (!COMMANDS.includes(command)) {
+    throw new InputError(`command: ${JSON.stringify(command)} is not one of ${COMMANDS.join(', ')}`);
+  }
+  const digest = core.getInput('digest');
+  if (digest && !DIGEST.test(digest)) {
+    throw new InputError(`digest: expected sha256:<64 hex digits> (the build job's digest output), got ${JSON.stringify(digest)}`);
+  }
+  const workspace = env('GITHUB_WORKSPACE', process.cwd());
+  const configInput = core.getInput('config') || '.github/deploy.yml';
+  return {
+    command,
+    configFile: configInput,
+    configPath: isAbsolute(configInput) ? configInput : resolve(workspace, configInput),
+    environment: core.getInput('environment'),
+    version: core.getInput('version'),
+    digest,
+    registry: { username: core.getInput('registry-username'), password: secretInput('registry-password') },
+    ssh: { privateKey: secretInput('ssh-private-key'), knownHosts: core.getInput('ssh-known-hosts') },
+    githubToken: secretInput('github-token'),
+    run: {
+      ref: env('GITHUB_REF'),
+      sha: env('GITHUB_SHA'),
+      repository: env('GITHUB_REPOSITORY'),
+      serverUrl: env('GITHUB_SERVER_URL', 'https://github.com'),
+      apiUrl: env('GITHUB_API_URL', 'https://api.github.com'),
+      runId: env('GITHUB_RUN_ID'),
+      runAttempt: env('GITHUB_RUN_ATTEMPT', '1'),
+      actor: env('GITHUB_ACTOR'),
+      workflow: env('GITHUB_WORKFLOW'),
+      workspace,
+      tempDir: env('RUNNER_TEMP') || '/tmp',
+    },
+  };
+}
+
+export async function readConfig(inputs: Inputs): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(inputs.configPath, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new InputError(`config: cannot read ${inputs.configFile} (${reason}); the deploy config goes there, or set the config input`);
+  }
+  return parseConfig(inputs.configFile, text);
+}
+
+/**
+ * Values of the variables that `key` (e.g. `build.secrets`) names, from the step's environment.
+ * Every missing one is reported at once; each value is masked.
+ */
+export function readSecretValues(names: string[], key: string): Record<string, string> {
+  const missing = names.filter((name) => !process.env[name]);
+  if (missing.length > 0) {
+    throw new InputError(`${key}: ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not set in the step's env (add it under env: from secrets)`);
+  }
+  const values: Record<string, string> = {};
+  for (const name of names) {
+    const value = process.env[name] as string;
+    core.setSecret(value);
+    values[name] = value;
+  }
+  return values;
+}

@@ -1,0 +1,126 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/config/fields.js';
+import { parseConfig } from '../../src/config/parse.js';
+
+const full = readFileSync(new URL('./fixtures/full.yml', import.meta.url), 'utf8');
+
+const minimal = `
+app: demo
+image: registry.example.com/team/demo
+container: { port: 3000 }
+environments:
+  staging:
+    hosts: [app1.example.com]
+`;
+
+function problems(yaml: string): string[] {
+  try {
+    parseConfig('deploy.yml', yaml);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems.map((p) => `${p.path}: ${p.message}`);
+    throw error;
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+describe('parseConfig: valid files', () => {
+  it('reads the documented example with its production overrides merged in', () => {
+    const config = parseConfig('deploy.yml', full);
+    expect(config.app).toBe('mobile');
+    expect(config.image).toBe('registry.example.com/clay/mobile');
+    expect(config.build).toEqual({ context: '.', dockerfile: 'Dockerfile', target: '', args: {}, secrets: ['NPM_TOKEN'], latest: true });
+    const staging = config.environments.staging!;
+    const production = config.environments.production!;
+    expect(staging.hosts).toEqual(['10.0.0.11', '10.0.0.12']);
+    expect(staging.url).toBe('https://staging.example.com');
+    expect(staging.requireApproval).toBe(false);
+    expect(staging.container.env).toEqual({ NODE_ENV: 'production', PORT: '3000' });
+    expect(production.container.env).toEqual({ NODE_ENV: 'production', PORT: '3000', CLAY_API_URL: 'https://api.example.com' });
+    expect(production.container.volumes).toEqual(['/var/log/clay:/var/log/clay']);
+    expect(production.requireApproval).toBe(true);
+    expect(production.promoteFrom).toBe('staging');
+    expect(production.haproxy).toEqual({ host: 'lb.example.com', socket: '/run/haproxy/admin.sock', backend: 'mobile', 'drain-timeout': 30 });
+    expect(production.retainImages).toBe(3);
+  });
+
+  it('fills every default in a minimal file', () => {
+    const env = parseConfig('deploy.yml', minimal).environments.staging!;
+    expect(env.ports).toEqual({ master: 50000, backup: 50001 });
+    expect(env.health).toEqual({ path: '/healthcheck', timeout: 60, interval: 1 });
+    expect(env.ssh).toMatchObject({ user: 'deploy', port: 22 });
+    expect(env.container).toMatchObject({ port: 3000, restart: 'on-failure', 'stop-timeout': 30, init: true, env: {}, secrets: [] });
+    expect(env.haproxy).toBeUndefined();
+    expect(env.maxParallel).toBe(1);
+    expect(env.lock).toEqual({ wait: 0, 'stale-after': 3600, takeover: false });
+  });
+
+  it.each([
+    ['an environment adds a haproxy section the top level lacks', `${minimal}    haproxy: { host: lb1, backend: app }\n`, (c: any) => expect(c.environments.staging.haproxy.host).toBe('lb1')],
+    ['lists replace instead of merging', `${minimal.replace('container: { port: 3000 }', 'container: { port: 3000, volumes: ["/a:/a"] }')}    container: { volumes: ["/b:/b"] }\n`, (c: any) => expect(c.environments.staging.container.volumes).toEqual(['/b:/b'])],
+    ['scalars override', `${minimal}    ports: { master: 8080 }\n`, (c: any) => expect(c.environments.staging.ports).toEqual({ master: 8080, backup: 50001 })],
+    ['numbers and booleans in env become text', minimal.replace('{ port: 3000 }', '{ port: 3000, env: { WORKERS: 4, DEBUG: false } }'), (c: any) => expect(c.environments.staging.container.env).toEqual({ WORKERS: '4', DEBUG: 'false' })],
+    ['IPv6 hosts and registry ports', minimal.replace('app1.example.com', '"fd00::1"').replace('registry.example.com/', 'localhost:5000/'), (c: any) => expect([c.environments.staging.hosts[0], c.image]).toEqual(['fd00::1', 'localhost:5000/team/demo'])],
+    ['an environment overrides max-parallel', `${minimal}    max-parallel: 2\n`, (c: any) => expect(c.environments.staging.maxParallel).toBe(2)],
+  ])('%s', (_name, yaml, check) => {
+    check(parseConfig('deploy.yml', yaml));
+  });
+});
+
+describe('parseConfig: invalid files name the key and what is expected', () => {
+  it.each([
+    ['missing app', minimal.replace('app: demo\n', ''), 'app: is required'],
+    ['bad container name', minimal.replace('app: demo', 'app: "my app"'), 'app: "my app" is not a container name'],
+    ['image with a tag', minimal.replace('team/demo', 'team/demo:v1'), 'image: "registry.example.com/team/demo:v1" is not an image repository without tag'],
+    ['unknown top-level key', `${minimal}colour: blue\n`, 'colour: unknown key'],
+    ['unknown key in a section', minimal.replace('{ port: 3000 }', '{ port: 3000, cmd: x }'), 'container.cmd: unknown key'],
+    ['wrong type', minimal.replace('{ port: 3000 }', '{ port: "3000" }'), 'container.port: expected a whole number from 1 to 65535, got string "3000"'],
+    ['port out of range', minimal.replace('{ port: 3000 }', '{ port: 70000 }'), 'container.port: expected a whole number from 1 to 65535'],
+    ['missing required port', minimal.replace('container: { port: 3000 }\n', ''), 'container.port: is required (at the top level or under environments.staging)'],
+    ['bad host', minimal.replace('app1.example.com', '"not a host!"'), 'environments.staging.hosts[0]: not a host name or address'],
+    ['duplicate host', minimal.replace('[app1.example.com]', '[a1, a1]'), 'environments.staging.hosts[1]: "a1" is listed twice'],
+    ['no hosts', minimal.replace('hosts: [app1.example.com]', 'url: "https://x.example.com"'), 'environments.staging.hosts: is required'],
+    ['empty hosts', minimal.replace('[app1.example.com]', '[]'), 'environments.staging.hosts: must not be empty'],
+    ['no environments', minimal.replace(/environments:[\s\S]*/, ''), 'environments: is required'],
+    ['unknown key in an environment', `${minimal}    region: eu\n`, 'environments.staging.region: unknown key'],
+    ['build is not overridable', `${minimal}    build: { context: x }\n`, 'environments.staging.build: unknown key'],
+    ['unknown key in an override', `${minimal}    health: { url: /x }\n`, 'environments.staging.health.url: unknown key'],
+    ['bad override value', `${minimal}    ports: { backup: 0 }\n`, 'environments.staging.ports.backup: expected a whole number from 1 to 65535, got number 0'],
+    ['same master and backup ports', `${minimal}    ports: { master: 50001 }\n`, 'environments.staging.ports: master and backup must differ (both 50001)'],
+    ['promote-from itself', `${minimal}    promote-from: staging\n`, 'environments.staging.promote-from: must name another environment'],
+    ['haproxy without host', minimal.replace('container:', 'haproxy: { backend: app }\ncontainer:'), 'haproxy.host: is required'],
+    ['bad restart policy', minimal.replace('{ port: 3000 }', '{ port: 3000, restart: sometimes }'), 'container.restart: "sometimes" is not a Docker restart policy'],
+    ['bad volume', minimal.replace('{ port: 3000 }', '{ port: 3000, volumes: ["relative/dir:/x"] }'), 'container.volumes[0]: "relative/dir:/x" is not a volume'],
+    ['bad secret name', minimal.replace('{ port: 3000 }', '{ port: 3000, secrets: [API-KEY] }'), 'container.secrets[0]: "API-KEY" is not an environment variable name'],
+    ['env value is a list', minimal.replace('{ port: 3000 }', '{ port: 3000, env: { A: [1] } }'), 'container.env.A: expected a string, got a list'],
+    ['health path without slash', `${minimal}    health: { path: healthz }\n`, 'environments.staging.health.path: "healthz" is not a URL path starting with /'],
+    ['reserved build arg', minimal.replace('container:', 'build: { args: { DEPLOY_VERSION: x } }\ncontainer:'), 'build.args.DEPLOY_VERSION: is set by the action'],
+    ['yaml syntax error', 'app: [unclosed\n', 'line 2: Flow sequence'],
+    ['duplicate yaml key', `${minimal}app: other\n`, 'line'],
+  ])('%s', (_name, yaml, expected) => {
+    expect(problems(yaml).join('\n')).toContain(expected);
+  });
+
+  it('reports every problem at once, each once', () => {
+    const found = problems(`
+app: "bad name"
+image: "team/app:v1"
+container: { port: 0, restart: x }
+environments:
+  staging: { hosts: ["bad host"] }
+  production: { hosts: ["bad host"] }
+`);
+    expect(found).toEqual([
+      'app: "bad name" is not a container name (letters, digits, _ . -)',
+      'image: "team/app:v1" is not an image repository without tag, like registry.example.com/team/app',
+      'container.port: expected a whole number from 1 to 65535, got number 0',
+      'container.restart: "x" is not a Docker restart policy (no, always, unless-stopped, on-failure[:N])',
+      'environments.staging.hosts[0]: not a host name or address',
+      'environments.production.hosts[0]: not a host name or address',
+    ]);
+  });
+
+  it('names the file in the error message', () => {
+    expect(() => parseConfig('.github/deploy.yml', 'app: 1')).toThrow(/^\.github\/deploy\.yml is invalid:\n {2}app: expected/);
+  });
+});
