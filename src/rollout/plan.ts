@@ -1,0 +1,120 @@
+// What a rollout will do on each host, as data: `plan` prints it, `deploy` executes it, and the
+// same function plans the automatic rollback of a host. Pure.
+import type { AppContainer, Release, Role } from './ports.js';
+
+/** The release each role should run on a host; absent means "no container". */
+export type HostTarget = Partial<Record<Role, Release>>;
+
+export type Step =
+  /** The container already runs the wanted release: prove it healthy and in service. */
+  | { kind: 'check'; role: Role; release: Release }
+  /** Take the role out of service, replace its container, prove it healthy, put it back. */
+  | { kind: 'replace'; role: Role; from?: Release; to: Release }
+  /** Take the role out of service and remove its container (rollback of a first deploy). */
+  | { kind: 'remove'; role: Role; from?: Release };
+
+export interface HostPlan {
+  host: string;
+  before: HostTarget;
+  target: HostTarget;
+  steps: Step[];
+}
+
+export interface RolloutPlan {
+  target: Release;
+  hosts: HostPlan[];
+  /** Hosts grouped by max-parallel, in order. */
+  batches: string[][];
+}
+
+const same = (a: Release | undefined, b: Release | undefined) =>
+  a !== undefined && b !== undefined && a.digest !== '' && a.digest === b.digest;
+
+/** The running release of each role (a stopped container counts as absent). */
+export function runningReleases(containers: Partial<Record<Role, AppContainer>>): HostTarget {
+  const out: HostTarget = {};
+  for (const role of ['master', 'backup'] as const) {
+    const container = containers[role];
+    if (container?.running && container.release) out[role] = container.release;
+  }
+  return out;
+}
+
+/**
+ * Backup first: the host keeps a healthy backup at every moment the master is out of service.
+ * 1. A running backup is checked; a missing one is started first (on the backup's target, or
+ *    the master's when the backup is to go away) so it can take over.
+ * 2. The master moves to its target.
+ * 3. The backup moves to its target, unless step 1 already put it there.
+ */
+export function planHost(host: string, current: HostTarget, target: HostTarget): HostPlan {
+  const steps: Step[] = [];
+  let backup = current.backup;
+  if (backup) {
+    steps.push({ kind: 'check', role: 'backup', release: backup });
+  } else {
+    const standIn = target.backup ?? target.master;
+    if (standIn) {
+      steps.push({ kind: 'replace', role: 'backup', to: standIn });
+      backup = standIn;
+    }
+  }
+  const master = current.master;
+  if (target.master) {
+    steps.push(same(master, target.master)
+      ? { kind: 'check', role: 'master', release: target.master }
+      : { kind: 'replace', role: 'master', ...(master ? { from: master } : {}), to: target.master });
+  } else if (master) {
+    steps.push({ kind: 'remove', role: 'master', from: master });
+  }
+  if (target.backup) {
+    if (!same(backup, target.backup)) {
+      steps.push({ kind: 'replace', role: 'backup', ...(backup ? { from: backup } : {}), to: target.backup });
+    }
+  } else if (backup) {
+    steps.push({ kind: 'remove', role: 'backup', from: backup });
+  }
+  return { host, before: current, target, steps };
+}
+
+export function planRollout(
+  target: Release,
+  hosts: { host: string; current: HostTarget }[],
+  maxParallel: number,
+): RolloutPlan {
+  const plans = hosts.map(({ host, current }) => planHost(host, current, { master: target, backup: target }));
+  const batches: string[][] = [];
+  for (let i = 0; i < hosts.length; i += maxParallel) {
+    batches.push(hosts.slice(i, i + maxParallel).map((h) => h.host));
+  }
+  return { target, hosts: plans, batches };
+}
+
+function describeRelease(release: Release | undefined): string {
+  return release ? release.version : 'nothing';
+}
+
+export function describeStep(step: Step): string {
+  switch (step.kind) {
+    case 'check':
+      return `${step.role}: keep ${step.release.version}, check it is healthy and in service`;
+    case 'replace':
+      return `${step.role}: ${describeRelease(step.from)} → ${step.to.version}`;
+    case 'remove':
+      return `${step.role}: remove ${describeRelease(step.from)}`;
+  }
+}
+
+/** The plan as text, for `command: plan` and the log before a deploy. */
+export function describePlan(plan: RolloutPlan): string[] {
+  const lines = [`Target: ${plan.target.version} (${plan.target.ref})`];
+  plan.batches.forEach((batch, i) => {
+    lines.push(`Batch ${i + 1}: ${batch.join(', ')}`);
+    for (const host of batch) {
+      const hostPlan = plan.hosts.find((h) => h.host === host)!;
+      lines.push(`  ${host} (master ${describeRelease(hostPlan.before.master)}, backup ${describeRelease(hostPlan.before.backup)})`);
+      for (const step of hostPlan.steps) lines.push(`    - ${describeStep(step)}`);
+    }
+  });
+  return lines;
+}

@@ -1,0 +1,118 @@
+// What the rollout needs from the outside world, and nothing more. The drivers implement these
+// over SSH (Docker Engine API and HAProxy Runtime API through forwarded sockets); the unit tests
+// implement them in memory. Nothing here knows about SSH, dockerode or sockets.
+
+export type Role = 'master' | 'backup';
+
+/** Labels that carry the deployment state on each container (no state file anywhere). */
+export const LABELS = {
+  app: 'deploy-action.app',
+  role: 'deploy-action.role',
+  environment: 'deploy-action.environment',
+  version: 'deploy-action.version',
+  digest: 'deploy-action.digest',
+  deployedAt: 'deploy-action.deployed-at',
+  runUrl: 'deploy-action.run-url',
+} as const;
+
+/** An image pinned by digest, with the release tag it was deployed as. */
+export interface Release {
+  /** e.g. v1.4.0 */
+  version: string;
+  /** repository@sha256:... */
+  ref: string;
+  digest: string;
+}
+
+export interface AppContainer {
+  id: string;
+  name: string;
+  role: Role;
+  /** From labels; undefined for a container this action did not create. */
+  release?: Release;
+  running: boolean;
+}
+
+export interface ContainerSpec {
+  name: string;
+  role: Role;
+  release: Release;
+  hostPort: number;
+  containerPort: number;
+  /** Plain and secret variables, merged; never logged. */
+  env: Record<string, string>;
+  volumes: string[];
+  restart: string;
+  stopTimeout: number;
+  init: boolean;
+  labels: Record<string, string>;
+}
+
+export type HealthVerdict =
+  | { healthy: true; detail: string }
+  | { healthy: false; detail: string; logs: string };
+
+export interface HealthCheck {
+  path: string;
+  timeoutSeconds: number;
+  intervalSeconds: number;
+}
+
+export interface DeployLock {
+  holder: string;
+  runUrl: string;
+  runId: string;
+  version: string;
+  since: Date;
+}
+
+export interface RegistryCredentials {
+  username: string;
+  password: string;
+  serveraddress: string;
+}
+
+/** One application host, reached over one SSH connection. */
+export interface HostDriver {
+  readonly host: string;
+  /** Checks the engine answers. */
+  ping(): Promise<void>;
+  /** The app's master and backup containers, by their labels/names. */
+  containers(app: string): Promise<Partial<Record<Role, AppContainer>>>;
+  /** Digest the registry holds for repository:tag (null when missing). */
+  resolveDigest(repository: string, tag: string, auth?: RegistryCredentials): Promise<string | null>;
+  /** Pulls an image by reference; fails on any error in the progress stream. */
+  pull(ref: string, auth?: RegistryCredentials, onProgress?: (line: string) => void): Promise<void>;
+  /** Graceful stop (SIGTERM, then SIGKILL after stopTimeout) and removal; no-op when absent. */
+  stopAndRemove(name: string, stopTimeout: number): Promise<void>;
+  /** Creates and starts a container; returns its id. */
+  run(spec: ContainerSpec): Promise<string>;
+  /**
+   * Waits until the container is healthy: Docker's HEALTHCHECK when the image has one, and a
+   * 2xx answer from http://127.0.0.1:hostPort{path} on the host. Reports progress.
+   */
+  waitHealthy(name: string, hostPort: number, check: HealthCheck, onProgress?: (line: string) => void): Promise<HealthVerdict>;
+  /** Atomically takes the deploy lock (a created, never started, labelled container). */
+  acquireLock(name: string, lock: DeployLock, image: string): Promise<{ acquired: true } | { acquired: false; current: DeployLock }>;
+  /** Removes the lock when it is ours (runId matches); returns whether it removed one. */
+  releaseLock(name: string, runId: string): Promise<boolean>;
+  /** Removes unused images of the repository beyond the newest `keep`, never those in `protect`. */
+  pruneImages(repository: string, keep: number, protect: string[]): Promise<string[]>;
+}
+
+export interface ServerStatus {
+  /** HAProxy's status column: UP, DOWN, MAINT, DRAIN, NOLB, "UP 1/2"... */
+  status: string;
+  /** Current sessions. */
+  sessions: number;
+  /** Queued requests. */
+  queued: number;
+}
+
+/** The HAProxy Runtime API of one backend. */
+export interface LoadBalancerDriver {
+  /** Server name for an address:port in the backend, or undefined. */
+  findServer(address: string, port: number): Promise<string | undefined>;
+  setState(server: string, state: 'ready' | 'drain' | 'maint'): Promise<void>;
+  status(server: string): Promise<ServerStatus>;
+}

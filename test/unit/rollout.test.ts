@@ -1,0 +1,315 @@
+// The rollout procedure against an in-memory estate that checks, at every operation, the two
+// rules that keep requests from failing: HAProxy never routes to a container that is not
+// healthy, and some healthy server is always in service once the site has been up.
+import { describe, expect, it } from 'vitest';
+import { executeRollout, type Logger, type RolloutDeps } from '../../src/rollout/execute.js';
+import { describePlan, planHost, planRollout, type HostTarget } from '../../src/rollout/plan.js';
+import type {
+  AppContainer,
+  ContainerSpec,
+  HostDriver,
+  LoadBalancerDriver,
+  Release,
+  Role,
+  ServerStatus,
+} from '../../src/rollout/ports.js';
+
+const release = (version: string): Release => ({ version, ref: `r/app@sha256:${version}`, digest: `sha256:${version}` });
+const v1 = release('v1.0.0');
+const v2 = release('v2.0.0');
+const broken = release('v3.0.0-broken');
+
+const ROLES: Role[] = ['master', 'backup'];
+const NAMES: Record<Role, string> = { master: 'app', backup: 'app-backup' };
+const PORTS: Record<Role, number> = { master: 50000, backup: 50001 };
+
+interface Box {
+  release: Release;
+  healthy: boolean;
+}
+
+/** Every host and the load balancer in one place, so invariants can look across them. */
+class World {
+  boxes = new Map<string, Box>(); // host/role → container
+  lbState = new Map<string, 'ready' | 'drain' | 'maint'>(); // server → admin state
+  events: string[] = [];
+  violations: string[] = [];
+  siteWasUp = false;
+  sickOnArrival = new Set<string>(); // host/role whose existing container is unhealthy
+
+  constructor(readonly hosts: string[]) {
+    for (const host of hosts) for (const role of ROLES) this.lbState.set(`${host}-${role}`, 'ready');
+  }
+
+  key(host: string, role: Role) {
+    return `${host}/${role}`;
+  }
+
+  serving(server: string): boolean {
+    const [host, role] = server.split('-') as [string, Role];
+    const box = this.boxes.get(this.key(host, role));
+    return this.lbState.get(server) !== 'maint' && box !== undefined && box.healthy;
+  }
+
+  /** HAProxy sends new requests to ready masters, or to ready backups when no master is. */
+  check(event: string) {
+    this.events.push(event);
+    const ready = [...this.lbState].filter(([, s]) => s === 'ready').map(([n]) => n);
+    for (const server of ready) {
+      const [host, role] = server.split('-') as [string, Role];
+      const box = this.boxes.get(this.key(host, role));
+      // A ready server with no container counts as DOWN (health checks) only if it never had one:
+      // routing to a container that was just stopped is what drops requests.
+      if (box && !box.healthy) this.violations.push(`${event}: ${server} is ready but its container is unhealthy`);
+    }
+    const up = [...this.lbState.keys()].some((s) => this.serving(s));
+    if (up) this.siteWasUp = true;
+    else if (this.siteWasUp) this.violations.push(`${event}: no server is serving`);
+  }
+}
+
+class FakeHost implements HostDriver {
+  constructor(
+    readonly host: string,
+    private readonly world: World,
+  ) {}
+
+  async ping() {}
+  async containers(): Promise<Partial<Record<Role, AppContainer>>> {
+    const out: Partial<Record<Role, AppContainer>> = {};
+    for (const role of ROLES) {
+      const box = this.world.boxes.get(this.world.key(this.host, role));
+      if (box) out[role] = { id: `${this.host}-${role}`, name: NAMES[role], role, release: box.release, running: true };
+    }
+    return out;
+  }
+  async resolveDigest() {
+    return null;
+  }
+  async pull() {}
+  async stopAndRemove(name: string) {
+    const role = name === 'app' ? 'master' : 'backup';
+    const key = this.world.key(this.host, role);
+    if (!this.world.boxes.has(key)) return;
+    const state = this.world.lbState.get(`${this.host}-${role}`);
+    if (state !== 'maint') this.world.violations.push(`stop ${key} while HAProxy has it ${state}`);
+    this.world.boxes.delete(key);
+    this.world.check(`stop ${key}`);
+  }
+  async run(spec: ContainerSpec) {
+    const key = this.world.key(this.host, spec.role);
+    this.world.boxes.set(key, { release: spec.release, healthy: !spec.release.version.includes('broken') });
+    this.world.check(`run ${key} ${spec.release.version}`);
+    return key;
+  }
+  async waitHealthy(name: string) {
+    const role = name === 'app' ? 'master' : 'backup';
+    const key = this.world.key(this.host, role);
+    const box = this.world.boxes.get(key);
+    if (this.world.sickOnArrival.delete(key) && box) box.healthy = false;
+    this.world.events.push(`health ${key}`);
+    if (box?.healthy) return { healthy: true as const, detail: 'HTTP 200' };
+    return { healthy: false as const, detail: 'HTTP 500', logs: `${key} says boom` };
+  }
+  async acquireLock() {
+    return { acquired: true as const };
+  }
+  async releaseLock() {
+    return true;
+  }
+  async pruneImages() {
+    return [];
+  }
+}
+
+class FakeLb implements LoadBalancerDriver {
+  constructor(private readonly world: World) {}
+  async findServer(address: string, port: number) {
+    return `${address}-${port === 50000 ? 'master' : 'backup'}`;
+  }
+  async setState(server: string, state: 'ready' | 'drain' | 'maint') {
+    this.world.lbState.set(server, state);
+    this.world.check(`${state} ${server}`);
+  }
+  async status(server: string): Promise<ServerStatus> {
+    const state = this.world.lbState.get(server);
+    const status = state === 'maint' ? 'MAINT' : state === 'drain' ? 'DRAIN' : this.world.serving(server) ? 'UP' : 'DOWN';
+    return { status, sessions: 0, queued: 0 };
+  }
+}
+
+function setup(hosts: string[], start: Partial<Record<Role, Release>>, { lb = true, maxParallel = 1 } = {}) {
+  const world = new World(hosts);
+  for (const host of hosts) for (const role of ROLES) {
+    const r = start[role];
+    if (r) world.boxes.set(world.key(host, role), { release: r, healthy: true });
+  }
+  world.check('start');
+  const lines: string[] = [];
+  const warnings: string[] = [];
+  const log: Logger = {
+    info: (l) => lines.push(l),
+    warning: (l) => warnings.push(l),
+    group: (_t, run) => run(),
+  };
+  const deps: RolloutDeps = {
+    hosts: new Map(hosts.map((h) => [h, new FakeHost(h, world)])),
+    ...(lb
+      ? { lb: { driver: new FakeLb(world), servers: new Map(hosts.map((h) => [h, { master: `${h}-master`, backup: `${h}-backup` }])), drainTimeoutSeconds: 1 } }
+      : {}),
+    containerName: (role) => NAMES[role],
+    hostPort: (role) => PORTS[role],
+    spec: (role, r): ContainerSpec => ({ name: NAMES[role], role, release: r, hostPort: PORTS[role], containerPort: 3000, env: {}, volumes: [], restart: 'no', stopTimeout: 1, init: true, labels: {} }),
+    health: { path: '/healthcheck', timeoutSeconds: 1, intervalSeconds: 1 },
+    stopTimeoutSeconds: 1,
+    log,
+    sleep: async () => {},
+    pollMs: 1,
+  };
+  const current = async (target: Release) => {
+    const snapshots = await Promise.all(hosts.map(async (h) => ({ host: h, current: hostTarget(await deps.hosts.get(h)!.containers('app')) })));
+    return planRollout(target, snapshots, maxParallel);
+  };
+  return { world, deps, lines, warnings, plan: current };
+}
+
+function hostTarget(containers: Partial<Record<Role, AppContainer>>): HostTarget {
+  const out: HostTarget = {};
+  for (const role of ROLES) if (containers[role]?.release) out[role] = containers[role]!.release;
+  return out;
+}
+
+function served(world: World): Record<string, string> {
+  return Object.fromEntries([...world.boxes].map(([k, b]) => [k, b.release.version]));
+}
+
+describe('planHost', () => {
+  it.each([
+    ['first deploy: backup first, then master', {}, { master: v2, backup: v2 }, ['replace backup nothing→v2.0.0', 'replace master nothing→v2.0.0']],
+    ['upgrade: check backup, master, then backup', { master: v1, backup: v1 }, { master: v2, backup: v2 }, ['check backup v1.0.0', 'replace master v1.0.0→v2.0.0', 'replace backup v1.0.0→v2.0.0']],
+    ['same release: only checks', { master: v2, backup: v2 }, { master: v2, backup: v2 }, ['check backup v2.0.0', 'check master v2.0.0']],
+    ['missing backup is started on the target first', { master: v1 }, { master: v2, backup: v2 }, ['replace backup nothing→v2.0.0', 'replace master v1.0.0→v2.0.0']],
+    ['half-moved host (killed run)', { master: v2, backup: v1 }, { master: v2, backup: v2 }, ['check backup v1.0.0', 'check master v2.0.0', 'replace backup v1.0.0→v2.0.0']],
+    ['rollback of a first deploy removes master, then backup', { backup: v2 }, {}, ['check backup v2.0.0', 'remove backup v2.0.0']],
+    ['rollback after the backup failed', { master: v2 }, { master: v1, backup: v1 }, ['replace backup nothing→v1.0.0', 'replace master v2.0.0→v1.0.0']],
+  ])('%s', (_name, current: HostTarget, target: HostTarget, expected) => {
+    const steps = planHost('h1', current, target).steps.map((s) =>
+      s.kind === 'check' ? `check ${s.role} ${s.release.version}` : s.kind === 'replace' ? `replace ${s.role} ${s.from?.version ?? 'nothing'}→${s.to.version}` : `remove ${s.role} ${s.from?.version}`,
+    );
+    expect(steps).toEqual(expected);
+  });
+
+  it('groups hosts into batches of max-parallel and describes the plan', () => {
+    const plan = planRollout(v2, ['a', 'b', 'c'].map((host) => ({ host, current: { master: v1, backup: v1 } })), 2);
+    expect(plan.batches).toEqual([['a', 'b'], ['c']]);
+    expect(describePlan(plan)).toContain('    - master: v1.0.0 → v2.0.0');
+  });
+});
+
+describe('executeRollout', () => {
+  it('moves every host to the new release without routing to a dead container', async () => {
+    const { world, deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(true);
+    expect(world.violations).toEqual([]);
+    expect(served(world)).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0', 'h2/master': 'v2.0.0', 'h2/backup': 'v2.0.0' });
+    // Backup-first, drain before maint, maint before stop, healthy before ready; host after host.
+    const h1 = world.events.filter((e) => e.includes('h1'));
+    expect(h1).toEqual([
+      'health h1/backup',
+      'drain h1-master', 'maint h1-master', 'stop h1/master', 'run h1/master v2.0.0', 'health h1/master', 'ready h1-master',
+      'drain h1-backup', 'maint h1-backup', 'stop h1/backup', 'run h1/backup v2.0.0', 'health h1/backup', 'ready h1-backup',
+    ]);
+    expect(world.events.findIndex((e) => e.includes('h2'))).toBeGreaterThan(world.events.lastIndexOf('ready h1-backup'));
+    expect(result.hosts.map((h) => [h.host, h.before.master?.version, h.after.master?.version])).toEqual([
+      ['h1', 'v1.0.0', 'v2.0.0'],
+      ['h2', 'v1.0.0', 'v2.0.0'],
+    ]);
+  });
+
+  it('keeps a single host serving through its backup', async () => {
+    const { world, deps, plan } = setup(['h1'], { master: v1, backup: v1 });
+    expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
+    expect(world.violations).toEqual([]);
+  });
+
+  it('first deploy onto empty hosts starts each backup before its master', async () => {
+    const { world, deps, plan } = setup(['h1', 'h2'], {});
+    const result = await executeRollout(await plan(v1), deps);
+    expect(result.ok).toBe(true);
+    expect(world.violations).toEqual([]);
+    expect(Object.values(served(world))).toEqual(['v1.0.0', 'v1.0.0', 'v1.0.0', 'v1.0.0']);
+    expect(world.events.indexOf('run h1/backup v1.0.0')).toBeLessThan(world.events.indexOf('run h1/master v1.0.0'));
+  });
+
+  it('rolls every host back when a new master never becomes healthy', async () => {
+    const { world, deps, plan, lines } = setup(['h1', 'h2', 'h3'], { master: v1, backup: v1 });
+    const result = await executeRollout(await plan(broken), deps);
+    expect(result.ok).toBe(false);
+    expect(result.failure?.message).toBe('h1: master v3.0.0-broken did not become healthy: HTTP 500');
+    expect(result.failure?.logs).toContain('h1/master says boom');
+    expect(lines.join('\n')).toContain('h1/master says boom');
+    expect(result.rollbackErrors).toEqual([]);
+    expect(world.violations).toEqual([]);
+    expect(Object.values(served(world))).toEqual(Array(6).fill('v1.0.0'));
+    expect([...world.lbState.values()]).toEqual(Array(6).fill('ready'));
+    // h2 and h3 were never touched.
+    expect(world.events.some((e) => e.includes('h2') && !e.startsWith('health'))).toBe(false);
+  });
+
+  it('rolls back hosts already moved when a later host fails', async () => {
+    const { world, deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    // h2's master image is broken on this host only.
+    const host2 = deps.hosts.get('h2')! as FakeHost;
+    const run = host2.run.bind(host2);
+    host2.run = async (spec) => run(spec.role === 'master' && spec.release === v2 ? { ...spec, release: broken } : spec);
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(false);
+    expect(result.failure?.host).toBe('h2');
+    expect(result.rollbackErrors).toEqual([]);
+    expect(world.violations).toEqual([]);
+    expect(Object.values(served(world))).toEqual(Array(4).fill('v1.0.0'));
+    expect(result.hosts.map((h) => h.rolledBack)).toEqual([true, true]);
+  });
+
+  it('replaces a sick backup with the new release before touching the master', async () => {
+    const { world, deps, plan, warnings } = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    world.sickOnArrival.add('h1/backup');
+    world.boxes.get('h1/backup')!.healthy = true; // sick only once its health is asked
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(true);
+    expect(warnings.join('\n')).toContain('[h1] backup is not healthy (HTTP 500): replacing it with v2.0.0');
+    const h1 = world.events.filter((e) => e.startsWith('run h1'));
+    expect(h1).toEqual(['run h1/backup v2.0.0', 'run h1/master v2.0.0']);
+  });
+
+  it('runs max-parallel hosts at once', async () => {
+    const { world, deps, plan } = setup(['h1', 'h2', 'h3', 'h4'], { master: v1, backup: v1 }, { maxParallel: 2 });
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(true);
+    expect(world.violations).toEqual([]);
+    const firstH3 = world.events.findIndex((e) => e.includes('h3'));
+    expect(world.events.findIndex((e) => e.startsWith('run h2'))).toBeLessThan(firstH3);
+  });
+
+  it('without HAProxy replaces in place and warns once', async () => {
+    const { world, deps, plan, warnings } = setup(['h1'], { master: v1, backup: v1 }, { lb: false });
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(true);
+    expect(served(world)).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0' });
+    expect(warnings.filter((w) => w.includes('No haproxy section'))).toHaveLength(1);
+  });
+
+  it('reports a failed rollback instead of hiding it', async () => {
+    const { deps, plan } = setup(['h1'], { master: v1, backup: v1 });
+    const host = deps.hosts.get('h1')! as FakeHost;
+    const run = host.run.bind(host);
+    host.run = async (spec) => {
+      if (spec.release.version === 'v1.0.0') throw new Error('h1: engine unreachable');
+      return run(spec);
+    };
+    const result = await executeRollout(await plan(broken), deps);
+    expect(result.ok).toBe(false);
+    expect(result.rollbackErrors).toEqual(['h1: engine unreachable']);
+  });
+});
