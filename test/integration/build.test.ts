@@ -1,0 +1,179 @@
+// command: build, run as the runner runs it, against the estate's runner engine and registry.
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runAction, type ActionRun } from './support/action.js';
+import { REPO_ROOT, loadEstate, type Estate } from './support/estate.js';
+
+const run = promisify(execFile);
+const BUILD_SECRET = 'npm_s3cr3t-token-value-7f3a';
+// A commit of its own per run: the test app bakes it in, so no build step comes from the cache.
+const SHA = randomBytes(20).toString('hex');
+
+let estate: Estate;
+let repository: string;
+/** A bin dir whose `docker` is the estate's BuildKit-capable CLI (the runner's would be buildx). */
+let binDir: string;
+
+function workspace(config: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'workspace-'));
+  cpSync(join(REPO_ROOT, 'test/app'), join(dir, 'app'), { recursive: true });
+  mkdirSync(join(dir, '.github'));
+  writeFileSync(join(dir, '.github/deploy.yml'), config);
+  return dir;
+}
+
+function config(extra = ''): string {
+  return `app: demo
+image: ${repository}
+build: { context: app, dockerfile: Dockerfile, secrets: [NPM_TOKEN], latest: true }
+container: { port: 3000 }
+environments:
+  staging: { hosts: [10.231.0.11] }
+${extra}`;
+}
+
+async function docker(...args: string[]): Promise<string> {
+  const { stdout } = await run(estate.dockerCli, args, { env: { ...process.env, DOCKER_HOST: estate.runnerDockerHost } });
+  return stdout;
+}
+
+async function build(ref: string, options: { password?: string; config?: string; secret?: string } = {}): Promise<ActionRun> {
+  return runAction({
+    workspace: workspace(options.config ?? config()),
+    ref,
+    inputs: {
+      command: 'build',
+      'registry-username': estate.registry.username,
+      'registry-password': options.password ?? estate.registry.password,
+    },
+    env: {
+      GITHUB_SHA: SHA,
+      DOCKER_HOST: estate.runnerDockerHost,
+      PATH: `${binDir}:${process.env.PATH}`,
+      NPM_TOKEN: options.secret ?? BUILD_SECRET,
+    },
+  });
+}
+
+/** What the registry holds for a tag, asked with a fresh pull through the runner engine. */
+async function registryDigest(tag: string): Promise<string | undefined> {
+  const config = mkdtempSync(join(tmpdir(), 'docker-config-'));
+  const env = { ...process.env, DOCKER_HOST: estate.runnerDockerHost, DOCKER_CONFIG: config };
+  const login = run(estate.dockerCli, ['login', estate.registry.address, '-u', estate.registry.username, '--password-stdin'], { env });
+  login.child.stdin?.end(estate.registry.password);
+  await login;
+  try {
+    await run(estate.dockerCli, ['rmi', '-f', `${repository}:${tag}`], { env }).catch(() => undefined);
+    const { stdout } = await run(estate.dockerCli, ['pull', `${repository}:${tag}`], { env });
+    return /Digest: (sha256:[a-f0-9]{64})/.exec(stdout)?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+beforeAll(async () => {
+  estate = loadEstate();
+  // A repository of its own: other tests push clay/demo.
+  repository = `${estate.registry.address}/clay/build-test-${process.pid}`;
+  binDir = mkdtempSync(join(tmpdir(), 'bin-'));
+  symlinkSync(estate.dockerCli, join(binDir, 'docker'));
+  await run('bash', [join(REPO_ROOT, 'test/app/prepare.sh')]);
+});
+
+describe('command: build', () => {
+  let v1: ActionRun;
+  beforeAll(async () => {
+    v1 = await build('refs/tags/v1.0.0');
+  }, 300_000);
+
+  it('pushes the release tag and outputs the digest the registry holds', async () => {
+    expect(v1.code, v1.log).toBe(0);
+    expect(v1.outputs.version).toBe('v1.0.0');
+    expect(v1.outputs.image).toBe(repository);
+    expect(v1.outputs.digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+    expect(v1.outputs['image-ref']).toBe(`${repository}@${v1.outputs.digest}`);
+    expect(await registryDigest('v1.0.0')).toBe(v1.outputs.digest);
+  });
+
+  it('labels the image with version, revision, source and creation time', async () => {
+    await docker('rmi', '-f', v1.outputs['image-ref']!).catch(() => undefined);
+    const config = mkdtempSync(join(tmpdir(), 'docker-config-'));
+    const env = { ...process.env, DOCKER_HOST: estate.runnerDockerHost, DOCKER_CONFIG: config };
+    const login = run(estate.dockerCli, ['login', estate.registry.address, '-u', estate.registry.username, '--password-stdin'], { env });
+    login.child.stdin?.end(estate.registry.password);
+    await login;
+    await run(estate.dockerCli, ['pull', v1.outputs['image-ref']!], { env });
+    const labels = JSON.parse(await docker('image', 'inspect', '--format', '{{json .Config.Labels}}', v1.outputs['image-ref']!)) as Record<string, string>;
+    expect(labels['org.opencontainers.image.version']).toBe('v1.0.0');
+    expect(labels['org.opencontainers.image.revision']).toBe(SHA);
+    expect(labels['org.opencontainers.image.source']).toBe('https://github.com/clay/demo');
+    expect(Date.parse(labels['org.opencontainers.image.created']!)).not.toBeNaN();
+  });
+
+  it('moves latest for a stable release', async () => {
+    expect(await registryDigest('latest')).toBe(v1.outputs.digest);
+  });
+
+  it('does not move latest for a prerelease', async () => {
+    const rc = await build('refs/tags/v1.1.0-rc.1');
+    expect(rc.code, rc.log).toBe(0);
+    expect(await registryDigest('v1.1.0-rc.1')).toBe(rc.outputs.digest);
+    expect(await registryDigest('latest')).toBe(v1.outputs.digest);
+  }, 300_000);
+
+  it('hands the build secret to RUN without leaking it to the log, outputs, summary or history', async () => {
+    const sha = (await docker('run', '--rm', '--network', 'none', '--entrypoint', 'cat', v1.outputs['image-ref']!, '/www/secret-sha')).trim();
+    expect(sha).toBe(createHash('sha256').update(BUILD_SECRET).digest('hex'));
+    const history = await docker('history', '--no-trunc', v1.outputs['image-ref']!);
+    expect(v1.masks).toContain(BUILD_SECRET);
+    expect(v1.masks).toContain(estate.registry.password);
+    for (const text of [v1.log, JSON.stringify(v1.outputs), v1.summary, history]) {
+      expect(text).not.toContain(BUILD_SECRET);
+      expect(text).not.toContain(estate.registry.password);
+    }
+  });
+
+  it('writes a job summary with image, tag and digest', () => {
+    expect(v1.summary).toContain(repository);
+    expect(v1.summary).toContain('v1.0.0, latest');
+    expect(v1.summary).toContain(v1.outputs.digest);
+  });
+
+  it('folds its log per phase', () => {
+    expect(v1.log).toContain(`::group::Log in to ${estate.registry.address}`);
+    expect(v1.log).toContain('::group::Build');
+    expect(v1.log).toContain('::group::Push');
+  });
+});
+
+describe('command: build refuses bad input before pushing anything', () => {
+  it.each([
+    ['a branch push', 'refs/heads/main', {}, /GITHUB_REF "refs\/heads\/main" is not a tag/],
+    ['a non-semver tag', 'refs/tags/release-7', {}, /"release-7" is not a release tag; expected a semver tag like v1\.4\.0/],
+    ['an invalid config', 'refs/tags/v9.0.1', { config: 'app: demo\nimage: x\nbogus: 1\n' }, /bogus: unknown key/],
+    ['a missing Dockerfile', 'refs/tags/v9.0.2', { config: config().replace('dockerfile: Dockerfile', 'dockerfile: Nope') }, /build\.dockerfile: .*app\/Nope does not exist/],
+    ['a missing build secret', 'refs/tags/v9.0.3', { secret: '' }, /build\.secrets: NPM_TOKEN is not set in the step's env/],
+  ])('%s', async (_name, ref, options, message) => {
+    const result = await build(ref, options);
+    expect(result.code).toBe(1);
+    expect(result.log).toMatch(message);
+    expect(result.outputs).toEqual({});
+    const tag = ref.split('/').pop()!;
+    if (/^v\d/.test(tag)) expect(await registryDigest(tag)).toBeUndefined();
+  }, 120_000);
+
+  it('a wrong registry password names the registry, not the password', async () => {
+    const wrong = 'wrong-Passw0rd-9d1c';
+    const result = await build('refs/tags/v9.0.4', { password: wrong });
+    expect(result.code).toBe(1);
+    expect(result.log).toContain(`registry login to ${estate.registry.address} as ${estate.registry.username} failed`);
+    expect(result.masks).toContain(wrong);
+    expect(result.log).not.toContain(wrong);
+    expect(await registryDigest('v9.0.4')).toBeUndefined();
+  }, 120_000);
+});

@@ -1,0 +1,92 @@
+// Runs dist/index.js the way the GitHub runner does: inputs as INPUT_* variables, GITHUB_*
+// variables, an event file, and GITHUB_OUTPUT / GITHUB_STEP_SUMMARY / GITHUB_STATE files.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '../../..');
+
+export interface ActionRun {
+  code: number | null;
+  /**
+   * Everything the step printed, stdout and stderr interleaved, without the `::add-mask::`
+   * commands the runner consumes. Masking is NOT applied: a secret found here was printed.
+   */
+  log: string;
+  /** Values the step asked the runner to mask. */
+  masks: string[];
+  outputs: Record<string, string>;
+  summary: string;
+  state: Record<string, string>;
+}
+
+export interface ActionOptions {
+  inputs: Record<string, string>;
+  env?: Record<string, string>;
+  workspace: string;
+  ref?: string;
+  /** Run the post step with the state the main step saved. */
+  post?: { state: Record<string, string> };
+  /** Called with the child once started, e.g. to kill it mid-way. */
+  onStart?: (pid: number) => void;
+}
+
+/** Reads the runner's `name<<DELIMITER ... DELIMITER` file format. */
+export function readCommandFile(path: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const lines = readFileSync(path, 'utf8').split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const match = /^([^<=]+)<<(.+)$/.exec(lines[i]!);
+    if (!match) continue;
+    const value: string[] = [];
+    for (i++; i < lines.length && lines[i] !== match[2]; i++) value.push(lines[i]!);
+    out[match[1]!] = value.join('\n');
+  }
+  return out;
+}
+
+export async function runAction(options: ActionOptions): Promise<ActionRun> {
+  const dir = mkdtempSync(join(tmpdir(), 'runner-'));
+  const files = { output: join(dir, 'output'), summary: join(dir, 'summary'), state: join(dir, 'state'), event: join(dir, 'event.json') };
+  for (const file of [files.output, files.summary, files.state]) writeFileSync(file, '');
+  const ref = options.ref ?? 'refs/tags/v0.0.0';
+  writeFileSync(files.event, JSON.stringify({ ref, repository: { full_name: 'clay/demo' } }));
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    CI: 'true',
+    GITHUB_ACTIONS: 'true',
+    GITHUB_WORKSPACE: options.workspace,
+    GITHUB_REF: ref,
+    GITHUB_SHA: '0123456789abcdef0123456789abcdef01234567',
+    GITHUB_REPOSITORY: 'clay/demo',
+    GITHUB_SERVER_URL: 'https://github.com',
+    GITHUB_RUN_ID: '1001',
+    GITHUB_RUN_ATTEMPT: '1',
+    GITHUB_ACTOR: 'octocat',
+    GITHUB_WORKFLOW: 'release',
+    GITHUB_EVENT_NAME: ref.startsWith('refs/tags/') ? 'push' : 'workflow_dispatch',
+    GITHUB_EVENT_PATH: files.event,
+    GITHUB_OUTPUT: files.output,
+    GITHUB_STEP_SUMMARY: files.summary,
+    GITHUB_STATE: files.state,
+    RUNNER_TEMP: dir,
+    ...options.env,
+  };
+  for (const [name, value] of Object.entries(options.inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
+  for (const [name, value] of Object.entries(options.post?.state ?? {})) env[`STATE_${name}`] = value;
+  const child = spawn(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'dist/index.js')], { cwd: options.workspace, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (options.onStart && child.pid) options.onStart(child.pid);
+  let log = '';
+  child.stdout.on('data', (d) => (log += d.toString()));
+  child.stderr.on('data', (d) => (log += d.toString()));
+  const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
+  const masks: string[] = [];
+  log = log.split('\n').filter((line) => {
+    const mask = /^::add-mask::(.*)$/.exec(line);
+    if (mask) masks.push(mask[1]!);
+    return !mask;
+  }).join('\n');
+  return { code, log, masks, outputs: readCommandFile(files.output), summary: readFileSync(files.summary, 'utf8'), state: readCommandFile(files.state) };
+}

@@ -1,0 +1,77 @@
+// The running test estate (test/estate/estate.sh up), as its estate.json describes it: where
+// the registry, hosts and load balancers are, and how to reach them the way the action does.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { SshOptions } from '../../../src/drivers/ssh.js';
+import type { RegistryCredentials } from '../../../src/rollout/ports.js';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const ESTATE_SCRIPT = join(REPO_ROOT, 'test/estate/estate.sh');
+
+export interface EstateEnvironment {
+  lb: { address: string; frontend: string; backend: string; socket: string };
+  hosts: string[];
+}
+
+export interface Estate {
+  registry: { address: string; username: string; password: string };
+  /** unix:///... socket of the runner's own engine (builds and pushes). */
+  runnerDockerHost: string;
+  /** A docker CLI with BuildKit built in. */
+  dockerCli: string;
+  sshUser: string;
+  sshKey: string;
+  knownHosts: string;
+  environments: Record<'staging' | 'production', EstateEnvironment>;
+}
+
+export function loadEstate(): Estate {
+  const dir = process.env.ESTATE_DIR || '/var/lib/deploy-action-estate';
+  try {
+    return JSON.parse(readFileSync(join(dir, 'estate.json'), 'utf8')) as Estate;
+  } catch (error) {
+    throw new Error(`no test estate in ${dir} (${(error as Error).message}): run bash test/estate/estate.sh up`);
+  }
+}
+
+/** SSH options for a host or load balancer, with the estate's key and known_hosts. */
+export function sshOptions(estate: Estate, host: string, overrides: Partial<SshOptions> = {}): SshOptions {
+  return {
+    host,
+    port: 22,
+    username: estate.sshUser,
+    privateKey: readFileSync(estate.sshKey, 'utf8'),
+    knownHosts: readFileSync(estate.knownHosts, 'utf8'),
+    connectTimeoutSeconds: 10,
+    keepaliveIntervalSeconds: 5,
+    ...overrides,
+  };
+}
+
+export function registryAuth(estate: Estate): RegistryCredentials {
+  const { address, username, password } = estate.registry;
+  return { username, password, serveraddress: address };
+}
+
+/** The estate's node name (stg1, prd2, ...) of a host address. */
+export function nodeOf(estate: Estate, address: string): string {
+  for (const [environment, prefix] of [['staging', 'stg'], ['production', 'prd']] as const) {
+    const index = estate.environments[environment].hosts.indexOf(address);
+    if (index >= 0) return `${prefix}${index + 1}`;
+  }
+  throw new Error(`${address} is not a host of the estate`);
+}
+
+/**
+ * Runs a command inside an estate node, beside the action's own path (no SSH): for tests to
+ * look at a host's engine independently of the drivers under test.
+ */
+export async function execIn(node: string, ...command: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)('bash', [ESTATE_SCRIPT, 'exec', node, ...command], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout;
+}
