@@ -1,3 +1,9 @@
-import { main } from './main.js';
+// Entry point for both the main and the post step (action.yml runs this file for each).
+import { isPostStep } from './inputs.js';
+import { main, post } from './main.js';
 
-await main();
+// Bundled libraries use APIs Node flags as deprecated (url.parse); users cannot act on that
+// warning, and it would land in every job log.
+process.noDeprecation = true;
+
+await (isPostStep() ? post() : main());

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { parseConfig } from './config/parse.js';
 import type { Config } from './config/schema.js';
+import { maskSecret } from './report/secrets.js';
 
 export const COMMANDS = ['build', 'deploy', 'rollback', 'plan', 'haproxy-config'] as const;
 export type Command = (typeof COMMANDS)[number];
@@ -53,7 +54,7 @@ function env(name: string, fallback = ''): string {
 
 function secretInput(name: string): string {
   const value = core.getInput(name);
-  if (value) core.setSecret(value);
+  maskSecret(value);
   return value;
 }
 
@@ -117,8 +118,17 @@ export function readSecretValues(names: string[], key: string): Record<string, s
   const values: Record<string, string> = {};
   for (const name of names) {
     const value = process.env[name] as string;
-    core.setSecret(value);
+    maskSecret(value);
     values[name] = value;
   }
   return values;
+}
+
+/** The runner hands a step's saved state back to its post step as STATE_* variables. */
+export function readState(name: string): string {
+  return core.getState(name);
+}
+
+export function isPostStep(): boolean {
+  return readState('post') === 'true';
 }

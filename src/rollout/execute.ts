@@ -121,6 +121,7 @@ class HostRun {
   private async check(role: Role, target: HostTarget): Promise<void> {
     const verdict = await this.waitHealthy(role);
     if (verdict.healthy) {
+      this.log(`${role} ${this.current[role]?.version ?? ''} is healthy: ${verdict.detail}`);
       await this.ensureInService(role);
       this.verified.add(role);
       return;

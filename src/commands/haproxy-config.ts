@@ -1,0 +1,67 @@
+// command: haproxy-config — the HAProxy configuration the rollout expects, for one environment,
+// so users start from one that drains cleanly and holds backups in reserve.
+import * as core from '@actions/core';
+import type { Config, EnvironmentConfig } from '../config/schema.js';
+import type { Inputs } from '../inputs.js';
+import { writeSummary } from '../report/summary.js';
+import { selectEnvironment } from './environment.js';
+
+export function serverName(host: string, role: 'master' | 'backup'): string {
+  return `${host.replace(/[^A-Za-z0-9_.-]/g, '_')}-${role}`;
+}
+
+export function renderHaproxyConfig(app: string, env: EnvironmentConfig): string {
+  const socket = env.haproxy?.socket ?? '/run/haproxy/admin.sock';
+  const backend = env.haproxy?.backend ?? app;
+  const servers = env.hosts.flatMap((host) => [
+    `    server ${serverName(host, 'master')} ${hostAddress(host)}:${env.ports.master}`,
+    `    server ${serverName(host, 'backup')} ${hostAddress(host)}:${env.ports.backup} backup`,
+  ]);
+  return [
+    `# HAProxy configuration for ${app} in ${env.name}, as deploy-action expects it.`,
+    'global',
+    '    # The deploy drives servers through this socket (drain, maint, ready) over SSH.',
+    `    stats socket ${socket} mode 660 level admin`,
+    '    stats timeout 30s',
+    '    # Dump `show servers state` here before a reload to keep drain/maint states.',
+    '    server-state-file /var/lib/haproxy/server-state',
+    '',
+    'defaults',
+    '    mode http',
+    '    option httplog',
+    '    timeout connect 5s',
+    '    timeout client 30s',
+    '    timeout server 30s',
+    '    load-server-state-from-file global',
+    '    # The safety net, not the mechanism: a request that meets a dying server is retried elsewhere.',
+    '    retries 3',
+    '    option redispatch 1',
+    '    retry-on conn-failure empty-response response-timeout',
+    '',
+    `frontend ${backend}_in`,
+    '    bind :80',
+    `    default_backend ${backend}`,
+    '',
+    `backend ${backend}`,
+    '    balance roundrobin',
+    `    option httpchk GET ${env.health.path}`,
+    '    http-check expect status 200',
+    '    # Backups serve only while every master is out; then all of them, not just the first.',
+    '    option allbackups',
+    `    default-server check inter ${env.health.interval}s fall 2 rise 2`,
+    ...servers,
+    '',
+  ].join('\n');
+}
+
+function hostAddress(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+export async function haproxyConfig(inputs: Inputs, config: Config): Promise<Record<string, string>> {
+  const env = selectEnvironment(config, inputs.environment);
+  const text = renderHaproxyConfig(config.app, env);
+  core.info(text);
+  await writeSummary((s) => s.addHeading(`HAProxy configuration for ${env.name}`, 3).addCodeBlock(text, 'haproxy'));
+  return { 'haproxy-config': text };
+}

@@ -1,0 +1,140 @@
+// What deploy, rollback and plan share: connect to an environment (one SSH connection per host
+// and one to the load balancer), read what runs there, pin the release to a registry digest,
+// and find each host's servers in HAProxy. Nothing here changes a host.
+import * as core from '@actions/core';
+import type { Config, EnvironmentConfig } from '../config/schema.js';
+import { connectHost, type DockerHost } from '../drivers/docker.js';
+import { connectLoadBalancer, type HaproxyRuntime } from '../drivers/haproxy.js';
+import type { SshOptions } from '../drivers/ssh.js';
+import { InputError, type Inputs } from '../inputs.js';
+import { splitRepository } from '../release/image.js';
+import type { LoadBalancing, Logger } from '../rollout/execute.js';
+import { runningReleases, type HostTarget } from '../rollout/plan.js';
+import type { RegistryCredentials, Release, Role } from '../rollout/ports.js';
+
+export class PreflightError extends Error {
+  override name = 'PreflightError';
+}
+
+export interface Connected {
+  env: EnvironmentConfig;
+  hosts: Map<string, DockerHost>;
+  lb?: HaproxyRuntime;
+  auth?: RegistryCredentials;
+  dispose(): void;
+}
+
+export const coreLogger = (fold: boolean): Logger => ({
+  info: (line) => core.info(line),
+  warning: (line) => core.warning(line),
+  // Parallel hosts would interleave inside one fold: fold only when hosts go one at a time.
+  group: (title, run) => (fold ? core.group(title, run) : run()),
+});
+
+function sshOptions(inputs: Inputs, env: EnvironmentConfig, host: string): SshOptions {
+  const jump = env.ssh['proxy-jump'];
+  const options: SshOptions = {
+    host,
+    port: env.ssh.port,
+    username: env.ssh.user,
+    privateKey: inputs.ssh.privateKey,
+    knownHosts: inputs.ssh.knownHosts,
+    connectTimeoutSeconds: env.ssh['connect-timeout'],
+    keepaliveIntervalSeconds: env.ssh['keepalive-interval'],
+  };
+  if (jump) {
+    const match = /^(?:([^@]+)@)?(.+?)(?::(\d+))?$/.exec(jump)!;
+    options.proxyJump = { username: match[1] ?? env.ssh.user, host: match[2]!, port: Number(match[3] ?? 22) };
+  }
+  return options;
+}
+
+export function requireSshInputs(inputs: Inputs): void {
+  if (!inputs.ssh.privateKey) throw new InputError('ssh-private-key: required to reach the hosts (the deploy user\'s private key)');
+  if (!inputs.ssh.knownHosts.trim()) {
+    throw new InputError('ssh-known-hosts: required; host keys are always verified (known_hosts lines for every host and the load balancer)');
+  }
+}
+
+/** Opens every connection at once; any failure closes the others and names each host at fault. */
+export async function connect(inputs: Inputs, config: Config, env: EnvironmentConfig): Promise<Connected> {
+  requireSshInputs(inputs);
+  const { username, password } = inputs.registry;
+  const auth = username ? { username, password, serveraddress: splitRepository(config.image).registry } : undefined;
+  const hostAttempts = env.hosts.map((host) => connectHost(sshOptions(inputs, env, host)));
+  const lbAttempt = env.haproxy
+    ? connectLoadBalancer(sshOptions(inputs, env, env.haproxy.host), env.haproxy)
+    : Promise.resolve(undefined);
+  const settled = await Promise.allSettled([...hostAttempts, lbAttempt]);
+  const opened = settled.flatMap((s) => (s.status === 'fulfilled' && s.value ? [s.value] : []));
+  const failures = settled.flatMap((s) => (s.status === 'rejected' ? [String((s.reason as Error).message ?? s.reason)] : []));
+  if (failures.length > 0) {
+    for (const connection of opened) connection.dispose();
+    throw new PreflightError(`cannot reach the ${env.name} environment:\n  ${failures.join('\n  ')}`);
+  }
+  const hosts = new Map(env.hosts.map((host, i) => [host, opened[i] as DockerHost]));
+  const lb = env.haproxy ? (opened[opened.length - 1] as HaproxyRuntime) : undefined;
+  return {
+    env,
+    hosts,
+    ...(lb ? { lb } : {}),
+    ...(auth ? { auth } : {}),
+    dispose: () => opened.forEach((c) => c.dispose()),
+  };
+}
+
+/** Runs `operation` on every host at once; all failures are reported together. */
+export async function onEveryHost<T>(hosts: Map<string, DockerHost>, what: string, operation: (host: DockerHost) => Promise<T>): Promise<Map<string, T>> {
+  const entries = [...hosts.values()];
+  const settled = await Promise.allSettled(entries.map(operation));
+  const failures = settled.flatMap((s, i) => (s.status === 'rejected' ? [`${entries[i]!.host}: ${(s.reason as Error).message ?? s.reason}`] : []));
+  if (failures.length > 0) throw new PreflightError(`${what} failed:\n  ${failures.join('\n  ')}`);
+  return new Map(settled.map((s, i) => [entries[i]!.host, (s as PromiseFulfilledResult<T>).value]));
+}
+
+/** What each host runs now (from container labels). */
+export async function readHosts(connected: Connected, app: string): Promise<Map<string, HostTarget>> {
+  const containers = await onEveryHost(connected.hosts, 'Reading the running containers', async (host) => {
+    await host.ping();
+    return host.containers(app);
+  });
+  return new Map([...containers].map(([host, found]) => [host, runningReleases(found)]));
+}
+
+/**
+ * The release pinned to the digest the registry holds for `tag`. When the build job handed over a
+ * digest, the tag must still point to it: a tag moved since the build is not what was tested.
+ */
+export async function pinRelease(connected: Connected, image: string, tag: string, expectedDigest: string): Promise<Release> {
+  const first = connected.hosts.values().next().value as DockerHost;
+  const digest = await first.resolveDigest(image, tag, connected.auth);
+  if (!digest) throw new PreflightError(`${image}:${tag} is not in the registry: build and push it first (command: build)`);
+  if (expectedDigest && digest !== expectedDigest) {
+    throw new PreflightError(`${image}:${tag} now resolves to ${digest}, not the digest input ${expectedDigest}: the tag moved since the build`);
+  }
+  return { version: tag, digest, ref: `${image}@${digest}` };
+}
+
+/** Each host's master and backup server in the HAProxy backend, found by address and port. */
+export async function findServers(connected: Connected): Promise<LoadBalancing | undefined> {
+  const { env, lb } = connected;
+  if (!lb || !env.haproxy) return undefined;
+  const servers = new Map<string, Record<Role, string>>();
+  const missing: string[] = [];
+  for (const host of env.hosts) {
+    const found: Partial<Record<Role, string>> = {};
+    for (const role of ['master', 'backup'] as const) {
+      const server = await lb.findServer(host, env.ports[role]);
+      if (server) found[role] = server;
+      else missing.push(`${host}:${env.ports[role]} (${role})`);
+    }
+    if (found.master && found.backup) servers.set(host, { master: found.master, backup: found.backup });
+  }
+  if (missing.length > 0) {
+    throw new PreflightError(
+      `HAProxy backend ${env.haproxy.backend} on ${env.haproxy.host} has no server for ${missing.join(', ')}; ` +
+        'add them (command: haproxy-config prints a backend that fits)',
+    );
+  }
+  return { driver: lb, servers, drainTimeoutSeconds: env.haproxy['drain-timeout'] };
+}

@@ -1,0 +1,514 @@
+// The Docker Engine of one application host: dockerode over the host's single SSH connection,
+// each API request on its own channel to the engine's unix socket (dockerode's own `ssh`
+// protocol would open a new SSH connection per call). Every engine request has a deadline,
+// and every failure names the host and the operation.
+import http from 'node:http';
+import Dockerode from 'dockerode';
+import {
+  LABELS,
+  type AppContainer,
+  type ContainerSpec,
+  type DeployLock,
+  type HealthCheck,
+  type HealthVerdict,
+  type HostDriver,
+  type RegistryCredentials,
+  type Release,
+  type Role,
+} from '../rollout/ports.js';
+import { engineMessage, resolveDigest } from './registry.js';
+import { SshConnection, httpAgent, type SshOptions } from './ssh.js';
+
+const DOCKER_SOCKET = '/var/run/docker.sock';
+const LOG_LINES = 30;
+const HEALTH_LOG_ENTRIES = 5;
+const PROBE_TIMEOUT_MS = 2_000;
+const PROGRESS_EVERY_MS = 5_000;
+// Docker's own grammar for container names; names end up in URL paths.
+const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** Labels of a lock container (never started): who holds the deploy lock of an environment. */
+export const LOCK_LABELS = {
+  holder: 'deploy-action.lock.holder',
+  runUrl: 'deploy-action.lock.run-url',
+  runId: 'deploy-action.lock.run-id',
+  version: 'deploy-action.lock.version',
+  since: 'deploy-action.lock.since',
+} as const;
+
+export interface DockerTimeouts {
+  /** Any single engine request but pulls and stops. */
+  apiSeconds: number;
+  pullSeconds: number;
+}
+
+const DEFAULT_TIMEOUTS: DockerTimeouts = { apiSeconds: 30, pullSeconds: 900 };
+
+/** What DockerHost needs from an SSH connection. */
+export type Tunnel = Pick<SshConnection, 'host' | 'failure' | 'forwardStreamLocal' | 'forwardTcp' | 'dispose'>;
+
+export class DockerHostError extends Error {
+  override name = 'DockerHostError';
+  /** The engine's HTTP status, when the engine answered. */
+  readonly statusCode: number | undefined;
+
+  constructor(message: string, options: { cause?: unknown; statusCode?: number | undefined } = {}) {
+    super(message, { cause: options.cause });
+    this.statusCode = options.statusCode;
+  }
+}
+
+type Health = NonNullable<Dockerode.ContainerInspectInfo['State']['Health']>;
+
+export class DockerHost implements HostDriver {
+  readonly host: string;
+  private readonly engine: Dockerode;
+  private readonly timeouts: DockerTimeouts;
+
+  constructor(
+    private readonly tunnel: Tunnel,
+    timeouts: Partial<DockerTimeouts> = {},
+  ) {
+    this.host = tunnel.host;
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
+    // The host name is never used to connect: the agent hands every request a forwarded channel.
+    const options: Dockerode.DockerOptions & { agent: http.Agent } = {
+      host: 'docker',
+      port: 80,
+      protocol: 'http',
+      agent: httpAgent(() => tunnel.forwardStreamLocal(DOCKER_SOCKET)),
+    };
+    this.engine = new Dockerode(options);
+  }
+
+  dispose(): void {
+    this.tunnel.dispose();
+  }
+
+  async ping(): Promise<void> {
+    await this.call('ping the Docker engine', this.timeouts.apiSeconds, () => this.engine.ping());
+  }
+
+  async containers(app: string): Promise<Partial<Record<Role, AppContainer>>> {
+    const found: Partial<Record<Role, AppContainer>> = {};
+    for (const [name, byName] of [[app, 'master'], [`${app}-backup`, 'backup']] as const) {
+      const info = await this.inspect(name);
+      if (!info) continue;
+      const labels = info.Config.Labels ?? {};
+      const labelled = labels[LABELS.role];
+      const role: Role = labelled === 'master' || labelled === 'backup' ? labelled : byName;
+      if (found[role]) {
+        throw new DockerHostError(`${this.host}: containers ${found[role].name} and ${name} both claim the ${role} role`);
+      }
+      const release = releaseOf(labels, info.Config.Image);
+      found[role] = { id: info.Id, name, role, running: info.State.Running, ...(release ? { release } : {}) };
+    }
+    return found;
+  }
+
+  resolveDigest(repository: string, tag: string, auth?: RegistryCredentials): Promise<string | null> {
+    return this.call(`resolve ${repository}:${tag}`, this.timeouts.apiSeconds, () => resolveDigest(this.engine, repository, tag, auth));
+  }
+
+  async pull(ref: string, auth?: RegistryCredentials, onProgress?: (line: string) => void): Promise<void> {
+    await this.call(`pull ${ref}`, this.timeouts.pullSeconds, async (abortSignal) => {
+      // Resolves once the engine starts streaming; registry errors arrive inside the stream.
+      const stream = await this.engine.pull(ref, { ...(auth ? { authconfig: auth } : {}), abortSignal });
+      const failure = await new Promise<string | undefined>((resolve, reject) => {
+        let error: string | undefined;
+        this.engine.modem.followProgress(
+          stream,
+          (streamError: Error | null) => (streamError ? reject(streamError) : resolve(error)),
+          (item: PullProgress) => {
+            if (item.error || item.errorDetail) error ??= item.errorDetail?.message ?? item.error;
+            else if (onProgress && item.status && item.progressDetail?.current === undefined) {
+              onProgress(item.id ? `${item.id}: ${item.status}` : item.status);
+            }
+          },
+        );
+      });
+      if (failure) throw new DockerHostError(`${this.host}: pull ${ref} failed: ${failure}`);
+      // followProgress also ends quietly when the stream is cut: check the image really arrived.
+      await this.engine.getImage(ref).inspect().catch(() => {
+        throw new DockerHostError(`${this.host}: pull ${ref} ended but the image is not on the host`);
+      });
+    });
+  }
+
+  async stopAndRemove(name: string, stopTimeout: number): Promise<void> {
+    const info = await this.inspect(name);
+    if (!info) return;
+    const container = this.engine.getContainer(info.Id);
+    await this.call(`stop ${name}`, stopTimeout + this.timeouts.apiSeconds, (abortSignal) =>
+      tolerate(container.stop({ t: stopTimeout, abortSignal }), 304, 404),
+    );
+    // v: anonymous volumes belong to this container alone; named volumes and binds stay.
+    await this.call(`remove ${name}`, this.timeouts.apiSeconds, (abortSignal) =>
+      tolerate(container.remove({ v: true, abortSignal }), 404),
+    );
+  }
+
+  async run(spec: ContainerSpec): Promise<string> {
+    const port = `${spec.containerPort}/tcp`;
+    const container = await this.create(spec.name, {
+      Image: spec.release.ref,
+      Env: Object.entries(spec.env).map(([name, value]) => `${name}=${value}`),
+      // What containers() reads back always matches the spec, whatever labels the caller passed.
+      Labels: {
+        ...spec.labels,
+        [LABELS.role]: spec.role,
+        [LABELS.version]: spec.release.version,
+        [LABELS.digest]: spec.release.digest,
+      },
+      ExposedPorts: { [port]: {} },
+      StopTimeout: spec.stopTimeout,
+      HostConfig: {
+        PortBindings: { [port]: [{ HostPort: String(spec.hostPort) }] },
+        Binds: spec.volumes,
+        RestartPolicy: restartPolicy(spec.restart),
+        Init: spec.init,
+      },
+    });
+    try {
+      await this.call(`start ${spec.name}`, this.timeouts.apiSeconds, (abortSignal) => container.start({ abortSignal }));
+    } catch (error) {
+      // A created-but-dead container would hold the name and the port binding: take it away.
+      await this.call(`remove ${spec.name}`, this.timeouts.apiSeconds, (abortSignal) =>
+        container.remove({ force: true, v: true, abortSignal }),
+      ).catch(() => undefined);
+      throw error;
+    }
+    return container.id;
+  }
+
+  async waitHealthy(
+    name: string,
+    hostPort: number,
+    check: HealthCheck,
+    onProgress?: (line: string) => void,
+  ): Promise<HealthVerdict> {
+    const started = Date.now();
+    const deadline = started + check.timeoutSeconds * 1000;
+    const agent = httpAgent(() => this.tunnel.forwardTcp('127.0.0.1', hostPort));
+    let reported = { at: 0, summary: '' };
+    for (;;) {
+      const info = await this.inspect(name);
+      if (!info) return { healthy: false, detail: `${this.host}: container ${name} does not exist`, logs: '' };
+      const state = info.State;
+      const health = state.Health;
+      const unhealthy = async (why: string): Promise<HealthVerdict> => ({
+        healthy: false,
+        detail: `${this.host}: ${name} ${why}`,
+        logs: await this.diagnostics(name, info.Id, health),
+      });
+      if (state.Status === 'exited' || state.Status === 'dead') {
+        return unhealthy(`exited with code ${state.ExitCode}${state.OOMKilled ? ' (killed: out of memory)' : ''}${state.Error ? `: ${state.Error}` : ''}`);
+      }
+      // Docker says unhealthy only after the image's own retries: no point waiting further.
+      if (health?.Status === 'unhealthy') return unhealthy(`is unhealthy by its HEALTHCHECK (${health.FailingStreak} failures in a row)`);
+      const running = state.Status === 'running';
+      const answer = running ? await probe(agent, hostPort, check.path) : undefined;
+      const parts = [
+        running ? undefined : `container ${state.Status}`,
+        health ? `docker health ${health.Status}` : undefined,
+        answer ? `HTTP ${answer.text}` : undefined,
+      ];
+      const summary = parts.filter(Boolean).join(', ');
+      const elapsed = Math.round((Date.now() - started) / 1000);
+      if (running && (!health || health.Status === 'healthy') && answer?.ok) {
+        return { healthy: true, detail: `${this.host}: ${name} is healthy after ${elapsed}s (${summary})` };
+      }
+      const now = Date.now();
+      if (now >= deadline) return unhealthy(`is not healthy after ${check.timeoutSeconds}s (${summary})`);
+      if (onProgress && (summary !== reported.summary || now - reported.at >= PROGRESS_EVERY_MS)) {
+        onProgress(`waiting for ${name}: ${summary} (${elapsed}s)`);
+        reported = { at: now, summary };
+      }
+      await sleep(Math.min(check.intervalSeconds * 1000, deadline - now));
+    }
+  }
+
+  async acquireLock(
+    name: string,
+    lock: DeployLock,
+    image: string,
+  ): Promise<{ acquired: true } | { acquired: false; current: DeployLock }> {
+    const labels = {
+      [LOCK_LABELS.holder]: lock.holder,
+      [LOCK_LABELS.runUrl]: lock.runUrl,
+      [LOCK_LABELS.runId]: lock.runId,
+      [LOCK_LABELS.version]: lock.version,
+      [LOCK_LABELS.since]: lock.since.toISOString(),
+    };
+    // A lock released between our failed create and our read: try again.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        // Docker's unique container names make the create atomic. The entrypoint only keeps the
+        // create from failing on an image without a command; nothing ever starts a lock.
+        await this.create(name, { Image: image, Entrypoint: ['deploy-action-lock'], Labels: labels, NetworkDisabled: true });
+        return { acquired: true };
+      } catch (error) {
+        if (statusOf(error) !== 409) throw error;
+      }
+      const current = await this.inspect(name);
+      if (current) return { acquired: false, current: this.lockOf(name, current.Config.Labels ?? {}) };
+    }
+    throw new DockerHostError(`${this.host}: the lock ${name} keeps changing hands`);
+  }
+
+  async releaseLock(name: string, runId: string): Promise<boolean> {
+    const current = await this.inspect(name);
+    if (!current || current.Config.Labels?.[LOCK_LABELS.runId] !== runId) return false;
+    return this.call(`release the lock ${name}`, this.timeouts.apiSeconds, (abortSignal) =>
+      this.engine
+        .getContainer(current.Id)
+        .remove({ force: true, abortSignal })
+        .then(() => true, (error: unknown) => (statusOf(error) === 404 ? false : Promise.reject(error))),
+    );
+  }
+
+  async pruneImages(repository: string, keep: number, protect: string[]): Promise<string[]> {
+    const [images, containers] = await this.call(`list images of ${repository}`, this.timeouts.apiSeconds, (abortSignal) =>
+      Promise.all([this.engine.listImages({ abortSignal }), this.engine.listContainers({ all: true, abortSignal })]),
+    );
+    const inUse = new Set(containers.map((container) => container.ImageID));
+    const removed: string[] = [];
+    for (const refs of imagesToPrune(images, repository, keep, protect, inUse)) {
+      if (await this.removeImage(refs)) removed.push(refs[0]!);
+    }
+    return removed;
+  }
+
+  /** Deletes an image's references in order; false when a container took it meanwhile. */
+  private async removeImage(refs: string[]): Promise<boolean> {
+    for (const ref of refs) {
+      // 404: deleting the image's last tag already took its digest references.
+      const status = await this.call(`remove image ${ref}`, this.timeouts.apiSeconds, (abortSignal) =>
+        this.engine.getImage(ref).remove({ abortSignal }).then(
+          () => 200,
+          (error: unknown) => {
+            const status = statusOf(error);
+            if (status === 404 || status === 409) return status;
+            throw error;
+          },
+        ),
+      );
+      if (status === 409) return false;
+    }
+    return true;
+  }
+
+  /** The container with exactly this name, or undefined. */
+  private inspect(name: string): Promise<Dockerode.ContainerInspectInfo | undefined> {
+    checkName(name);
+    return this.call(`inspect ${name}`, this.timeouts.apiSeconds, async (abortSignal) => {
+      const info = await tolerate(this.engine.getContainer(name).inspect({ abortSignal }), 404);
+      // With no container of that name Docker falls back to an ID prefix: a hex-like name
+      // could otherwise find someone else's container.
+      return info?.Name === `/${name}` ? info : undefined;
+    });
+  }
+
+  private create(name: string, body: Dockerode.ContainerCreateOptions): Promise<Dockerode.Container> {
+    checkName(name);
+    // dockerode copies every create option into the query string too, Env included: _query and
+    // _body keep the environment (secrets) out of the URL, where engine debug logs would show it.
+    return this.call(`create ${name}`, this.timeouts.apiSeconds, (abortSignal) =>
+      this.engine.createContainer({ _query: { name }, _body: body, abortSignal } as Dockerode.ContainerCreateOptions),
+    );
+  }
+
+  private lockOf(name: string, labels: Record<string, string>): DeployLock {
+    const runId = labels[LOCK_LABELS.runId];
+    if (!runId) throw new DockerHostError(`${this.host}: a container named ${name} exists and is not a deploy lock`);
+    return {
+      holder: labels[LOCK_LABELS.holder] ?? '',
+      runUrl: labels[LOCK_LABELS.runUrl] ?? '',
+      runId,
+      version: labels[LOCK_LABELS.version] ?? '',
+      since: new Date(labels[LOCK_LABELS.since] ?? 0),
+    };
+  }
+
+  /** The container's last log lines and Docker's last health checks, for a failed verdict. */
+  private async diagnostics(name: string, id: string, health: Health | undefined): Promise<string> {
+    const sections: string[] = [];
+    try {
+      const raw = await this.call(`read the logs of ${name}`, this.timeouts.apiSeconds, (abortSignal) =>
+        this.engine.getContainer(id).logs({ stdout: true, stderr: true, tail: LOG_LINES, follow: false, abortSignal }),
+      );
+      sections.push(`--- last ${LOG_LINES} log lines of ${name} ---`, demuxLogs(raw).trimEnd() || '(no output)');
+    } catch (error) {
+      sections.push(`--- logs of ${name} unavailable: ${engineText(error)} ---`);
+    }
+    if (health?.Log.length) {
+      sections.push(
+        `--- Docker health checks of ${name} (status ${health.Status}) ---`,
+        ...health.Log.slice(-HEALTH_LOG_ENTRIES).map((entry) => `${entry.End} exit ${entry.ExitCode}: ${entry.Output.trim()}`),
+      );
+    }
+    return sections.join('\n');
+  }
+
+  /** Runs one engine operation under a deadline; errors come out naming the host and the operation. */
+  private async call<T>(what: string, seconds: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new DockerHostError(`${this.host}: ${what} timed out after ${seconds}s`));
+        controller.abort();
+      }, seconds * 1000);
+    });
+    try {
+      return await Promise.race([run(controller.signal), timeout]);
+    } catch (error) {
+      const lost = this.tunnel.failure;
+      if (lost) throw new DockerHostError(`${this.host}: ${what} failed: ${lost.message}`, { cause: error });
+      if (error instanceof DockerHostError) throw error;
+      const message = `${this.host}: ${what} failed: ${engineText(error)}`;
+      throw new DockerHostError(message, { cause: error, statusCode: statusOf(error) });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Opens the host's SSH connection and drives its Docker engine over it. */
+export async function connectHost(options: SshOptions, timeouts?: Partial<DockerTimeouts>): Promise<DockerHost> {
+  return new DockerHost(await SshConnection.connect(options), timeouts);
+}
+
+interface PullProgress {
+  status?: string;
+  id?: string;
+  progressDetail?: { current?: number; total?: number };
+  error?: string;
+  errorDetail?: { message?: string };
+}
+
+/**
+ * The engine's message. For streamed endpoints (pull) docker-modem has no JSON body to take it
+ * from and leaves it inside its own "(HTTP code 404) unexpected - " wrapping: unwrap that too.
+ */
+function engineText(error: unknown): string {
+  return engineMessage(error).replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
+}
+
+function checkName(name: string): void {
+  if (!CONTAINER_NAME.test(name)) throw new DockerHostError(`not a container name: ${JSON.stringify(name)}`);
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number } | undefined)?.statusCode;
+}
+
+/** The operation's result, or undefined when the engine answered one of the given statuses. */
+async function tolerate<T>(operation: Promise<T>, ...statuses: number[]): Promise<T | undefined> {
+  try {
+    return await operation;
+  } catch (error) {
+    const status = statusOf(error);
+    if (status !== undefined && statuses.includes(status)) return undefined;
+    throw error;
+  }
+}
+
+/** The release a container's labels describe; `image` is its Config.Image, kept verbatim by Docker. */
+export function releaseOf(labels: Record<string, string>, image: string): Release | undefined {
+  const version = labels[LABELS.version];
+  const digest = labels[LABELS.digest];
+  if (!version || !digest) return undefined;
+  return { version, digest, ref: image.includes('@') ? image : `${repositoryOf(image)}@${digest}` };
+}
+
+/** `registry:5000/team/app:tag` → `registry:5000/team/app`. */
+function repositoryOf(ref: string): string {
+  const at = ref.indexOf('@');
+  if (at >= 0) return ref.slice(0, at);
+  const colon = ref.lastIndexOf(':');
+  return colon > ref.lastIndexOf('/') ? ref.slice(0, colon) : ref;
+}
+
+/** Docker's RestartPolicy for `no`, `always`, `unless-stopped`, `on-failure[:N]`. */
+export function restartPolicy(text: string): { Name: string; MaximumRetryCount?: number } {
+  const match = /^(no|always|unless-stopped|on-failure)(?::(\d+))?$/.exec(text.trim());
+  if (!match || (match[2] !== undefined && match[1] !== 'on-failure')) {
+    throw new DockerHostError(`not a Docker restart policy: ${JSON.stringify(text)} (no, always, unless-stopped, on-failure[:N])`);
+  }
+  if (match[1] === 'on-failure') return { Name: 'on-failure', MaximumRetryCount: Number(match[2] ?? 0) };
+  return { Name: match[1]! };
+}
+
+/**
+ * The text of a non-TTY container's logs: Docker frames each chunk with an 8-byte header
+ * (stream, 0, 0, 0, length). Anything else (a TTY container) is returned as it is.
+ */
+export function demuxLogs(raw: Buffer): string {
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  while (offset < raw.length) {
+    const framed = offset + 8 <= raw.length && raw[offset]! <= 2 && raw.readUIntBE(offset + 1, 3) === 0;
+    if (!framed) return offset === 0 ? raw.toString('utf8') : Buffer.concat([...chunks, raw.subarray(offset)]).toString('utf8');
+    const size = raw.readUInt32BE(offset + 4);
+    chunks.push(raw.subarray(offset + 8, offset + 8 + size));
+    offset += 8 + size;
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export interface PrunableImage {
+  Id: string;
+  Created: number;
+  RepoTags?: string[] | undefined;
+  RepoDigests?: string[] | undefined;
+}
+
+/**
+ * The images of `repository` to remove, each as the references to delete (tags first: deleting
+ * an image's last tag also deletes its digests). The newest `keep` stay, and so does any image
+ * a container uses (inUse holds image IDs) or that `protect` names by ID, digest or reference.
+ */
+export function imagesToPrune(
+  images: PrunableImage[],
+  repository: string,
+  keep: number,
+  protect: string[],
+  inUse: Set<string>,
+): string[][] {
+  const ours = images
+    .map((image) => ({
+      image,
+      refs: [...(image.RepoTags ?? []), ...(image.RepoDigests ?? [])].filter((ref) => repositoryOf(ref) === repository),
+    }))
+    .filter(({ refs }) => refs.length > 0)
+    .sort((a, b) => b.image.Created - a.image.Created);
+  const isProtected = ({ image, refs }: (typeof ours)[number]) => {
+    const names = [image.Id, ...refs, ...(image.RepoDigests ?? []).map((ref) => ref.slice(ref.indexOf('@') + 1))];
+    return inUse.has(image.Id) || names.some((name) => protect.includes(name));
+  };
+  return ours.slice(keep).filter((entry) => !isProtected(entry)).map(({ refs }) => refs);
+}
+
+type ProbeResult = { ok: boolean; text: string };
+
+/** One GET through the SSH connection to the published port on the host itself. */
+function probe(agent: http.Agent, port: number, path: string): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const request = http.get(
+      { agent, host: '127.0.0.1', port, path, signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) },
+      (response) => {
+        response.resume();
+        const status = response.statusCode ?? 0;
+        resolve({ ok: status >= 200 && status < 300, text: String(status) });
+      },
+    );
+    request.on('error', (error) =>
+      resolve({ ok: false, text: `no answer (${error.name === 'AbortError' ? `none within ${PROBE_TIMEOUT_MS / 1000}s` : error.message})` }),
+    );
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

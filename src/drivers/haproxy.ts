@@ -1,0 +1,167 @@
+// HAProxy's Runtime API for one backend, over the load balancer's SSH connection: the admin
+// socket is forwarded as a channel, one per command (HAProxy answers one command and closes),
+// so the load balancer needs neither socat nor a shell for the deploy user.
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { LoadBalancerDriver, ServerStatus } from '../rollout/ports.js';
+import { SshConnection, type SshOptions } from './ssh.js';
+
+// Names go into Runtime API commands: nothing that could end or extend one.
+const NAME = /^[A-Za-z0-9_.:-]+$/;
+const STATES = new Set(['ready', 'drain', 'maint']);
+const COMMAND_TIMEOUT_MS = 10_000;
+
+export class HaproxyError extends Error {
+  override name = 'HaproxyError';
+}
+
+/** What HaproxyRuntime needs from an SSH connection. */
+export type SocketTunnel = Pick<SshConnection, 'host' | 'failure' | 'forwardStreamLocal' | 'dispose'>;
+
+export class HaproxyRuntime implements LoadBalancerDriver {
+  private readonly where: string;
+
+  constructor(
+    private readonly tunnel: SocketTunnel,
+    private readonly socketPath: string,
+    readonly backend: string,
+  ) {
+    checkName('backend', backend);
+    this.where = `HAProxy backend ${backend} on ${tunnel.host}`;
+  }
+
+  dispose(): void {
+    this.tunnel.dispose();
+  }
+
+  async findServer(address: string, port: number): Promise<string | undefined> {
+    // HAProxy shows resolved addresses; a host configured by name is looked up the same way.
+    const addresses = isIP(address) ? [address] : (await lookup(address, { all: true })).map((entry) => entry.address);
+    const command = `show servers state ${this.backend}`;
+    const answer = await this.command(command);
+    const rows = parseServersState(answer);
+    if (!rows) throw this.refused(command, answer);
+    return rows.find(
+      (row) => row.srv_port === String(port) && (addresses.includes(row.srv_addr ?? '') || row.srv_fqdn === address),
+    )?.srv_name;
+  }
+
+  async setState(server: string, state: 'ready' | 'drain' | 'maint'): Promise<void> {
+    checkName('server', server);
+    if (!STATES.has(state)) throw new HaproxyError(`not a server state: ${JSON.stringify(state)}`);
+    const command = `set server ${this.backend}/${server} state ${state}`;
+    // Success is an empty answer; anything else is HAProxy explaining why not.
+    const answer = await this.command(command);
+    if (answer.trim()) throw this.refused(command, answer);
+  }
+
+  async status(server: string): Promise<ServerStatus> {
+    checkName('server', server);
+    // show stat <proxy> <type> <server id>: type 4 = servers, -1 = all of them.
+    const command = `show stat ${this.backend} 4 -1`;
+    const answer = await this.command(command);
+    const rows = parseStatCsv(answer);
+    if (!rows) throw this.refused(command, answer);
+    const row = rows.find((entry) => entry.pxname === this.backend && entry.svname === server);
+    if (!row) throw new HaproxyError(`${this.where}: there is no server ${server}`);
+    return { status: row.status ?? '', sessions: Number(row.scur || 0), queued: Number(row.qcur || 0) };
+  }
+
+  private refused(command: string, answer: string): HaproxyError {
+    return new HaproxyError(`${this.where}: "${command}" was answered: ${answer.trim() || '(nothing)'}`);
+  }
+
+  /** Sends one command and reads the answer to the end. */
+  private async command(command: string): Promise<string> {
+    const stream = await this.tunnel.forwardStreamLocal(this.socketPath).catch((error: Error) => {
+      throw new HaproxyError(`${this.where}: cannot reach the admin socket ${this.socketPath}: ${error.message}`);
+    });
+    return new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const fail = (why: string) => {
+        clearTimeout(timer);
+        stream.destroy();
+        reject(new HaproxyError(`${this.where}: "${command}" ${why}`));
+      };
+      const timer = setTimeout(() => fail(`got no complete answer within ${COMMAND_TIMEOUT_MS / 1000}s`), COMMAND_TIMEOUT_MS);
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('error', (error: Error) => fail(`failed: ${error.message}`));
+      stream.on('end', () => {
+        clearTimeout(timer);
+        stream.destroy();
+        // A lost SSH connection ends the channel too: a cut answer must not pass for a reply
+        // (an empty one would read as a successful "set server").
+        const lost = this.tunnel.failure;
+        if (lost) reject(new HaproxyError(`${this.where}: "${command}" failed: ${lost.message}`));
+        else resolve(Buffer.concat(chunks).toString('utf8'));
+      });
+      stream.end(`${command}\n`);
+    });
+  }
+}
+
+/** Opens the load balancer's SSH connection and drives one backend over it. */
+export async function connectLoadBalancer(
+  options: SshOptions,
+  haproxy: { socket: string; backend: string },
+): Promise<HaproxyRuntime> {
+  const tunnel = await SshConnection.connect(options);
+  try {
+    return new HaproxyRuntime(tunnel, haproxy.socket, haproxy.backend);
+  } catch (error) {
+    tunnel.dispose();
+    throw error;
+  }
+}
+
+function checkName(what: string, name: string): void {
+  if (!NAME.test(name)) throw new HaproxyError(`not an HAProxy ${what} name: ${JSON.stringify(name)}`);
+}
+
+/**
+ * Rows of `show servers state`, keyed by its header line's column names
+ * (`# be_id be_name srv_id srv_name srv_addr ... srv_port ...`); undefined for any other answer.
+ */
+export function parseServersState(text: string): Record<string, string>[] | undefined {
+  return table(text, 'srv_name', (line) => line.split(' '));
+}
+
+/** Rows of `show stat` (CSV under a `# pxname,svname,...` header); undefined for any other answer. */
+export function parseStatCsv(text: string): Record<string, string>[] | undefined {
+  return table(text, 'svname', csvFields);
+}
+
+function table(text: string, key: string, split: (line: string) => string[]): Record<string, string>[] | undefined {
+  const lines = text.split('\n').map((line) => line.trimEnd());
+  const start = lines.findIndex((line) => line.startsWith('# '));
+  const columns = start < 0 ? [] : split(lines[start]!.slice(2));
+  if (!columns.includes(key)) return undefined;
+  return lines
+    .slice(start + 1)
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((line) => {
+      const fields = split(line);
+      return Object.fromEntries(columns.map((column, i) => [column, fields[i] ?? '']).filter(([column]) => column !== ''));
+    });
+}
+
+/** One CSV line; HAProxy quotes fields that contain commas or quotes. */
+function csvFields(line: string): string[] {
+  const fields: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quoted) {
+      if (c !== '"') field += c;
+      else if (line[i + 1] === '"') field += line[++i];
+      else quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      fields.push(field);
+      field = '';
+    } else field += c;
+  }
+  fields.push(field);
+  return fields;
+}

@@ -1,0 +1,41 @@
+// The container each role runs: the same spec for master and backup but for name and host port,
+// and the labels that let a later deploy read what is running. Pure.
+import type { EnvironmentConfig } from '../config/schema.js';
+import { LABELS, type ContainerSpec, type Release, type Role } from './ports.js';
+
+export interface SpecContext {
+  app: string;
+  environment: EnvironmentConfig;
+  /** Values of container.secrets, read from the step's environment. */
+  secrets: Record<string, string>;
+  runUrl: string;
+  now: () => Date;
+}
+
+export const containerName = (app: string, role: Role) => (role === 'master' ? app : `${app}-backup`);
+export const lockName = (app: string) => `${app}-deploy-lock`;
+
+export function containerSpec(ctx: SpecContext, role: Role, release: Release): ContainerSpec {
+  const { container, ports } = ctx.environment;
+  return {
+    name: containerName(ctx.app, role),
+    role,
+    release,
+    hostPort: ports[role],
+    containerPort: container.port,
+    env: { ...container.env, ...ctx.secrets },
+    volumes: container.volumes,
+    restart: container.restart,
+    stopTimeout: container['stop-timeout'],
+    init: container.init,
+    labels: {
+      [LABELS.app]: ctx.app,
+      [LABELS.role]: role,
+      [LABELS.environment]: ctx.environment.name,
+      [LABELS.version]: release.version,
+      [LABELS.digest]: release.digest,
+      [LABELS.deployedAt]: ctx.now().toISOString(),
+      [LABELS.runUrl]: ctx.runUrl,
+    },
+  };
+}

@@ -1,0 +1,105 @@
+// Steady traffic through a load balancer while a deploy runs: several keep-alive clients, each
+// sending requests back to back at a bounded rate, counting every non-2xx answer and every
+// transport error, and recording which version answered. Bounded in time: it stops itself.
+import http from 'node:http';
+
+export interface LoadReport {
+  sent: number;
+  ok: number;
+  /** Non-2xx answers and transport errors, with what happened. */
+  failed: number;
+  failures: string[];
+  /** Versions served, in the order they were first seen, with counts. */
+  versions: Record<string, number>;
+  seconds: number;
+}
+
+export interface LoadGenerator {
+  stop(): Promise<LoadReport>;
+  /** The report so far, without stopping. */
+  snapshot(): LoadReport;
+}
+
+export interface LoadOptions {
+  url: string;
+  clients?: number;
+  /** Requests per second per client at most (hundreds in total by default). */
+  ratePerClient?: number;
+  /** Safety bound: the generator stops by itself after this long. */
+  maxSeconds?: number;
+  /** Only start counting once the site first answers 2xx (a first deploy onto empty hosts). */
+  waitUntilServing?: boolean;
+}
+
+export function startLoad(options: LoadOptions): LoadGenerator {
+  const clients = options.clients ?? 8;
+  const interval = 1000 / (options.ratePerClient ?? 50);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+  const started = Date.now();
+  const report: LoadReport = { sent: 0, ok: 0, failed: 0, failures: [], versions: {}, seconds: 0 };
+  let running = true;
+  let serving = !options.waitUntilServing;
+  const deadline = started + (options.maxSeconds ?? 600) * 1000;
+
+  const once = () =>
+    new Promise<void>((done) => {
+      const request = http.get(options.url, { agent, timeout: 10_000 }, (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => {
+          const status = response.statusCode ?? 0;
+          if (status >= 200 && status < 300) serving = true;
+          if (serving) {
+            report.sent++;
+            if (status >= 200 && status < 300) {
+              report.ok++;
+              const version = body.trim();
+              report.versions[version] = (report.versions[version] ?? 0) + 1;
+            } else {
+              fail(`HTTP ${status} ${body.trim().slice(0, 80)}`);
+            }
+          }
+          done();
+        });
+        response.on('error', (error) => {
+          if (serving) fail(`response error: ${error.message}`);
+          done();
+        });
+      });
+      request.on('timeout', () => request.destroy(new Error('timed out')));
+      request.on('error', (error) => {
+        if (serving) {
+          report.sent++;
+          fail(`transport error: ${error.message}`);
+        }
+        done();
+      });
+    });
+
+  const fail = (what: string) => {
+    report.failed++;
+    if (report.failures.length < 20) report.failures.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${what}`);
+  };
+
+  const client = async () => {
+    while (running && Date.now() < deadline) {
+      const next = Date.now() + interval;
+      await once();
+      const wait = next - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  };
+  const loops = Array.from({ length: clients }, client);
+
+  const snapshot = () => ({ ...report, versions: { ...report.versions }, failures: [...report.failures], seconds: (Date.now() - started) / 1000 });
+  return {
+    snapshot,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+      return snapshot();
+    },
+  };
+}

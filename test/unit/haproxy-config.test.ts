@@ -1,0 +1,35 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { renderHaproxyConfig, serverName } from '../../src/commands/haproxy-config.js';
+import { parseConfig } from '../../src/config/parse.js';
+
+const config = parseConfig('deploy.yml', readFileSync(new URL('./fixtures/full.yml', import.meta.url), 'utf8'));
+
+describe('renderHaproxyConfig', () => {
+  const text = renderHaproxyConfig(config.app, config.environments.production!);
+
+  it('lists a master and a backup server per host on the configured ports', () => {
+    expect(text).toContain('    server 10.0.1.11-master 10.0.1.11:50000\n');
+    expect(text).toContain('    server 10.0.1.11-backup 10.0.1.11:50001 backup\n');
+    expect(text).toContain('    server 10.0.1.12-backup 10.0.1.12:50001 backup\n');
+  });
+
+  it.each([
+    'stats socket /run/haproxy/admin.sock mode 660 level admin',
+    'backend mobile\n',
+    'option httpchk GET /healthcheck',
+    'http-check expect status 200',
+    'option allbackups',
+    'option redispatch 1',
+    'retry-on conn-failure empty-response response-timeout',
+  ])('has %j', (line) => {
+    expect(text).toContain(line);
+  });
+
+  it.each([
+    ['app1.example.com', 'master', 'app1.example.com-master'],
+    ['fd00::1', 'backup', 'fd00__1-backup'],
+  ] as const)('names %s %s as %s', (host, role, name) => {
+    expect(serverName(host, role)).toBe(name);
+  });
+});
