@@ -12,10 +12,10 @@ bash scripts/check-dist.sh
 trap 'bash test/estate/estate.sh down' EXIT
 bash test/estate/estate.sh up
 
-report=$(mktemp)
+report=$(mktemp --suffix=.json)
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" || status=$?
 # One plain closing line, whatever the runner printed above it.
-node -e 'const r=require(process.argv[1]); console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$report" || status=1
+node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$report" || status=1
 rm -f "$report"
 exit "$status"
