@@ -2,44 +2,51 @@
 // failure message; config errors also annotate the config file.
 import * as core from '@actions/core';
 import { build } from './commands/build.js';
-import { LOCK_STATE, deploy, plan, releaseLeftoverLock } from './commands/deploy.js';
+import { DeployFailed, LOCK_STATE, deploy, plan, releaseLeftoverLock, rollback } from './commands/deploy.js';
+import { GateError } from './commands/gates.js';
 import { haproxyConfig } from './commands/haproxy-config.js';
 import { ConfigError } from './config/fields.js';
 import type { Config } from './config/schema.js';
 import { readConfig, readInputs, readState, type Command, type Inputs } from './inputs.js';
+import { writeSummary } from './report/summary.js';
 
 type Handler = (inputs: Inputs, config: Config) => Promise<Record<string, string>>;
-
-const notYet = (command: Command): Handler => async () => {
-  throw new Error(`command: ${command} is not implemented yet (available: build, deploy, plan, haproxy-config)`);
-};
 
 const handlers: Record<Command, Handler> = {
   build,
   deploy,
-  rollback: notYet('rollback'),
+  rollback,
   plan,
   'haproxy-config': haproxyConfig,
 };
 
-function fail(error: unknown): void {
+async function fail(error: unknown, configFile: string | undefined): Promise<void> {
+  const message = error instanceof Error ? error.message : String(error);
   if (error instanceof ConfigError) {
     for (const problem of error.problems) {
       core.error(`${problem.path}: ${problem.message}`, { title: 'deploy config', file: error.source });
     }
+  } else if (error instanceof GateError) {
+    core.error(message, { title: error.key, ...(configFile ? { file: configFile } : {}) });
   }
-  core.setFailed(error instanceof Error ? error.message : String(error));
+  core.setFailed(message);
+  // A rollout writes its own table; every other failure still leaves its reason in the summary.
+  if (!(error instanceof DeployFailed)) {
+    await writeSummary((s) => s.addHeading('❌ deploy-action failed', 3).addCodeBlock(message)).catch(() => undefined);
+  }
 }
 
 export async function main(): Promise<void> {
+  let configFile: string | undefined;
   try {
     core.saveState('post', 'true');
     const inputs = readInputs();
+    configFile = inputs.configFile;
     const config = await readConfig(inputs);
     const outputs = await handlers[inputs.command](inputs, config);
     for (const [name, value] of Object.entries(outputs)) core.setOutput(name, value);
   } catch (error) {
-    fail(error);
+    await fail(error, configFile);
   }
 }
 

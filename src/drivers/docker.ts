@@ -267,6 +267,17 @@ export class DockerHost implements HostDriver {
     );
   }
 
+  async releases(repository: string): Promise<Release[]> {
+    const images = await this.call(`list images of ${repository}`, this.timeouts.apiSeconds, (abortSignal) => this.engine.listImages({ abortSignal }));
+    return images
+      .sort((a, b) => b.Created - a.Created)
+      .flatMap((image) => {
+        const version = image.Labels?.['org.opencontainers.image.version'];
+        const ref = (image.RepoDigests ?? []).find((digested) => digested.startsWith(`${repository}@`));
+        return version && ref ? [{ version, ref, digest: ref.slice(ref.indexOf('@') + 1) }] : [];
+      });
+  }
+
   async pruneImages(repository: string, keep: number, protect: string[]): Promise<string[]> {
     const [images, containers] = await this.call(`list images of ${repository}`, this.timeouts.apiSeconds, (abortSignal) =>
       Promise.all([this.engine.listImages({ abortSignal }), this.engine.listContainers({ all: true, abortSignal })]),

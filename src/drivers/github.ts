@@ -1,5 +1,97 @@
 // The GitHub REST API, through @actions/github's Octokit, limited to what the action uses.
 import { getOctokit } from '@actions/github';
+import type { DeploymentRecord } from '../release/history.js';
+
+export interface NewDeployment {
+  /** The tag deployed (GitHub resolves it to a commit). */
+  ref: string;
+  environment: string;
+  payload: { version: string; image: string; digest: string };
+  production: boolean;
+  description: string;
+  task: 'deploy' | 'rollback';
+}
+
+export interface DeploymentStatusDetails {
+  environmentUrl?: string;
+  logUrl: string;
+  description: string;
+}
+
+/** GitHub's limit for a deployment status description. */
+const DESCRIPTION_MAX = 140;
+/** Status requests in flight at once: GitHub asks integrations not to fire many concurrently. */
+const STATUS_READS_AT_ONCE = 4;
+
+/** An API answer other than the expected one, with the HTTP status (0 when none was received). */
+export class GitHubApiError extends Error {
+  override name = 'GitHubApiError';
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+function httpStatus(error: unknown): number {
+  const status = (error as { status?: unknown } | null)?.status;
+  return typeof status === 'number' ? status : 0;
+}
+
+/**
+ * Wraps a failed request: what was being done, the HTTP status, GitHub's message, and for a
+ * refusal the permission the token lacks, in the words a workflow's `permissions:` uses.
+ */
+function failure(error: unknown, doing: string, permission: string): GitHubApiError {
+  const status = httpStatus(error);
+  const message = error instanceof Error ? error.message : String(error);
+  const hint =
+    status === 403
+      ? `; the token needs the ${permission} permission (for GITHUB_TOKEN: \`permissions: { ${permission} }\` on the job)`
+      : status === 401
+        ? '; the github-token is not valid'
+        : '';
+  return new GitHubApiError(`Could not ${doing}: ${status ? `HTTP ${status}` : 'no answer'} (${message})${hint}`, status);
+}
+
+function truncate(text: string, max: number): string {
+  const chars = [...text];
+  return chars.length <= max ? text : `${chars.slice(0, max - 1).join('')}…`;
+}
+
+/** The fields the action records, from a payload GitHub returns as an object or a JSON string. */
+function readPayload(raw: unknown): DeploymentRecord['payload'] {
+  let value = raw;
+  if (typeof raw === 'string') {
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      return {};
+    }
+  }
+  if (typeof value !== 'object' || value === null) return {};
+  const fields = value as Record<string, unknown>;
+  const out: DeploymentRecord['payload'] = {};
+  for (const key of ['version', 'image', 'digest'] as const) {
+    if (typeof fields[key] === 'string') out[key] = fields[key];
+  }
+  return out;
+}
+
+/** Runs `fn` over `items` with at most `width` calls pending, keeping the order of the results. */
+async function mapBounded<T, R>(items: T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+  return results;
+}
 
 export class GitHubApi {
   private readonly octokit: ReturnType<typeof getOctokit>;
@@ -17,5 +109,101 @@ export class GitHubApi {
   async runEnded(runId: string): Promise<boolean> {
     const { data } = await this.octokit.rest.actions.getWorkflowRun({ owner: this.owner, repo: this.repo, run_id: Number(runId) });
     return data.status === 'completed';
+  }
+
+  /** Whether the environment exists on GitHub, and how many reviewers its required-reviewers rules name. */
+  async environmentReviewers(environment: string): Promise<{ exists: boolean; reviewers: number }> {
+    try {
+      const { data } = await this.octokit.rest.repos.getEnvironment({ owner: this.owner, repo: this.repo, environment_name: environment });
+      let reviewers = 0;
+      for (const rule of data.protection_rules ?? []) {
+        if (rule.type === 'required_reviewers' && 'reviewers' in rule) reviewers += rule.reviewers?.length ?? 0;
+      }
+      return { exists: true, reviewers };
+    } catch (error) {
+      // GitHub answers 404 for an environment that was never created (in Settings or by a job).
+      if (httpStatus(error) === 404) return { exists: false, reviewers: 0 };
+      throw failure(error, `read the GitHub environment ${environment}`, 'actions: read');
+    }
+  }
+
+  /** Records a deployment of `d.ref` to `d.environment`; returns its id. */
+  async createDeployment(d: NewDeployment): Promise<number> {
+    const doing = `create a GitHub deployment of ${d.ref} to ${d.environment}`;
+    const response = await this.octokit.rest.repos
+      .createDeployment({
+        owner: this.owner,
+        repo: this.repo,
+        ref: d.ref,
+        environment: d.environment,
+        payload: d.payload,
+        production_environment: d.production,
+        description: d.description,
+        task: d.task,
+        // The tag is what gets deployed: never merge the default branch into it, and do not wait
+        // for commit statuses (the build job that made the image is the check that matters).
+        auto_merge: false,
+        required_contexts: [],
+        transient_environment: false,
+      })
+      .catch((error: unknown) => {
+        throw failure(error, doing, 'deployments: write');
+      });
+    // 202 means GitHub merged or will merge instead of deploying, which auto_merge: false rules
+    // out; it carries a message and no id.
+    const data: { id?: unknown; message?: unknown } = response.data;
+    if (typeof data.id !== 'number') {
+      throw new GitHubApiError(`Could not ${doing}: HTTP ${response.status} without a deployment (${String(data.message ?? 'no message')})`, response.status);
+    }
+    return data.id;
+  }
+
+  /** Adds a status to a deployment; a `success` makes GitHub mark the environment's earlier ones inactive. */
+  async setDeploymentStatus(id: number, state: 'in_progress' | 'success' | 'failure', s: DeploymentStatusDetails): Promise<void> {
+    await this.octokit.rest.repos
+      .createDeploymentStatus({
+        owner: this.owner,
+        repo: this.repo,
+        deployment_id: id,
+        state,
+        description: truncate(s.description, DESCRIPTION_MAX),
+        // An empty URL is left out rather than sent: GitHub shows a link for whatever it is given.
+        ...(s.logUrl ? { log_url: s.logUrl } : {}),
+        ...(s.environmentUrl ? { environment_url: s.environmentUrl } : {}),
+      })
+      .catch((error: unknown) => {
+        throw failure(error, `set the GitHub deployment ${id} to ${state}`, 'deployments: write');
+      });
+  }
+
+  /**
+   * The environment's latest deployments, newest first, each with the state of its newest
+   * status. `limit` (1 to 100) keeps it to one page and that many status requests.
+   */
+  async deployments(environment: string, limit = 50): Promise<DeploymentRecord[]> {
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new RangeError(`deployments: limit ${limit} is not between 1 and 100`);
+    const doing = `read the GitHub deployments of ${environment}`;
+    const { data } = await this.octokit.rest.repos
+      .listDeployments({ owner: this.owner, repo: this.repo, environment, per_page: limit })
+      .catch((error: unknown) => {
+        throw failure(error, doing, 'deployments: read');
+      });
+    const records = await mapBounded(data.slice(0, limit), STATUS_READS_AT_ONCE, async (d): Promise<DeploymentRecord> => {
+      const statuses = await this.octokit.rest.repos
+        .listDeploymentStatuses({ owner: this.owner, repo: this.repo, deployment_id: d.id, per_page: 1 })
+        .catch((error: unknown) => {
+          throw failure(error, `${doing} (statuses of ${d.id})`, 'deployments: read');
+        });
+      return {
+        id: d.id,
+        ref: d.ref,
+        task: d.task,
+        createdAt: new Date(d.created_at),
+        payload: readPayload(d.payload),
+        state: statuses.data[0]?.state ?? 'none',
+      };
+    });
+    // GitHub lists newest first already; created_at has whole seconds, so ties go to the higher id.
+    return records.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.id - a.id);
   }
 }

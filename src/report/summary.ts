@@ -17,7 +17,7 @@ const versionOf = (release: Release | undefined) => release?.version ?? '—';
 
 export function rolloutSummary(
   s: Summary,
-  report: { environment: string; target: Release; result: RolloutResult; lock?: { host: string; name: string } },
+  report: { environment: string; target: Release; result: RolloutResult },
 ): void {
   const { environment, target, result } = report;
   s.addHeading(`${result.ok ? '✅' : '❌'} ${target.version} to ${environment}`, 3);

@@ -96,6 +96,11 @@ export interface HostDriver {
   acquireLock(name: string, lock: DeployLock, image: string): Promise<{ acquired: true } | { acquired: false; current: DeployLock }>;
   /** Removes the lock when it is ours (runId matches); returns whether it removed one. */
   releaseLock(name: string, runId: string): Promise<boolean>;
+  /**
+   * Releases of the repository whose images this host keeps (OCI version label and registry
+   * digest), newest first: where `previous` comes from when GitHub has no history.
+   */
+  releases(repository: string): Promise<Release[]>;
   /** Removes unused images of the repository beyond the newest `keep`, never those in `protect`. */
   pruneImages(repository: string, keep: number, protect: string[]): Promise<string[]>;
 }

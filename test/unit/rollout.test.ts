@@ -117,6 +117,9 @@ class FakeHost implements HostDriver {
   async releaseLock() {
     return true;
   }
+  async releases() {
+    return [];
+  }
   async pruneImages() {
     return [];
   }

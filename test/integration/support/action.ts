@@ -3,9 +3,9 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { REPO_ROOT as ROOT } from './estate.js';
 
-export const ROOT = resolve(import.meta.dirname, '../../..');
 
 export interface ActionRun {
   code: number | null;

@@ -15,14 +15,24 @@ export interface DeployConfigOptions {
   /** Hosts of the environment to use (default: the first two). */
   hosts?: string[];
   repository?: string;
+  /** Both environments in the file, each with these extra lines (e.g. its gates). */
+  bothEnvironments?: Record<'staging' | 'production', string>;
 }
 
 export function deployConfig(estate: Estate, options: DeployConfigOptions): string {
-  const env = estate.environments[options.environment];
-  const hosts = options.hosts ?? env.hosts.slice(0, 2);
+  const lb = (name: 'staging' | 'production') => estate.environments[name].lb;
   const haproxy = options.withoutHaproxy
     ? ''
-    : `haproxy: { host: ${env.lb.address}, socket: ${env.lb.socket}, backend: ${env.lb.backend}, drain-timeout: 10 }\n`;
+    : `haproxy: { host: ${lb(options.environment).address}, socket: ${lb(options.environment).socket}, backend: ${lb(options.environment).backend}, drain-timeout: 10 }\n`;
+  const environment = (name: 'staging' | 'production', extra: string) => {
+    const hosts = name === options.environment && options.hosts ? options.hosts : estate.environments[name].hosts.slice(0, 2);
+    // Each environment has its own load balancer.
+    const own = options.withoutHaproxy || name === options.environment ? '' : `    haproxy: { host: ${lb(name).address} }\n`;
+    return `  ${name}:\n    hosts: [${hosts.join(', ')}]\n${own}${extra ? `    ${extra}` : ''}`;
+  };
+  const environments = options.bothEnvironments
+    ? (['staging', 'production'] as const).map((name) => environment(name, options.bothEnvironments![name])).join('')
+    : environment(options.environment, '');
   return `app: demo
 image: ${options.repository ?? `${estate.registry.address}/clay/demo`}
 container: { port: 3000, stop-timeout: 10, init: true, env: { GREETING: hello }, secrets: [APP_SECRET] }
@@ -31,8 +41,7 @@ health: { path: /healthcheck, timeout: 20, interval: 1 }
 ssh: { user: ${estate.sshUser}, port: 22, connect-timeout: 5 }
 ${haproxy}${options.extra ?? ''}
 environments:
-  ${options.environment}: { hosts: [${hosts.join(', ')}] }
-`;
+${environments}`;
 }
 
 export const APP_SECRET = 'app-s3cret-value-4e1b9';
@@ -45,6 +54,8 @@ export interface DeployRunOptions extends DeployConfigOptions {
   knownHosts?: string;
   registryPassword?: string;
   runId?: string;
+  /** command: rollback's version input (the run itself is a workflow_dispatch on main). */
+  rollbackTo?: string;
   onStart?: ActionOptions['onStart'];
   post?: ActionOptions['post'];
 }
@@ -55,10 +66,11 @@ export async function runDeploy(estate: Estate, options: DeployRunOptions): Prom
   writeFileSync(join(workspace, '.github/deploy.yml'), deployConfig(estate, options));
   return runAction({
     workspace,
-    ref: `refs/tags/${options.version}`,
+    ref: options.rollbackTo === undefined ? `refs/tags/${options.version}` : 'refs/heads/main',
     inputs: {
       command: options.command ?? 'deploy',
       environment: options.environment,
+      ...(options.rollbackTo ? { version: options.rollbackTo } : {}),
       ...(options.digest ? { digest: options.digest } : {}),
       'registry-username': estate.registry.username,
       'registry-password': options.registryPassword ?? estate.registry.password,

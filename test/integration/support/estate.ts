@@ -1,14 +1,20 @@
 // The running test estate (test/estate/estate.sh up), as its estate.json describes it: where
 // the registry, hosts and load balancers are, and how to reach them the way the action does.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { SshOptions } from '../../../src/drivers/ssh.js';
 import type { RegistryCredentials } from '../../../src/rollout/ports.js';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/** The repository's root: the nearest folder up with action.yml (also from compiled copies). */
+export const REPO_ROOT = ((): string => {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, 'action.yml'))) return dir;
+  }
+  throw new Error('not inside the deploy-action repository');
+})();
 const ESTATE_SCRIPT = join(REPO_ROOT, 'test/estate/estate.sh');
 
 export interface EstateEnvironment {

@@ -12,6 +12,8 @@ export interface LoadReport {
   /** Versions served, in the order they were first seen, with counts. */
   versions: Record<string, number>;
   seconds: number;
+  /** Response times of the answered requests, in ms. */
+  latency: { p50: number; p99: number; max: number };
 }
 
 export interface LoadGenerator {
@@ -36,13 +38,15 @@ export function startLoad(options: LoadOptions): LoadGenerator {
   const interval = 1000 / (options.ratePerClient ?? 50);
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   const started = Date.now();
-  const report: LoadReport = { sent: 0, ok: 0, failed: 0, failures: [], versions: {}, seconds: 0 };
+  const report: LoadReport = { sent: 0, ok: 0, failed: 0, failures: [], versions: {}, seconds: 0, latency: { p50: 0, p99: 0, max: 0 } };
+  const times: number[] = [];
   let running = true;
   let serving = !options.waitUntilServing;
   const deadline = started + (options.maxSeconds ?? 600) * 1000;
 
   const once = () =>
     new Promise<void>((done) => {
+      const sentAt = performance.now();
       const request = http.get(options.url, { agent, timeout: 10_000 }, (response) => {
         let body = '';
         response.setEncoding('utf8');
@@ -52,6 +56,7 @@ export function startLoad(options: LoadOptions): LoadGenerator {
           if (status >= 200 && status < 300) serving = true;
           if (serving) {
             report.sent++;
+            times.push(performance.now() - sentAt);
             if (status >= 200 && status < 300) {
               report.ok++;
               const version = body.trim();
@@ -92,7 +97,17 @@ export function startLoad(options: LoadOptions): LoadGenerator {
   };
   const loops = Array.from({ length: clients }, client);
 
-  const snapshot = () => ({ ...report, versions: { ...report.versions }, failures: [...report.failures], seconds: (Date.now() - started) / 1000 });
+  const snapshot = (): LoadReport => {
+    const sorted = [...times].sort((a, b) => a - b);
+    const at = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0);
+    return {
+      ...report,
+      versions: { ...report.versions },
+      failures: [...report.failures],
+      seconds: (Date.now() - started) / 1000,
+      latency: { p50: at(0.5), p99: at(0.99), max: Math.round(sorted.at(-1) ?? 0) },
+    };
+  };
   return {
     snapshot,
     async stop() {

@@ -1,0 +1,83 @@
+// What an environment's GitHub deployment history says: whether a release may be promoted from it,
+// and which release came before the current one. Pure: the records come from the GitHub driver.
+
+/** A deployment status state as GitHub reports it; `none` when a deployment has no status yet. */
+export type DeploymentState = 'error' | 'failure' | 'inactive' | 'in_progress' | 'queued' | 'pending' | 'success' | 'none';
+
+/** One GitHub deployment of an environment, with its newest status. */
+export interface DeploymentRecord {
+  id: number;
+  ref: string;
+  /** `deploy` or `rollback` for the action's own records; GitHub's automatic job records say `deploy`. */
+  task: string;
+  createdAt: Date;
+  /** What the action recorded; empty for records the action did not make (GitHub's per-job ones). */
+  payload: { version?: string; image?: string; digest?: string };
+  state: DeploymentState;
+}
+
+/**
+ * Whether the deployment finished successfully. `inactive` counts: GitHub adds it only to a
+ * deployment that had `success`, as soon as a later deployment of the environment succeeds, and
+ * that happens to every one of our records within seconds, when the deployment GitHub itself
+ * makes for the job (environment:) succeeds after ours.
+ */
+function succeeded(record: DeploymentRecord): boolean {
+  return record.state === 'success' || record.state === 'inactive';
+}
+
+/**
+ * The releases the environment went through, oldest first, one entry per change; the last is
+ * what runs now. A deploy puts its release on top. A rollback undoes every release deployed after
+ * the one it goes back to: all those above it, or the whole history when that release is older
+ * than the history (the records are a bounded window), and the rollback's release is the top.
+ */
+function effectiveHistory(records: DeploymentRecord[]): DeploymentRecord[] {
+  const stack: DeploymentRecord[] = [];
+  for (const record of records.filter((r) => succeeded(r) && r.payload.version).reverse()) {
+    const version = record.payload.version;
+    if (record.task === 'rollback') stack.length = Math.max(stack.findLastIndex((r) => r.payload.version === version), 0);
+    else if (stack.at(-1)?.payload.version === version) stack.pop();
+    stack.push(record);
+  }
+  return stack;
+}
+
+/**
+ * Why `version` (pinned to `digest`) may not be promoted from `fromEnvironment`, whose
+ * deployment records these are (newest first, as GitHubApi.deployments gives them); undefined
+ * when it may.
+ *
+ * A newer release deployed to `fromEnvironment` since does not refuse it: staging moves on to the
+ * next tag while production waits for its reviewers, and what the gate vouches for, that this
+ * exact image was deployed and passed its health checks there, stays true. A rollback that took
+ * `fromEnvironment` back past it does refuse it: someone undid it there, which is the one signal
+ * in the history that it is not fit to promote; deploying it there again clears that.
+ */
+export function checkPromotion(records: DeploymentRecord[], fromEnvironment: string, version: string, digest: string): string | undefined {
+  const inEffect = effectiveHistory(records).findLast((r) => r.payload.version === version);
+  if (!inEffect) {
+    const ofVersion = records.filter((r) => r.payload.version === version);
+    if (ofVersion.some(succeeded)) {
+      return `${version} was rolled back in ${fromEnvironment}: deploy it to ${fromEnvironment} again before promoting it`;
+    }
+    const tried = ofVersion[0] ? ` successfully (the latest attempt there: ${ofVersion[0].state})` : '';
+    return `${version} was never deployed to ${fromEnvironment}${tried}: deploy it to ${fromEnvironment} first`;
+  }
+  const other = inEffect.payload.digest;
+  if (other !== digest) {
+    return `the digest of ${version} (${digest}) differs from what ${fromEnvironment} runs (${other ?? 'no digest recorded'})`;
+  }
+  return undefined;
+}
+
+/**
+ * The release before `currentVersion` in this environment's history (records newest first):
+ * what a rollback to `previous` goes to. Releases that a rollback undid are not in that history,
+ * so after "v1.4.0 is bad, roll back to v1.3.0", previous is v1.2.0 and never v1.4.0 again:
+ * repeated rollbacks to `previous` walk back one release at a time, and stop (undefined) where
+ * the history ends.
+ */
+export function previousVersion(records: DeploymentRecord[], currentVersion: string): string | undefined {
+  return effectiveHistory(records).findLast((r) => r.payload.version !== currentVersion)?.payload.version;
+}

@@ -1,0 +1,209 @@
+// The GitHub driver against the local GitHub stand-in (an HTTP server in this process).
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { GitHubApi, type NewDeployment } from '../../src/drivers/github.js';
+import { startGitHub, type GitHubStandIn } from '../integration/support/github.js';
+
+const github: GitHubStandIn = await startGitHub();
+const api = new GitHubApi('test-token', github.url, 'clay/demo');
+const DIGEST = `sha256:${'c'.repeat(64)}`;
+
+afterAll(() => github.close());
+beforeEach(() => {
+  github.requests.length = 0;
+  github.deployments.length = 0;
+  github.environments.clear();
+  github.overrides.clear();
+});
+
+const deployment = (version: string, environment = 'staging', task: NewDeployment['task'] = 'deploy'): NewDeployment => ({
+  ref: version,
+  environment,
+  payload: { version, image: 'registry.example.com/clay/mobile', digest: DIGEST },
+  production: environment === 'production',
+  description: `Deploy ${version}`,
+  task,
+});
+const logUrl = 'https://github.com/clay/demo/actions/runs/1001';
+
+/** A deployment that ran to `state`, as the action records one. */
+async function deployed(version: string, state: 'success' | 'failure' | 'in_progress', environment = 'staging'): Promise<number> {
+  const id = await api.createDeployment(deployment(version, environment));
+  await api.setDeploymentStatus(id, 'in_progress', { logUrl, description: `Deploying ${version}` });
+  if (state !== 'in_progress') await api.setDeploymentStatus(id, state, { logUrl, description: `${version}: ${state}` });
+  return id;
+}
+
+/** POSTs straight to the stand-in, for records other clients made. */
+async function post(path: string, body: unknown) {
+  const response = await fetch(`${github.url}/repos/clay/demo${path}`, { method: 'POST', headers: { authorization: 'token test-token' }, body: JSON.stringify(body) });
+  return (await response.json()) as { id: number };
+}
+
+describe('environmentReviewers', () => {
+  it('counts the reviewers of the required-reviewers rule, not other rules', async () => {
+    github.environments.set('production', { reviewers: 2, waitTimer: 30 });
+    expect(await api.environmentReviewers('production')).toEqual({ exists: true, reviewers: 2 });
+    expect(github.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /repos/clay/demo/environments/production']);
+  });
+
+  it('an environment without reviewers exists with 0', async () => {
+    github.environments.set('staging', { reviewers: 0, waitTimer: 5 });
+    expect(await api.environmentReviewers('staging')).toEqual({ exists: true, reviewers: 0 });
+  });
+
+  it('a missing environment (404) does not exist', async () => {
+    expect(await api.environmentReviewers('production')).toEqual({ exists: false, reviewers: 0 });
+  });
+
+  it('encodes the name as one path segment', async () => {
+    github.environments.set('review/pr-7', { reviewers: 1 });
+    expect(await api.environmentReviewers('review/pr-7')).toEqual({ exists: true, reviewers: 1 });
+    expect(github.requests[0]!.path).toBe('/repos/clay/demo/environments/review%2Fpr-7');
+  });
+
+  it('a refusal names the environment, the status and the permission', async () => {
+    github.overrides.set('GET /repos/clay/demo/environments/production', { status: 403, body: { message: 'Resource not accessible by integration' } });
+    await expect(api.environmentReviewers('production')).rejects.toThrow(
+      /^Could not read the GitHub environment production: HTTP 403 \(Resource not accessible by integration.*\); the token needs the actions: read permission \(for GITHUB_TOKEN: `permissions: \{ actions: read \}` on the job\)$/,
+    );
+  });
+
+  it('a bad token says so', async () => {
+    await expect(new GitHubApi('wrong', github.url, 'clay/demo').environmentReviewers('production')).rejects.toThrow(/HTTP 401 \(Bad credentials.*\); the github-token is not valid$/);
+  });
+
+  it('a server error is passed on with its status', async () => {
+    github.overrides.set('GET /repos/clay/demo/environments/production', { status: 500, body: { message: 'Server Error' } });
+    await expect(api.environmentReviewers('production')).rejects.toMatchObject({ name: 'GitHubApiError', status: 500, message: expect.stringContaining('HTTP 500') });
+  });
+});
+
+describe('createDeployment', () => {
+  it('asks for a deployment of the tag as it is: no merge, no required contexts, not transient', async () => {
+    const id = await api.createDeployment(deployment('v1.4.0', 'production', 'rollback'));
+    expect(id).toBe(github.deployments[0]!.id);
+    const [request] = github.requests;
+    expect(request).toMatchObject({ method: 'POST', path: '/repos/clay/demo/deployments' });
+    expect(request!.body).toEqual({
+      ref: 'v1.4.0',
+      environment: 'production',
+      payload: { version: 'v1.4.0', image: 'registry.example.com/clay/mobile', digest: DIGEST },
+      production_environment: true,
+      description: 'Deploy v1.4.0',
+      task: 'rollback',
+      auto_merge: false,
+      required_contexts: [],
+      transient_environment: false,
+    });
+  });
+
+  it('gives ids in creation order', async () => {
+    const first = await api.createDeployment(deployment('v1.3.0'));
+    const second = await api.createDeployment(deployment('v1.4.0'));
+    expect(second).toBeGreaterThan(first);
+  });
+
+  it('an answer without a deployment (202, merged instead) is an error', async () => {
+    github.overrides.set('POST /repos/clay/demo/deployments', { status: 202, body: { message: 'Auto-merged main into topic branch.' } });
+    await expect(api.createDeployment(deployment('v1.4.0'))).rejects.toThrow(
+      'Could not create a GitHub deployment of v1.4.0 to staging: HTTP 202 without a deployment (Auto-merged main into topic branch.)',
+    );
+  });
+
+  it('a refusal names the permission deployments need', async () => {
+    github.overrides.set('POST /repos/clay/demo/deployments', { status: 403, body: { message: 'Resource not accessible by integration' } });
+    await expect(api.createDeployment(deployment('v1.4.0'))).rejects.toThrow(/^Could not create a GitHub deployment of v1\.4\.0 to staging: HTTP 403 .*deployments: write/);
+  });
+});
+
+describe('setDeploymentStatus', () => {
+  it('sends the state, the run and environment URLs, and leaves auto_inactive to GitHub', async () => {
+    const id = await api.createDeployment(deployment('v1.4.0'));
+    await api.setDeploymentStatus(id, 'in_progress', { logUrl, environmentUrl: 'https://staging.example.com', description: 'Deploying v1.4.0' });
+    expect(github.requests.at(-1)).toMatchObject({
+      method: 'POST',
+      path: `/repos/clay/demo/deployments/${id}/statuses`,
+      body: { state: 'in_progress', log_url: logUrl, environment_url: 'https://staging.example.com', description: 'Deploying v1.4.0' },
+    });
+    expect(github.requests.at(-1)!.body).not.toHaveProperty('auto_inactive');
+  });
+
+  it('cuts a long description to GitHub\'s 140 characters, and leaves out empty URLs', async () => {
+    const id = await api.createDeployment(deployment('v1.4.0'));
+    await api.setDeploymentStatus(id, 'failure', { logUrl: '', description: `v1.4.0 failed on 10.0.0.11: ${'x'.repeat(200)}` });
+    const body = github.requests.at(-1)!.body as Record<string, string>;
+    expect([...body.description!]).toHaveLength(140);
+    expect(body.description).toMatch(/^v1\.4\.0 failed on 10\.0\.0\.11: x+…$/);
+    expect(body).not.toHaveProperty('log_url');
+    expect(body).not.toHaveProperty('environment_url');
+    expect(github.deployments[0]!.statuses.at(-1)!.state).toBe('failure');
+  });
+
+  it('an unknown deployment is an error naming it', async () => {
+    await expect(api.setDeploymentStatus(999, 'success', { logUrl, description: 'x' })).rejects.toThrow(/^Could not set the GitHub deployment 999 to success: HTTP 404/);
+  });
+});
+
+describe('deployments', () => {
+  it('newest first, each with its newest state; a success makes the earlier successes inactive', async () => {
+    const v12 = await deployed('v1.2.0', 'success');
+    const v13 = await deployed('v1.3.0', 'success');
+    const v14 = await deployed('v1.4.0', 'failure');
+    const v15 = await deployed('v1.5.0', 'in_progress');
+    const none = await api.createDeployment(deployment('v1.6.0'));
+    await deployed('v9.0.0', 'success', 'production');
+    const records = await api.deployments('staging');
+    expect(records.map((r) => [r.id, r.ref, r.state])).toEqual([
+      [none, 'v1.6.0', 'none'],
+      [v15, 'v1.5.0', 'in_progress'],
+      [v14, 'v1.4.0', 'failure'],
+      [v13, 'v1.3.0', 'success'],
+      [v12, 'v1.2.0', 'inactive'],
+    ]);
+    expect(records[3]).toEqual({ id: v13, ref: 'v1.3.0', task: 'deploy', createdAt: expect.any(Date), payload: { version: 'v1.3.0', image: 'registry.example.com/clay/mobile', digest: DIGEST }, state: 'success' });
+    expect(records[3]!.createdAt.getTime()).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('a later success in the environment inactivates only earlier successes there', async () => {
+    const staged = await deployed('v1.2.0', 'success');
+    const failed = await deployed('v1.3.0', 'failure');
+    const elsewhere = await deployed('v1.2.0', 'success', 'production');
+    await deployed('v1.4.0', 'success');
+    const states = Object.fromEntries(github.deployments.map((d) => [d.id, d.statuses.map((s) => s.state)]));
+    expect(states[staged]).toEqual(['in_progress', 'success', 'inactive']);
+    expect(states[failed]).toEqual(['in_progress', 'failure']);
+    expect(states[elsewhere]).toEqual(['in_progress', 'success']);
+  });
+
+  it('asks for one page of the environment and one status per deployment', async () => {
+    for (const version of ['v1.1.0', 'v1.2.0', 'v1.3.0']) await deployed(version, 'success');
+    github.requests.length = 0;
+    const records = await api.deployments('staging', 2);
+    expect(records.map((r) => r.ref)).toEqual(['v1.3.0', 'v1.2.0']);
+    const [list, ...statuses] = github.requests;
+    expect(list).toMatchObject({ method: 'GET', path: '/repos/clay/demo/deployments', query: { environment: 'staging', per_page: '2' } });
+    expect(statuses.map((r) => r.query)).toEqual([{ per_page: '1' }, { per_page: '1' }]);
+  });
+
+  it('reads payloads sent as JSON strings, and ignores what it cannot read', async () => {
+    await post('/deployments', { ref: 'v0.9.0', environment: 'staging', payload: JSON.stringify({ version: 'v0.9.0', digest: DIGEST }) });
+    await post('/deployments', { ref: 'main', environment: 'staging', payload: 'not json' });
+    await post('/deployments', { ref: 'main', environment: 'staging', payload: { version: 7, image: ['x'], other: 'y' } });
+    await post('/deployments', { ref: 'main', environment: 'staging', payload: '[1, 2]' });
+    const records = await api.deployments('staging');
+    expect(records.map((r) => r.payload)).toEqual([{}, {}, {}, { version: 'v0.9.0', digest: DIGEST }]);
+  });
+
+  it('an environment without deployments has none', async () => {
+    expect(await api.deployments('production')).toEqual([]);
+  });
+
+  it.each([0, 101, 2.5])('refuses a limit of %s', async (limit) => {
+    await expect(api.deployments('staging', limit)).rejects.toThrow(RangeError);
+  });
+
+  it('a refusal names the environment and the permission', async () => {
+    github.overrides.set('GET /repos/clay/demo/deployments', { status: 403, body: { message: 'Resource not accessible by integration' } });
+    await expect(api.deployments('staging')).rejects.toThrow(/^Could not read the GitHub deployments of staging: HTTP 403 .*deployments: read/);
+  });
+});

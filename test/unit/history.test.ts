@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { checkPromotion, previousVersion, type DeploymentRecord, type DeploymentState } from '../../src/release/history.js';
+
+const A = `sha256:${'a'.repeat(64)}`;
+const B = `sha256:${'b'.repeat(64)}`;
+
+/**
+ * A history written oldest first, one line per deployment, as `task version state [digest]`;
+ * `job - success` is the deployment GitHub itself makes for a job bound to the environment (no
+ * payload). Returned newest first, as the driver gives it.
+ */
+function history(...lines: string[]): DeploymentRecord[] {
+  return lines
+    .map((line, i): DeploymentRecord => {
+      const [task = '', version = '', state = '', digest = A] = line.split(' ');
+      const payload = task === 'job' ? {} : { version, image: 'registry.example.com/clay/mobile', digest };
+      return { id: i + 1, ref: version, task: task === 'job' ? 'deploy' : task, createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)), payload, state: state as DeploymentState };
+    })
+    .reverse();
+}
+
+describe('previousVersion', () => {
+  it.each<[string, string[], string, string | undefined]>([
+    ['nothing deployed yet', [], 'v1.0.0', undefined],
+    ['only the current release', ['deploy v1.3.0 success'], 'v1.3.0', undefined],
+    ['the release deployed before', ['deploy v1.2.0 inactive', 'deploy v1.3.0 success'], 'v1.3.0', 'v1.2.0'],
+    ['GitHub marked both inactive after its own job deployment', ['deploy v1.2.0 inactive', 'deploy v1.3.0 inactive', 'job - success'], 'v1.3.0', 'v1.2.0'],
+    ['a failed deploy never ran (the hosts were put back)', ['deploy v1.2.0 inactive', 'deploy v1.3.0 success', 'deploy v1.4.0 failure'], 'v1.3.0', 'v1.2.0'],
+    ['the deploy now in progress is not history yet', ['deploy v1.2.0 inactive', 'deploy v1.3.0 success', 'deploy v1.4.0 in_progress'], 'v1.3.0', 'v1.2.0'],
+    ['records without a status', ['deploy v1.2.0 inactive', 'deploy v1.3.0 success', 'deploy v1.4.0 none'], 'v1.3.0', 'v1.2.0'],
+    ['the same release deployed twice in a row counts once', ['deploy v1.2.0 inactive', 'deploy v1.3.0 inactive', 'deploy v1.3.0 success'], 'v1.3.0', 'v1.2.0'],
+    ['hosts run a release the history does not know: its newest', ['deploy v1.2.0 inactive', 'deploy v1.3.0 success'], 'v1.4.0', 'v1.3.0'],
+    [
+      'after rolling back from v1.4.0 to v1.3.0, previous is v1.2.0, not v1.4.0 again',
+      ['deploy v1.2.0 inactive', 'deploy v1.3.0 inactive', 'deploy v1.4.0 inactive', 'rollback v1.3.0 success'],
+      'v1.3.0',
+      'v1.2.0',
+    ],
+    [
+      'a second rollback to previous walks back once more, then the history ends',
+      ['deploy v1.2.0 inactive', 'deploy v1.3.0 inactive', 'deploy v1.4.0 inactive', 'rollback v1.3.0 inactive', 'rollback v1.2.0 success'],
+      'v1.2.0',
+      undefined,
+    ],
+    [
+      'a deploy after a rollback: previous is what the rollback restored',
+      ['deploy v1.3.0 inactive', 'deploy v1.4.0 inactive', 'rollback v1.3.0 inactive', 'deploy v1.5.0 success'],
+      'v1.5.0',
+      'v1.3.0',
+    ],
+    [
+      'a rollback several releases back undoes all of them',
+      ['deploy v1.1.0 inactive', 'deploy v1.2.0 inactive', 'deploy v1.3.0 inactive', 'deploy v1.4.0 inactive', 'rollback v1.2.0 success'],
+      'v1.2.0',
+      'v1.1.0',
+    ],
+    [
+      'a rollback to a release older than the history undoes all of it',
+      ['deploy v1.3.0 inactive', 'deploy v1.4.0 inactive', 'rollback v1.1.0 success'],
+      'v1.1.0',
+      undefined,
+    ],
+    ['a failed rollback changed nothing', ['deploy v1.3.0 inactive', 'deploy v1.4.0 success', 'rollback v1.3.0 failure'], 'v1.4.0', 'v1.3.0'],
+    ['an older release deployed again (not rolled back to) is a new entry', ['deploy v1.2.0 inactive', 'deploy v1.3.0 inactive', 'deploy v1.2.0 success'], 'v1.2.0', 'v1.3.0'],
+  ])('%s', (_name, lines, current, expected) => {
+    expect(previousVersion(history(...lines), current)).toBe(expected);
+  });
+});
+
+describe('checkPromotion from staging', () => {
+  it.each<[string, string[], string, string, string | undefined]>([
+    ['the same image staging runs', ['deploy v1.4.0 success'], 'v1.4.0', A, undefined],
+    ['inactive once GitHub recorded its own job deployment', ['deploy v1.4.0 inactive', 'job - success'], 'v1.4.0', A, undefined],
+    ['staging moved on to a newer release since', ['deploy v1.4.0 inactive', 'deploy v1.5.0 success'], 'v1.4.0', A, undefined],
+    ['a later failed deploy to staging changes nothing', ['deploy v1.4.0 success', 'deploy v1.5.0 failure'], 'v1.4.0', A, undefined],
+    ['deployed there again after a rollback', ['deploy v1.3.0 inactive', 'deploy v1.4.0 inactive', 'rollback v1.3.0 inactive', 'deploy v1.4.0 success'], 'v1.4.0', A, undefined],
+    ['never deployed', [], 'v1.4.0', A, 'v1.4.0 was never deployed to staging: deploy it to staging first'],
+    ['only other releases', ['deploy v1.3.0 success'], 'v1.4.0', A, 'v1.4.0 was never deployed to staging: deploy it to staging first'],
+    ['only GitHub job records', ['job - success'], 'v1.4.0', A, 'v1.4.0 was never deployed to staging: deploy it to staging first'],
+    ['its deploy failed', ['deploy v1.3.0 success', 'deploy v1.4.0 failure'], 'v1.4.0', A, 'v1.4.0 was never deployed to staging successfully (the latest attempt there: failure): deploy it to staging first'],
+    ['its deploy is still running', ['deploy v1.4.0 in_progress'], 'v1.4.0', A, 'v1.4.0 was never deployed to staging successfully (the latest attempt there: in_progress): deploy it to staging first'],
+    ['another image under the same tag', ['deploy v1.4.0 success'], 'v1.4.0', B, `the digest of v1.4.0 (${B}) differs from what staging runs (${A})`],
+    ['the tag was pushed again and deployed: the newest deployment counts', [`deploy v1.4.0 inactive ${A}`, `deploy v1.4.0 success ${B}`], 'v1.4.0', A, `the digest of v1.4.0 (${A}) differs from what staging runs (${B})`],
+    ['a failed deploy of another image under the tag does not count', [`deploy v1.4.0 success ${A}`, `deploy v1.4.0 failure ${B}`], 'v1.4.0', A, undefined],
+    ['staging rolled back past it', ['deploy v1.3.0 inactive', 'deploy v1.4.0 inactive', 'rollback v1.3.0 success'], 'v1.4.0', A, 'v1.4.0 was rolled back in staging: deploy it to staging again before promoting it'],
+  ])('%s', (_name, lines, version, digest, expected) => {
+    expect(checkPromotion(history(...lines), 'staging', version, digest)).toBe(expected);
+  });
+
+  it('says so when the record has no digest', () => {
+    const [record] = history('deploy v1.4.0 success');
+    const records = [{ ...record!, payload: { version: 'v1.4.0' } }];
+    expect(checkPromotion(records, 'staging', 'v1.4.0', A)).toBe(`the digest of v1.4.0 (${A}) differs from what staging runs (no digest recorded)`);
+  });
+});

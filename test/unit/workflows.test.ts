@@ -1,0 +1,89 @@
+// The example workflows, the CI workflow and action.yml against GitHub's published schemas (as
+// @action-validator/core bundles them), and the README's copies of the examples against the files.
+import { validateAction, validateWorkflow, type ValidationError, type ValidationState } from '@action-validator/core';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseDocument } from 'yaml';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
+const EXAMPLES = ['examples/workflows/release.yml', 'examples/workflows/rollback.yml'];
+
+/** The validator's errors, one line each, alternatives of a oneOf indented below it. */
+function describeErrors(errors: ValidationError[], indent = ''): string[] {
+  return errors.flatMap((error) => {
+    // A parse error's detail says the line and column itself.
+    const where = ('path' in error && error.path) || '/';
+    const line = `${indent}${where}: ${error.detail ?? error.title}`;
+    const alternatives = 'states' in error ? (error.states ?? []).map((state, i) => [`${indent}  alternative ${i + 1}:`, ...describeErrors(state.errors, `${indent}    `)]) : [];
+    return [line, ...alternatives.flat()];
+  });
+}
+
+function problems(state: ValidationState): string {
+  return describeErrors(state.errors).join('\n');
+}
+
+/**
+ * The validator's bundled schema (a SchemaStore snapshot) lists node12, node16 and node20 for
+ * runs.using; GitHub runs node24 actions, so action.yml is validated with that one value swapped.
+ */
+function withKnownRuntime(actionYaml: string): string {
+  const doc = parseDocument(actionYaml);
+  expect(doc.getIn(['runs', 'using'])).toBe('node24');
+  doc.setIn(['runs', 'using'], 'node20');
+  return String(doc);
+}
+
+describe('workflows and action metadata are valid', () => {
+  it.each([...EXAMPLES, '.github/workflows/ci.yml'])('%s', (path) => {
+    expect(problems(validateWorkflow(read(path)))).toBe('');
+  });
+
+  it('action.yml', () => {
+    expect(problems(validateAction(withKnownRuntime(read('action.yml'))))).toBe('');
+  });
+});
+
+describe('the validator', () => {
+  it.each([
+    ['an unknown key', 'on: push\njobs:\n  test:\n    runs-on: ubuntu-24.04\n    stepz:\n      - run: echo\n', "/jobs/test: Additional property 'stepz' is not allowed"],
+    ['broken YAML', 'on: [push\njobs: {}\n', "/: did not find expected ',' or ']' at line 2 column 5"],
+  ])('fails a workflow with %s, saying where', (_name, yaml, expected) => {
+    expect(problems(validateWorkflow(yaml))).toContain(expected);
+  });
+
+  // Each of these pins a gap in the bundled schema; when one fails, the validator caught up:
+  // drop withKnownRuntime, or use `deployment: false` in the examples (see README).
+  it('still rejects runs.using: node24 (hence withKnownRuntime)', () => {
+    expect(problems(validateAction(read('action.yml')))).toContain('/runs/using: Enum conditions are not met');
+  });
+
+  it('still rejects environment.deployment: false, which GitHub documents', () => {
+    const yaml = 'on: push\njobs:\n  test:\n    runs-on: ubuntu-24.04\n    environment: { name: staging, deployment: false }\n    steps:\n      - run: echo\n';
+    expect(problems(validateWorkflow(yaml))).toContain("Additional property 'deployment' is not allowed");
+  });
+});
+
+/** The fenced ```yaml blocks of a Markdown text, each without its fences. */
+function yamlBlocks(markdown: string): string[] {
+  return [...markdown.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+}
+
+describe('README shows the example workflows as they are', () => {
+  const readme = yamlBlocks(read('README.md'));
+
+  it.each(EXAMPLES)('%s', (path) => {
+    const file = read(path);
+    expect(file.startsWith(`# ${path}\n`)).toBe(true);
+    const copies = readme.filter((block) => block.startsWith(`# ${path}\n`));
+    expect(copies.length, `README.md has no \`\`\`yaml block starting with "# ${path}"`).toBeGreaterThan(0);
+    for (const copy of copies) expect(copy).toBe(file);
+  });
+
+  it('finds the blocks and compares them byte for byte', () => {
+    const markdown = ['Intro', '```yaml', '# a.yml', 'on: push', '```', '', '```yaml', '# a.yml', 'on: pull_request ', '```', '```sh', 'echo', '```', ''].join('\n');
+    expect(yamlBlocks(markdown)).toEqual(['# a.yml\non: push\n', '# a.yml\non: pull_request \n']);
+  });
+});
