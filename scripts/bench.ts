@@ -8,12 +8,15 @@ import { promisify } from 'node:util';
 import { clearHosts, runDeploy } from '../test/integration/support/deploy.js';
 import { execIn, loadEstate, nodeOf } from '../test/integration/support/estate.js';
 import { pushTestApp, type TestAppRelease } from '../test/integration/support/images.js';
+import { startGitHub } from '../test/integration/support/github.js';
 import { startLoad, type LoadReport } from '../test/integration/support/load.js';
 
 const run = promisify(execFile);
 const estate = loadEstate();
 const ESTATE_DIR = process.env.ESTATE_DIR || '/var/lib/deploy-action-estate';
 const staging = estate.environments.staging;
+// Deploys keep their GitHub records, as on a runner; this is where they go.
+const github = await startGitHub();
 
 /** Successful SSH logins of the deploy user each node's sshd has logged so far. */
 function sshLogins(node: string): number {
@@ -75,12 +78,12 @@ async function measure(count: number, releases: TestAppRelease[]): Promise<Row[]
   const hosts = staging.hosts.slice(0, count);
   const [from, to, seedTo] = releases as [TestAppRelease, TestAppRelease, TestAppRelease];
   await clearHosts(estate, staging.hosts);
-  const first = await runDeploy(estate, { environment: 'staging', version: from.version, hosts });
+  const first = await runDeploy(estate, { environment: 'staging', version: from.version, hosts, githubUrl: github.url });
   if (first.code !== 0) throw new Error(`first deploy failed:\n${first.log}`);
 
   const nodes = [...hosts.map((h) => nodeOf(estate, h)), 'lb-staging'];
   const before = nodes.map(sshLogins);
-  const [deploy, load, wall] = await underLoad(() => runDeploy(estate, { environment: 'staging', version: to.version, hosts }));
+  const [deploy, load, wall] = await underLoad(() => runDeploy(estate, { environment: 'staging', version: to.version, hosts, githubUrl: github.url }));
   if (deploy.code !== 0) throw new Error(`deploy failed:\n${deploy.log}`);
   const logins = nodes.map((node, i) => sshLogins(node) - before[i]!);
   const perHost = [...deploy.summary.matchAll(/<td>([\d.]+) s<\/td>/g)].map((m) => Number(m[1]));
@@ -112,6 +115,7 @@ for (const count of [2, 4]) {
   rows.push(...(await measure(count, releases)));
 }
 await clearHosts(estate, staging.hosts);
+await github.close();
 
 const header = ['hosts', 'way', 'wall', 'per host', 'requests', 'failed', 'p50', 'p99', 'max', 'SSH logins per host'];
 const table = rows.map((r) => [

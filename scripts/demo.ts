@@ -5,12 +5,14 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAction, type ActionRun } from '../test/integration/support/action.js';
-import { APP_SECRET, deployConfig } from '../test/integration/support/deploy.js';
+import { APP_SECRET, clearHosts, deployConfig } from '../test/integration/support/deploy.js';
 import { REPO_ROOT, loadEstate } from '../test/integration/support/estate.js';
 import { startGitHub } from '../test/integration/support/github.js';
 import { startLoad, type LoadGenerator } from '../test/integration/support/load.js';
 
 const estate = loadEstate();
+// A first release: whatever an earlier run left on the hosts goes.
+await clearHosts(estate, [...estate.environments.staging.hosts, ...estate.environments.production.hosts]);
 const github = await startGitHub();
 github.environments.set('staging', { reviewers: 0 });
 // What a real production environment has: a required reviewer (the job waits for approval).
