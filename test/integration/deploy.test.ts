@@ -1,5 +1,9 @@
 // command: deploy on the estate, run as the runner runs it, under steady traffic through HAProxy.
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_SECRET, clearHosts, containersOn, runDeploy, versionsOn } from './support/deploy.js';
 import { connectHost } from '../../src/drivers/docker.js';
@@ -254,4 +258,18 @@ describe('command: plan and haproxy-config', () => {
     expect(run.outputs.plan).toContain('    - master: v1.1.0 → v1.0.0');
     expect(await Promise.all(hosts.map((h) => containersOn(estate, h)))).toEqual(before);
   }, 120_000);
+
+  it('haproxy-config prints a configuration HAProxy itself accepts, with every host\'s servers', async () => {
+    const run = await runDeploy(estate, { command: 'haproxy-config', environment: 'staging', version: 'v1.0.0' });
+    expect(run.code, run.log).toBe(0);
+    const config = run.outputs['haproxy-config']!;
+    for (const host of hosts) {
+      expect(config).toContain(`server ${host}-master ${host}:50000`);
+      expect(config).toContain(`server ${host}-backup ${host}:50001 backup`);
+    }
+    const file = join(mkdtempSync(join(tmpdir(), 'haproxy-')), 'haproxy.cfg');
+    writeFileSync(file, config);
+    const { stdout, stderr } = await promisify(execFile)('haproxy', ['-c', '-f', file]);
+    expect(`${stdout}${stderr}`).toMatch(/Configuration file is valid/);
+  }, 60_000);
 });
