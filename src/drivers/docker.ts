@@ -193,19 +193,19 @@ export class DockerHost implements HostDriver {
     let reported = { at: 0, summary: '' };
     for (;;) {
       const info = await this.inspect(name);
-      if (!info) return { healthy: false, detail: `${this.host}: container ${name} does not exist`, logs: '' };
+      if (!info) return { healthy: false, detail: `container ${name} does not exist`, logs: '' };
       const state = info.State;
       const health = state.Health;
       const unhealthy = async (why: string): Promise<HealthVerdict> => ({
         healthy: false,
-        detail: `${this.host}: ${name} ${why}`,
+        detail: why,
         logs: await this.diagnostics(name, info.Id, health),
       });
       if (state.Status === 'exited' || state.Status === 'dead') {
         return unhealthy(`exited with code ${state.ExitCode}${state.OOMKilled ? ' (killed: out of memory)' : ''}${state.Error ? `: ${state.Error}` : ''}`);
       }
       // Docker says unhealthy only after the image's own retries: no point waiting further.
-      if (health?.Status === 'unhealthy') return unhealthy(`is unhealthy by its HEALTHCHECK (${health.FailingStreak} failures in a row)`);
+      if (health?.Status === 'unhealthy') return unhealthy(`unhealthy by its HEALTHCHECK (${health.FailingStreak} failures in a row)`);
       const running = state.Status === 'running';
       const answer = running ? await probe(agent, hostPort, check.path) : undefined;
       const parts = [
@@ -216,10 +216,10 @@ export class DockerHost implements HostDriver {
       const summary = parts.filter(Boolean).join(', ');
       const elapsed = Math.round((Date.now() - started) / 1000);
       if (running && (!health || health.Status === 'healthy') && answer?.ok) {
-        return { healthy: true, detail: `${this.host}: ${name} is healthy after ${elapsed}s (${summary})` };
+        return { healthy: true, detail: `healthy after ${elapsed}s (${summary})` };
       }
       const now = Date.now();
-      if (now >= deadline) return unhealthy(`is not healthy after ${check.timeoutSeconds}s (${summary})`);
+      if (now >= deadline) return unhealthy(`not healthy after ${check.timeoutSeconds}s (${summary})`);
       if (onProgress && (summary !== reported.summary || now - reported.at >= PROGRESS_EVERY_MS)) {
         onProgress(`waiting for ${name}: ${summary} (${elapsed}s)`);
         reported = { at: now, summary };

@@ -121,7 +121,7 @@ class HostRun {
   private async check(role: Role, target: HostTarget): Promise<void> {
     const verdict = await this.waitHealthy(role);
     if (verdict.healthy) {
-      this.log(`${role} ${this.current[role]?.version ?? ''} is healthy: ${verdict.detail}`);
+      this.log(`${role} ${this.current[role]?.version ?? ''}: ${verdict.detail}`);
       await this.ensureInService(role);
       this.verified.add(role);
       return;
@@ -145,7 +145,7 @@ class HostRun {
     const verdict = await this.waitHealthy(role);
     if (!verdict.healthy) {
       this.log(`${role} ${to.version} did not become healthy: ${verdict.detail}`);
-      if (verdict.logs) this.log(`last log lines of ${name}:\n${verdict.logs}`);
+      if (verdict.logs) this.log(verdict.logs);
       await this.driver.stopAndRemove(name, 0);
       throw new StepFailed(this.plan.host, role, to, `did not become healthy: ${verdict.detail}`, verdict.logs);
     }

@@ -48,6 +48,7 @@ export interface ContainerSpec {
   labels: Record<string, string>;
 }
 
+/** `detail` reads after the container's role: "healthy after 2s (HTTP 200)", "exited with code 1". */
 export type HealthVerdict =
   | { healthy: true; detail: string }
   | { healthy: false; detail: string; logs: string };

@@ -109,7 +109,8 @@ describe('command: deploy, backup-first behind HAProxy', () => {
     expect(run.code).toBe(1);
     expect(run.log).toMatch(new RegExp(`::error::v1\\.2\\.0 to staging failed on ${hosts[0]!.replace(/\./g, '\\.')}: master did not become healthy`));
     expect(run.log).toContain('every host touched was rolled back');
-    expect(run.log).toMatch(/last log lines of demo/);
+    expect(run.log).toMatch(/last 30 log lines of demo/);
+    expect(run.log).toMatch(/Docker health checks of demo \(status unhealthy\)/);
     expect(load.failures).toEqual([]);
     expect(load.versions['v1.2.0'] ?? 0).toBe(0);
     expect(await versionsOn(estate, hosts)).toEqual(everywhere('v1.1.0'));

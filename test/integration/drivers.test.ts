@@ -238,7 +238,7 @@ describe('DockerHost', () => {
   it('waits for a good release to be healthy: HEALTHCHECK and HTTP through SSH', async () => {
     const verdict = await host.waitHealthy(APP, 50100, health);
     expect(verdict).toMatchObject({ healthy: true });
-    expect(verdict.detail).toMatch(new RegExp(`^${hostA}: ${APP} is healthy after \\d+s \\(docker health healthy, HTTP 200\\)$`));
+    expect(verdict.detail).toMatch(/^healthy after \d+s \(docker health healthy, HTTP 200\)$/);
   }, 40_000);
 
   it('reports a broken release unhealthy, with its health log', async () => {
@@ -247,7 +247,7 @@ describe('DockerHost', () => {
     const progress: string[] = [];
     const verdict = await host.waitHealthy(`${APP}-backup`, 50101, health, (line) => progress.push(line));
     expect(verdict.healthy).toBe(false);
-    expect(verdict.detail).toMatch(new RegExp(`^${hostA}: ${APP}-backup is unhealthy by its HEALTHCHECK`));
+    expect(verdict.detail).toMatch(/^unhealthy by its HEALTHCHECK/);
     expect(progress).toContainEqual(expect.stringMatching(new RegExp(`^waiting for ${APP}-backup: docker health starting, HTTP 404`)));
     if (verdict.healthy) return;
     expect(verdict.logs).toContain(`--- last 30 log lines of ${APP}-backup ---`);

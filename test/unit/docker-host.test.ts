@@ -171,7 +171,7 @@ describe('DockerHost on a scripted engine', () => {
     const verdict = await new DockerHost(tunnel).waitHealthy('demo', 50000, { path: '/healthcheck', timeoutSeconds: 30, intervalSeconds: 1 });
     expect(verdict).toEqual({
       healthy: false,
-      detail: 'fake-host: demo exited with code 3',
+      detail: 'exited with code 3',
       logs: '--- last 30 log lines of demo ---\ncannot bind :3000',
     });
   });
