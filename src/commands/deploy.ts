@@ -13,7 +13,7 @@ import type { DeployLock, Release } from '../rollout/ports.js';
 import { containerName, containerSpec, lockName } from '../rollout/spec.js';
 import { selectEnvironment } from './environment.js';
 import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, runUrl } from './gates.js';
-import { connect, coreLogger, findServers, onEveryHost, pinRelease, readHosts, type Connected } from './rollout.js';
+import { connect, coreLogger, findServers, onEveryHost, pinRelease, readHosts, type Connected } from './preflight.js';
 
 /** Saved for the post step, which releases the lock when the job was cancelled mid-deploy. */
 export const LOCK_STATE = 'deploy-lock';
