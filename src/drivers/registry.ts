@@ -2,12 +2,7 @@
 // the engine already knows the registry's scheme, mirrors and insecure-registry settings, so
 // the action needs no registry client of its own.
 import type Dockerode from 'dockerode';
-
-export interface RegistryAuth {
-  username: string;
-  password: string;
-  serveraddress: string;
-}
+import type { RegistryCredentials } from '../rollout/ports.js';
 
 export class RegistryError extends Error {
   override name = 'RegistryError';
@@ -18,7 +13,7 @@ export async function resolveDigest(
   engine: Dockerode,
   repository: string,
   tag: string,
-  auth?: RegistryAuth,
+  auth?: RegistryCredentials,
 ): Promise<string | null> {
   try {
     const descriptor = (await engine.getImage(`${repository}:${tag}`).distribution(auth ? { authconfig: auth } : {})) as {

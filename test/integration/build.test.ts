@@ -61,12 +61,17 @@ async function build(ref: string, options: { password?: string; config?: string;
 }
 
 /** What the registry holds for a tag, asked with a fresh pull through the runner engine. */
-async function registryDigest(tag: string): Promise<string | undefined> {
-  const config = mkdtempSync(join(tmpdir(), 'docker-config-'));
-  const env = { ...process.env, DOCKER_HOST: estate.runnerDockerHost, DOCKER_CONFIG: config };
+/** Environment for a docker CLI logged in to the estate's registry, in a config of its own. */
+async function loggedIn(): Promise<NodeJS.ProcessEnv> {
+  const env = { ...process.env, DOCKER_HOST: estate.runnerDockerHost, DOCKER_CONFIG: mkdtempSync(join(tmpdir(), 'docker-config-')) };
   const login = run(estate.dockerCli, ['login', estate.registry.address, '-u', estate.registry.username, '--password-stdin'], { env });
   login.child.stdin?.end(estate.registry.password);
   await login;
+  return env;
+}
+
+async function registryDigest(tag: string): Promise<string | undefined> {
+  const env = await loggedIn();
   try {
     await run(estate.dockerCli, ['rmi', '-f', `${repository}:${tag}`], { env }).catch(() => undefined);
     const { stdout } = await run(estate.dockerCli, ['pull', `${repository}:${tag}`], { env });
@@ -102,12 +107,7 @@ describe('command: build', () => {
 
   it('labels the image with version, revision, source and creation time', async () => {
     await docker('rmi', '-f', v1.outputs['image-ref']!).catch(() => undefined);
-    const config = mkdtempSync(join(tmpdir(), 'docker-config-'));
-    const env = { ...process.env, DOCKER_HOST: estate.runnerDockerHost, DOCKER_CONFIG: config };
-    const login = run(estate.dockerCli, ['login', estate.registry.address, '-u', estate.registry.username, '--password-stdin'], { env });
-    login.child.stdin?.end(estate.registry.password);
-    await login;
-    await run(estate.dockerCli, ['pull', v1.outputs['image-ref']!], { env });
+    await run(estate.dockerCli, ['pull', v1.outputs['image-ref']!], { env: await loggedIn() });
     const labels = JSON.parse(await docker('image', 'inspect', '--format', '{{json .Config.Labels}}', v1.outputs['image-ref']!)) as Record<string, string>;
     expect(labels['org.opencontainers.image.version']).toBe('v1.0.0');
     expect(labels['org.opencontainers.image.revision']).toBe(SHA);
