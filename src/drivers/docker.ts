@@ -4,6 +4,7 @@
 // and every failure names the host and the operation.
 import http from 'node:http';
 import Dockerode from 'dockerode';
+import semver from 'semver';
 import {
   LABELS,
   type AppContainer,
@@ -270,9 +271,9 @@ export class DockerHost implements HostDriver {
   async releases(repository: string): Promise<Release[]> {
     const images = await this.call(`list images of ${repository}`, this.timeouts.apiSeconds, (abortSignal) => this.engine.listImages({ abortSignal }));
     return images
-      .sort((a, b) => b.Created - a.Created)
+      .sort(newestFirst)
       .flatMap((image) => {
-        const version = image.Labels?.['org.opencontainers.image.version'];
+        const version = image.Labels?.[OCI_VERSION];
         const ref = (image.RepoDigests ?? []).find((digested) => digested.startsWith(`${repository}@`));
         return version && ref ? [{ version, ref, digest: ref.slice(ref.indexOf('@') + 1) }] : [];
       });
@@ -473,6 +474,27 @@ export interface PrunableImage {
   Created: number;
   RepoTags?: string[] | undefined;
   RepoDigests?: string[] | undefined;
+  Labels?: Record<string, string> | undefined;
+}
+
+const OCI_VERSION = 'org.opencontainers.image.version';
+
+/** The semver an image's OCI version label holds (v1.4.0 → 1.4.0), or null. */
+function labelledVersion(image: PrunableImage): string | null {
+  const label = image.Labels?.[OCI_VERSION] ?? '';
+  return semver.valid(label.startsWith('v') ? label.slice(1) : label);
+}
+
+/**
+ * Newest first. The engine lists creation times in whole seconds, so images built within one
+ * second tie: the higher release (OCI version label, semver order; an image without one is the
+ * older) wins the tie, then the image ID, so the order never depends on the engine's listing.
+ */
+export function newestFirst(a: PrunableImage, b: PrunableImage): number {
+  if (a.Created !== b.Created) return b.Created - a.Created;
+  const [va, vb] = [labelledVersion(a), labelledVersion(b)];
+  if (va !== vb) return va === null ? 1 : vb === null ? -1 : semver.rcompare(va, vb);
+  return a.Id < b.Id ? -1 : a.Id > b.Id ? 1 : 0;
 }
 
 /**
@@ -493,7 +515,7 @@ export function imagesToPrune(
       refs: [...(image.RepoTags ?? []), ...(image.RepoDigests ?? [])].filter((ref) => repositoryOf(ref) === repository),
     }))
     .filter(({ refs }) => refs.length > 0)
-    .sort((a, b) => b.image.Created - a.image.Created);
+    .sort((a, b) => newestFirst(a.image, b.image));
   const isProtected = ({ image, refs }: (typeof ours)[number]) => {
     const names = [image.Id, ...refs, ...(image.RepoDigests ?? []).map((ref) => ref.slice(ref.indexOf('@') + 1))];
     return inUse.has(image.Id) || names.some((name) => protect.includes(name));

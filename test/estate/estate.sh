@@ -39,9 +39,13 @@ REPO_ROOT=$(cd "$(dirname "$SCRIPT")/../.." && pwd)
 readonly REPO_ROOT
 export ESTATE_DIR=${ESTATE_DIR:-/var/lib/deploy-action-estate}
 
-# Debian packages providing every binary used here (tests run on fresh machines).
-readonly PACKAGES=(docker.io docker-registry openssh-server openssh-client haproxy busybox-static
+# Debian (and Ubuntu) packages providing every binary used here (tests run on fresh machines).
+# The Docker engine is docker.io only where no engine is installed: Docker's own docker-ce and
+# containerd.io (GitHub's hosted runners) conflict with it, and serve the estate just as well.
+readonly PACKAGES=(docker-registry openssh-server openssh-client haproxy busybox-static
   iproute2 iptables curl apache2-utils jq socat file util-linux)
+readonly ENGINE_PACKAGE=docker.io
+readonly ENGINE_BINARIES=(dockerd containerd runc docker-init)
 
 log() { printf '[estate] %s\n' "$*" >&2; }
 die() { printf '[estate] error: %s\n' "$*" >&2; exit 1; }
@@ -349,11 +353,22 @@ node_main() {
 
 # ---------------------------------------------------------------- configuration
 
+# Whether a Docker engine is installed, from whichever packages: every binary the estate runs
+# (a docker client elsewhere on PATH, without an engine, does not count).
+engine_installed() {
+  local b
+  for b in "${ENGINE_BINARIES[@]}"; do command -v "$b" >/dev/null || return 1; done
+  [[ -x $DOCKER_CLI ]]
+}
+
 ensure_packages() {
   local missing=() p
   for p in "${PACKAGES[@]}"; do
     [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
   done
+  if ! engine_installed; then
+    missing+=("$ENGINE_PACKAGE")
+  fi
   ((${#missing[@]})) || return 0
   log "installing ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq

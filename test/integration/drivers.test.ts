@@ -278,8 +278,9 @@ describe('DockerHost', () => {
 
   it('prunes old images of the repository, never protected or used ones', async () => {
     await host.pull(newer.ref, auth);
-    const byAge = [good, newer, broken].sort((a, b) => b.created.getTime() - a.created.getTime());
-    const [newest, middle, oldest] = byAge as [TestAppRelease, TestAppRelease, TestAppRelease];
+    // Built in this order within a second or two: the engine lists whole seconds, so times may
+    // tie, and the prune then orders by the version label. Build and version order agree here.
+    const [newest, middle, oldest] = [broken, newer, good];
     // A container (a lock, never started) keeps the oldest image in use.
     await host.acquireLock(LOCK, lock('octocat', runId), oldest.ref);
     expect(await host.pruneImages(REPOSITORY, 0, [middle.digest])).toEqual([newest.ref]);

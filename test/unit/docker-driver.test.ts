@@ -83,6 +83,19 @@ describe('imagesToPrune', () => {
     expect(imagesToPrune(all, repo, keep, protect, inUse)).toEqual(expected);
   });
 
+  it('breaks ties of the same second by the version label (semver order), then by image ID', () => {
+    const labelled = (id: string, version?: string): PrunableImage => ({
+      ...image(id, 7, [`${repo}:${id}`]),
+      ...(version ? { Labels: { 'org.opencontainers.image.version': version } } : {}),
+    });
+    // Listed in an order that is neither build nor semver order; v1.10.0 > v1.9.0 as semver, not as text.
+    const tied = [labelled('b', 'v1.9.0'), labelled('a'), labelled('c', 'v1.10.0'), labelled('d', 'v1.10.0-rc.1'), labelled('e')];
+    const pruned = (keep: number) => imagesToPrune(tied, repo, keep, [], none).map((refs) => refs[0]);
+    expect(pruned(0)).toEqual([`${repo}:c`, `${repo}:d`, `${repo}:b`, `${repo}:a`, `${repo}:e`]);
+    expect(pruned(3)).toEqual([`${repo}:a`, `${repo}:e`]);
+    expect(imagesToPrune([...tied].reverse(), repo, 3, [], none)).toEqual(imagesToPrune(tied, repo, 3, [], none));
+  });
+
   it('only touches references of the repository', () => {
     const shared = image('sha256:s', 0, [`${repo}:old`, 'elsewhere/app:old'], [`${repo}@sha256:s`, 'elsewhere/app@sha256:s']);
     expect(imagesToPrune([v4, shared], repo, 1, [], none)).toEqual([[`${repo}:old`, `${repo}@sha256:s`]]);
