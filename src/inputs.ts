@@ -40,6 +40,8 @@ export interface Inputs {
   /** Raw `version` input; empty means "the tag of GITHUB_REF". */
   version: string;
   digest: string;
+  /** Rollback only: a release the environment never ran may be rolled back to. */
+  allowNeverDeployed: boolean;
   registry: { username: string; password: string };
   ssh: { privateKey: string; knownHosts: string };
   githubToken: string;
@@ -56,6 +58,13 @@ function secretInput(name: string): string {
   const value = core.getInput(name);
   maskSecret(value);
   return value;
+}
+
+function booleanInput(name: string): boolean {
+  const value = core.getInput(name);
+  if (value === '' || value === 'false') return false;
+  if (value === 'true') return true;
+  throw new InputError(`${name}: expected true or false, got ${JSON.stringify(value)}`);
 }
 
 export function readInputs(): Inputs {
@@ -76,6 +85,7 @@ export function readInputs(): Inputs {
     environment: core.getInput('environment'),
     version: core.getInput('version'),
     digest,
+    allowNeverDeployed: booleanInput('allow-never-deployed'),
     registry: { username: core.getInput('registry-username'), password: secretInput('registry-password') },
     ssh: { privateKey: secretInput('ssh-private-key'), knownHosts: core.getInput('ssh-known-hosts') },
     githubToken: secretInput('github-token'),

@@ -2,7 +2,9 @@
 // failure message; config errors also annotate the config file.
 import * as core from '@actions/core';
 import { build } from './commands/build.js';
-import { DeployFailed, LOCK_STATE, deploy, plan, releaseLeftoverLock, rollback } from './commands/deploy.js';
+import { deploy, plan, rollback } from './commands/deploy.js';
+import { LOCK_STATE, releaseLeftoverLock } from './commands/deploy-lock.js';
+import { DeployFailed } from './commands/rollout.js';
 import { GateError } from './commands/gates.js';
 import { haproxyConfig } from './commands/haproxy-config.js';
 import { ConfigError } from './config/fields.js';

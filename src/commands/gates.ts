@@ -77,6 +77,8 @@ export class GitHubDeployment {
     env: EnvironmentConfig,
     target: Release & { image: string },
     task: 'deploy' | 'rollback',
+    /** A rollback to a release the environment never ran (allow-never-deployed): the record says so. */
+    neverRan = false,
   ): Promise<GitHubDeployment | undefined> {
     if (!github) {
       core.info('No GitHub token or repository: no deployment record.');
@@ -87,7 +89,7 @@ export class GitHubDeployment {
       environment: env.name,
       payload: { version: target.version, image: target.image, digest: target.digest },
       production: env.name === 'production',
-      description: `${task === 'rollback' ? 'Rollback to' : 'Deploy'} ${target.version}`,
+      description: `${task === 'rollback' ? 'Rollback to' : 'Deploy'} ${target.version}${neverRan ? ' (never ran here: allow-never-deployed)' : ''}`,
       task,
     });
     const record = new GitHubDeployment(github, id, { ...(env.url ? { environmentUrl: env.url } : {}), logUrl: runUrl(inputs) });

@@ -102,24 +102,38 @@ export async function readHosts(connected: Connected, app: string): Promise<Map<
 }
 
 /**
- * The release pinned to the digest the registry holds for `tag`. When the build job handed over a
- * digest, the tag must still point to it: a tag moved since the build is not what was tested.
+ * The release pinned to the digest the registry holds for `tag`. When a digest is expected (the
+ * build job's, or the one a release ran at), the tag must still point to it: a tag moved since
+ * is not what was tested, or not what ran.
  */
-export async function pinRelease(connected: Connected, image: string, tag: string, expectedDigest: string): Promise<Release> {
+export async function pinRelease(connected: Connected, image: string, tag: string, expectedDigest: string, expectedFrom: string): Promise<Release> {
   const first = connected.hosts.values().next().value as DockerHost;
   const digest = await first.resolveDigest(image, tag, connected.auth);
   if (!digest) throw new PreflightError(`${image}:${tag} is not in the registry: build and push it first (command: build)`);
   if (expectedDigest && digest !== expectedDigest) {
-    throw new PreflightError(`${image}:${tag} now resolves to ${digest}, not the digest input ${expectedDigest}: the tag moved since the build`);
+    throw new PreflightError(`${image}:${tag} now resolves to ${digest}, not ${expectedFrom} ${expectedDigest}: the tag moved since`);
   }
   return { version: tag, digest, ref: `${image}@${digest}` };
 }
 
-/** Each host's master and backup server in the HAProxy backend, found by address and port. */
-export async function findServers(connected: Connected): Promise<LoadBalancing | undefined> {
+/** The admin state an operator set, from HAProxy's status column (MAINT, MAINT (via …), DRAIN …). */
+function heldState(status: string): 'maint' | 'drain' | undefined {
+  if (status.startsWith('MAINT')) return 'maint';
+  if (status.startsWith('DRAIN')) return 'drain';
+  return undefined;
+}
+
+/**
+ * Each host's master and backup server in the HAProxy backend, found by address and port, and
+ * which of them are out of service before the deploy. Those an operator put there stay there;
+ * after taking over the lock of a run that ended, they are that run's leftovers instead, and go
+ * back in service once healthy.
+ */
+export async function findServers(connected: Connected, { tookOverLock }: { tookOverLock: boolean }): Promise<LoadBalancing | undefined> {
   const { env, lb } = connected;
   if (!lb || !env.haproxy) return undefined;
   const servers = new Map<string, Record<Role, string>>();
+  const held = new Map<string, 'maint' | 'drain'>();
   const missing: string[] = [];
   for (const host of env.hosts) {
     const found: Partial<Record<Role, string>> = {};
@@ -136,5 +150,19 @@ export async function findServers(connected: Connected): Promise<LoadBalancing |
         'add them (command: haproxy-config prints a backend that fits)',
     );
   }
-  return { driver: lb, servers, drainTimeoutSeconds: env.haproxy['drain-timeout'] };
+  for (const server of [...servers.values()].flatMap((roles) => [roles.master, roles.backup])) {
+    const { status } = await lb.status(server);
+    const state = heldState(status);
+    if (!state) continue;
+    if (tookOverLock) {
+      core.warning(`${server} is ${status} in HAProxy, left so by the run whose lock was taken over: it goes back in service once healthy`);
+    } else {
+      held.set(server, state);
+      core.warning(
+        `${server} is ${status} in HAProxy, not READY: its containers are updated, and it is left ${state.toUpperCase()} as the operator set it ` +
+          `(to put it back: set server ${env.haproxy.backend}/${server} state ready)`,
+      );
+    }
+  }
+  return { driver: lb, servers, held, drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
 }

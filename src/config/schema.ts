@@ -83,6 +83,8 @@ export const haproxySchema = {
   socket: withDefault(text(SOCKET_PATH, 'an absolute socket path'), '/run/haproxy/admin.sock'),
   backend: required(text(/^[A-Za-z0-9_.:-]+$/, 'an HAProxy backend name')),
   'drain-timeout': withDefault(seconds(3600), 30),
+  /** Sessions still open at the drain timeout: fail the step (server put back), or cut them. */
+  'on-drain-timeout': withDefault(text(/^(fail|cut)$/, 'fail or cut') as Reader<'fail' | 'cut'>, 'fail'),
 };
 
 export const lockSchema = {

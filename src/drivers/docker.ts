@@ -13,10 +13,12 @@ import {
   type HealthCheck,
   type HealthVerdict,
   type HostDriver,
+  type LockOwner,
   type RegistryCredentials,
   type Release,
   type Role,
 } from '../rollout/ports.js';
+import { OCI_VERSION_LABEL, adoptedRelease, releaseOf, repositoryOf } from './container-state.js';
 import { engineMessage, resolveDigest } from './registry.js';
 import { SshConnection, httpAgent, type SshOptions } from './ssh.js';
 
@@ -33,6 +35,7 @@ export const LOCK_LABELS = {
   holder: 'deploy-action.lock.holder',
   runUrl: 'deploy-action.lock.run-url',
   runId: 'deploy-action.lock.run-id',
+  attempt: 'deploy-action.lock.run-attempt',
   version: 'deploy-action.lock.version',
   since: 'deploy-action.lock.since',
 } as const;
@@ -101,10 +104,19 @@ export class DockerHost implements HostDriver {
       if (found[role]) {
         throw new DockerHostError(`${this.host}: containers ${found[role].name} and ${name} both claim the ${role} role`);
       }
-      const release = releaseOf(labels, info.Config.Image);
+      const release = releaseOf(labels, info.Config.Image) ?? (info.State.Running ? await this.adopted(info) : undefined);
       found[role] = { id: info.Id, name, role, running: info.State.Running, ...(release ? { release } : {}) };
     }
     return found;
+  }
+
+  /** What a running container that deploy-action did not create runs, read from its image. */
+  private async adopted(info: Dockerode.ContainerInspectInfo): Promise<Release> {
+    // Image inspect takes no abort signal; the call's deadline still bounds it.
+    const image = await this.call(`inspect the image of ${info.Name.slice(1)}`, this.timeouts.apiSeconds, () =>
+      tolerate(this.engine.getImage(info.Image).inspect(), 404),
+    );
+    return adoptedRelease(info.Config.Image, image?.Config?.Labels ?? {}, image?.RepoDigests ?? []);
   }
 
   resolveDigest(repository: string, tag: string, auth?: RegistryCredentials): Promise<string | null> {
@@ -140,12 +152,43 @@ export class DockerHost implements HostDriver {
     const info = await this.inspect(name);
     if (!info) return;
     const container = this.engine.getContainer(info.Id);
-    await this.call(`stop ${name}`, stopTimeout + this.timeouts.apiSeconds, (abortSignal) =>
-      tolerate(container.stop({ t: stopTimeout, abortSignal }), 304, 404),
-    );
+    await this.stop(name, container, stopTimeout);
     // v: anonymous volumes belong to this container alone; named volumes and binds stay.
     await this.call(`remove ${name}`, this.timeouts.apiSeconds, (abortSignal) =>
       tolerate(container.remove({ v: true, abortSignal }), 404),
+    );
+  }
+
+  async setAside(name: string, asideName: string, stopTimeout: number): Promise<void> {
+    if (await this.inspect(asideName)) {
+      throw new DockerHostError(
+        `${this.host}: cannot set ${name} aside: a container named ${asideName} exists (an earlier run left it); ` +
+          `look at it, then remove it or rename it back to ${name}`,
+      );
+    }
+    const info = await this.inspect(name);
+    if (!info) throw new DockerHostError(`${this.host}: cannot set ${name} aside: it does not exist`);
+    const container = this.engine.getContainer(info.Id);
+    await this.stop(name, container, stopTimeout);
+    await this.call(`rename ${name} to ${asideName}`, this.timeouts.apiSeconds, (abortSignal) =>
+      container.rename({ _query: { name: asideName }, abortSignal } as object),
+    );
+  }
+
+  async restore(asideName: string, name: string): Promise<void> {
+    const info = await this.inspect(asideName);
+    if (!info) throw new DockerHostError(`${this.host}: cannot put ${name} back: ${asideName} does not exist`);
+    checkName(name);
+    const container = this.engine.getContainer(info.Id);
+    await this.call(`rename ${asideName} to ${name}`, this.timeouts.apiSeconds, (abortSignal) =>
+      container.rename({ _query: { name }, abortSignal } as object),
+    );
+    await this.call(`start ${name}`, this.timeouts.apiSeconds, (abortSignal) => tolerate(container.start({ abortSignal }), 304));
+  }
+
+  private stop(name: string, container: Dockerode.Container, stopTimeout: number): Promise<unknown> {
+    return this.call(`stop ${name}`, stopTimeout + this.timeouts.apiSeconds, (abortSignal) =>
+      tolerate(container.stop({ t: stopTimeout, abortSignal }), 304, 404),
     );
   }
 
@@ -238,6 +281,7 @@ export class DockerHost implements HostDriver {
       [LOCK_LABELS.holder]: lock.holder,
       [LOCK_LABELS.runUrl]: lock.runUrl,
       [LOCK_LABELS.runId]: lock.runId,
+      [LOCK_LABELS.attempt]: lock.attempt,
       [LOCK_LABELS.version]: lock.version,
       [LOCK_LABELS.since]: lock.since.toISOString(),
     };
@@ -257,26 +301,18 @@ export class DockerHost implements HostDriver {
     throw new DockerHostError(`${this.host}: the lock ${name} keeps changing hands`);
   }
 
-  async releaseLock(name: string, runId: string): Promise<boolean> {
+  async releaseLock(name: string, owner: LockOwner): Promise<boolean> {
     const current = await this.inspect(name);
-    if (!current || current.Config.Labels?.[LOCK_LABELS.runId] !== runId) return false;
+    const labels = current?.Config.Labels ?? {};
+    // A lock from before attempts were recorded has no attempt label: its run id decides.
+    const attempt = labels[LOCK_LABELS.attempt];
+    if (!current || labels[LOCK_LABELS.runId] !== owner.runId || (attempt !== undefined && attempt !== owner.attempt)) return false;
     return this.call(`release the lock ${name}`, this.timeouts.apiSeconds, (abortSignal) =>
       this.engine
         .getContainer(current.Id)
         .remove({ force: true, abortSignal })
         .then(() => true, (error: unknown) => (statusOf(error) === 404 ? false : Promise.reject(error))),
     );
-  }
-
-  async releases(repository: string): Promise<Release[]> {
-    const images = await this.call(`list images of ${repository}`, this.timeouts.apiSeconds, (abortSignal) => this.engine.listImages({ abortSignal }));
-    return images
-      .sort(newestFirst)
-      .flatMap((image) => {
-        const version = image.Labels?.[OCI_VERSION];
-        const ref = (image.RepoDigests ?? []).find((digested) => digested.startsWith(`${repository}@`));
-        return version && ref ? [{ version, ref, digest: ref.slice(ref.indexOf('@') + 1) }] : [];
-      });
   }
 
   async pruneImages(repository: string, keep: number, protect: string[]): Promise<string[]> {
@@ -337,6 +373,7 @@ export class DockerHost implements HostDriver {
       holder: labels[LOCK_LABELS.holder] ?? '',
       runUrl: labels[LOCK_LABELS.runUrl] ?? '',
       runId,
+      attempt: labels[LOCK_LABELS.attempt] ?? '',
       version: labels[LOCK_LABELS.version] ?? '',
       since: new Date(labels[LOCK_LABELS.since] ?? 0),
     };
@@ -426,22 +463,6 @@ async function tolerate<T>(operation: Promise<T>, ...statuses: number[]): Promis
   }
 }
 
-/** The release a container's labels describe; `image` is its Config.Image, kept verbatim by Docker. */
-export function releaseOf(labels: Record<string, string>, image: string): Release | undefined {
-  const version = labels[LABELS.version];
-  const digest = labels[LABELS.digest];
-  if (!version || !digest) return undefined;
-  return { version, digest, ref: image.includes('@') ? image : `${repositoryOf(image)}@${digest}` };
-}
-
-/** `registry:5000/team/app:tag` → `registry:5000/team/app`. */
-function repositoryOf(ref: string): string {
-  const at = ref.indexOf('@');
-  if (at >= 0) return ref.slice(0, at);
-  const colon = ref.lastIndexOf(':');
-  return colon > ref.lastIndexOf('/') ? ref.slice(0, colon) : ref;
-}
-
 /** Docker's RestartPolicy for `no`, `always`, `unless-stopped`, `on-failure[:N]`. */
 export function restartPolicy(text: string): { Name: string; MaximumRetryCount?: number } {
   const match = /^(no|always|unless-stopped|on-failure)(?::(\d+))?$/.exec(text.trim());
@@ -477,11 +498,10 @@ export interface PrunableImage {
   Labels?: Record<string, string> | undefined;
 }
 
-const OCI_VERSION = 'org.opencontainers.image.version';
 
 /** The semver an image's OCI version label holds (v1.4.0 → 1.4.0), or null. */
 function labelledVersion(image: PrunableImage): string | null {
-  const label = image.Labels?.[OCI_VERSION] ?? '';
+  const label = image.Labels?.[OCI_VERSION_LABEL] ?? '';
   return semver.valid(label.startsWith('v') ? label.slice(1) : label);
 }
 

@@ -1,5 +1,8 @@
-// What an environment's GitHub deployment history says: whether a release may be promoted from it,
-// and which release came before the current one. Pure: the records come from the GitHub driver.
+// What an environment's history says: whether a release may be promoted from it, which release
+// came before the current one, and at which digest a release ran there. Two sources: GitHub's
+// deployment records, and the `deploy-action.history` label each container carries (for runs
+// without a token, and for records GitHub no longer lists). Pure.
+import { isReleaseTag } from './version.js';
 
 /** A deployment status state as GitHub reports it; `none` when a deployment has no status yet. */
 export type DeploymentState = 'error' | 'failure' | 'inactive' | 'in_progress' | 'queued' | 'pending' | 'success' | 'none';
@@ -71,6 +74,12 @@ export function checkPromotion(records: DeploymentRecord[], fromEnvironment: str
   return undefined;
 }
 
+/** A release as the environment ran it. */
+export interface RanRelease {
+  version: string;
+  digest: string;
+}
+
 /**
  * The release before `currentVersion` in this environment's history (records newest first):
  * what a rollback to `previous` goes to. Releases that a rollback undid are not in that history,
@@ -78,6 +87,59 @@ export function checkPromotion(records: DeploymentRecord[], fromEnvironment: str
  * repeated rollbacks to `previous` walk back one release at a time, and stop (undefined) where
  * the history ends.
  */
-export function previousVersion(records: DeploymentRecord[], currentVersion: string): string | undefined {
-  return effectiveHistory(records).findLast((r) => r.payload.version !== currentVersion)?.payload.version;
+export function previousRelease(records: DeploymentRecord[], currentVersion: string): RanRelease | undefined {
+  const record = effectiveHistory(records).findLast((r) => r.payload.version !== currentVersion && r.payload.digest);
+  return record ? { version: record.payload.version!, digest: record.payload.digest! } : undefined;
+}
+
+/** The digest `version` last ran at in this environment (records newest first), if it ever did. */
+export function ranDigest(records: DeploymentRecord[], version: string): string | undefined {
+  return records.find((r) => succeeded(r) && r.payload.version === version && r.payload.digest)?.payload.digest;
+}
+
+// ---------------------------------------------------------------- the containers' history label
+
+const ENTRY = /^(.+)@(sha256:[a-f0-9]{64})$/;
+/** Releases a history label keeps: enough to walk back a long way, short enough for a label. */
+export const HISTORY_LENGTH = 20;
+
+export const historyEntry = (release: RanRelease) => `${release.version}@${release.digest}`;
+
+function readEntry(entry: string): RanRelease {
+  const [, version, digest] = ENTRY.exec(entry)!;
+  return { version: version!, digest: digest! };
+}
+
+/** The entries of a `deploy-action.history` label (space-separated `version@digest`); anything else is dropped. */
+export function parseHistoryLabel(label: string): string[] {
+  return label.split(/\s+/).filter((entry) => {
+    const match = ENTRY.exec(entry);
+    return match !== null && isReleaseTag(match[1]!);
+  });
+}
+
+/**
+ * The history the containers of `target` carry: a deploy puts it on top, a rollback to a
+ * release in the history undoes every release above it (as the GitHub history is replayed).
+ */
+export function nextHistory(base: string[], target: RanRelease, task: 'deploy' | 'rollback'): string[] {
+  const entry = historyEntry(target);
+  let stack = [...base];
+  const at = stack.lastIndexOf(entry);
+  if (task === 'rollback' && at >= 0) stack = stack.slice(0, at);
+  else if (stack.at(-1) === entry) stack.pop();
+  stack.push(entry);
+  return stack.slice(-HISTORY_LENGTH);
+}
+
+/** In a history label: the release before `currentVersion`, as previousRelease does for records. */
+export function previousInLabel(history: string[], currentVersion: string): RanRelease | undefined {
+  const entries = history.map(readEntry);
+  const current = entries.findLastIndex((r) => r.version === currentVersion);
+  return entries.slice(0, current < 0 ? entries.length : current).findLast((r) => r.version !== currentVersion);
+}
+
+/** In a history label: the digest `version` ran at, if it is there. */
+export function ranDigestInLabel(history: string[], version: string): string | undefined {
+  return history.map(readEntry).findLast((r) => r.version === version)?.digest;
 }

@@ -42,3 +42,13 @@ export function releaseFromRun(versionInput: string, ref: string): Release {
   }
   return parseRelease(ref.slice('refs/tags/'.length), `tag of GITHUB_REF`);
 }
+
+/** Whether `text` is a release tag parseRelease accepts. */
+export function isReleaseTag(text: string): boolean {
+  try {
+    parseRelease(text, 'tag');
+    return true;
+  } catch {
+    return false;
+  }
+}

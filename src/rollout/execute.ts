@@ -1,7 +1,7 @@
 // Runs a rollout plan against the drivers, host after host (max-parallel at once), and on any
 // failure puts every host it touched back on the release it ran before, with the same
 // backup-first procedure, so that a failed deploy drops no request either.
-import { planHost, type HostPlan, type HostTarget, type RolloutPlan, type Step } from './plan.js';
+import { planHost, sameRelease, type HostPlan, type HostTarget, type RolloutPlan, type Step } from './plan.js';
 import type {
   ContainerSpec,
   HealthCheck,
@@ -22,7 +22,17 @@ export interface LoadBalancing {
   driver: LoadBalancerDriver;
   /** HAProxy server names of each host's roles, found by address and port in pre-flight. */
   servers: Map<string, Record<Role, string>>;
+  /**
+   * Servers an operator had out of service (MAINT or DRAIN) before the deploy: their containers
+   * are updated like any other, and the servers are left in that state, never put in rotation.
+   */
+  held: Map<string, 'maint' | 'drain'>;
   drainTimeoutSeconds: number;
+  /**
+   * Sessions left on a draining server at the timeout: `fail` puts the server back and fails
+   * the step (then rolled back like any failure); `cut` stops the container with them.
+   */
+  onDrainTimeout: 'fail' | 'cut';
 }
 
 export interface RolloutDeps {
@@ -30,6 +40,8 @@ export interface RolloutDeps {
   /** Absent: containers are replaced in place and HAProxy's own checks notice (may fail requests). */
   lb?: LoadBalancing;
   containerName(role: Role): string;
+  /** Where an adopted container waits, stopped, while its replacement proves itself. */
+  asideName(role: Role): string;
   hostPort(role: Role): number;
   spec(role: Role, release: Release): ContainerSpec;
   health: HealthCheck;
@@ -66,13 +78,12 @@ export interface HostOutcome {
 export interface RolloutResult {
   ok: boolean;
   hosts: HostOutcome[];
+  /** The first failure; `failures` holds every host's failure of that batch. */
   failure?: StepFailed;
+  failures: StepFailed[];
   /** Problems met while rolling back (each names its host); empty when the rollback was clean. */
   rollbackErrors: string[];
 }
-
-const sameRelease = (a: Release | undefined, b: Release | undefined) =>
-  a !== undefined && b !== undefined && a.digest === b.digest && a.digest !== '';
 
 /** One host's live state during the run: which release each role runs right now. */
 class HostRun {
@@ -81,6 +92,10 @@ class HostRun {
   seconds = 0;
   /** Whether any container changed: only touched hosts are rolled back. */
   touched = false;
+  /** The role being worked on: what a failure outside a step is about. */
+  role: Role = 'backup';
+  /** Roles whose adopted container is set aside (stopped, renamed) during this run. */
+  readonly asides = new Set<Role>();
   /** Roles proven healthy and in service during this run. */
   private readonly verified = new Set<Role>();
 
@@ -106,6 +121,7 @@ class HostRun {
   }
 
   private async step(step: Step, target: HostTarget): Promise<void> {
+    this.role = step.role;
     switch (step.kind) {
       case 'check':
         return this.check(step.role, target);
@@ -135,18 +151,31 @@ class HostRun {
 
   private async replace(role: Role, to: Release): Promise<void> {
     const name = this.deps.containerName(role);
-    this.log(`${role}: ${this.current[role]?.version ?? 'nothing'} → ${to.version}`);
+    const from = this.current[role];
+    this.log(`${role}: ${from?.version ?? 'nothing'} → ${to.version}`);
     this.touched = true;
     await this.takeOutOfService(role);
-    await this.driver.stopAndRemove(name, this.deps.stopTimeoutSeconds);
+    if (from?.adopted) {
+      // Kept whole, so that a rollback puts back the very container that served.
+      await this.driver.setAside(name, this.deps.asideName(role), this.deps.stopTimeoutSeconds);
+      this.asides.add(role);
+    } else {
+      await this.driver.stopAndRemove(name, this.deps.stopTimeoutSeconds);
+    }
     delete this.current[role];
     this.verified.delete(role);
-    await this.driver.run(this.deps.spec(role, to));
+    if (to.adopted) {
+      await this.driver.restore(this.deps.asideName(role), name);
+      this.asides.delete(role);
+    } else {
+      await this.driver.run(this.deps.spec(role, to));
+    }
     const verdict = await this.waitHealthy(role);
     if (!verdict.healthy) {
       this.log(`${role} ${to.version} did not become healthy: ${verdict.detail}`);
       if (verdict.logs) this.log(verdict.logs);
-      await this.driver.stopAndRemove(name, 0);
+      // A container put back is the user's own: it stays, stopped or not, for them to look at.
+      if (!to.adopted) await this.driver.stopAndRemove(name, 0);
       throw new StepFailed(this.plan.host, role, to, `did not become healthy: ${verdict.detail}`, verdict.logs);
     }
     this.current[role] = to;
@@ -183,7 +212,8 @@ class HostRun {
     const lb = this.deps.lb;
     const server = this.server(role);
     if (!lb || !server) return;
-    if (this.current[role]) {
+    const held = lb.held.get(server);
+    if (this.current[role] && held !== 'maint') {
       await lb.driver.setState(server, 'drain');
       const deadline = Date.now() + lb.drainTimeoutSeconds * 1000;
       let status = await lb.driver.status(server);
@@ -191,8 +221,18 @@ class HostRun {
         await this.deps.sleep(this.deps.pollMs);
         status = await lb.driver.status(server);
       }
-      if (status.sessions + status.queued > 0) {
-        this.deps.log.warning(`[${this.plan.host}] ${server} still had ${status.sessions} sessions after the ${lb.drainTimeoutSeconds}s drain timeout`);
+      const left = status.sessions + status.queued;
+      if (left > 0 && lb.onDrainTimeout === 'cut') {
+        this.deps.log.warning(`[${this.plan.host}] ${server} still had ${left} sessions after the ${lb.drainTimeoutSeconds}s drain timeout: cutting them (haproxy.on-drain-timeout: cut)`);
+      } else if (left > 0) {
+        await lb.driver.setState(server, held ?? 'ready');
+        throw new StepFailed(
+          this.plan.host,
+          role,
+          this.current[role],
+          `still had ${left} sessions after the ${lb.drainTimeoutSeconds}s drain timeout (haproxy.drain-timeout); ${server} was put back ` +
+            'in service and nothing was stopped. Raise haproxy.drain-timeout, or set haproxy.on-drain-timeout: cut to stop such sessions',
+        );
       } else {
         this.log(`${server} drained`);
       }
@@ -200,11 +240,20 @@ class HostRun {
     await lb.driver.setState(server, 'maint');
   }
 
-  /** Back into HAProxy only once proven healthy; done when HAProxy itself reports it UP. */
+  /**
+   * Back into HAProxy only once proven healthy; done when HAProxy itself reports it UP. A server
+   * the operator had out of service goes back to that state instead.
+   */
   private async ensureInService(role: Role): Promise<void> {
     const lb = this.deps.lb;
     const server = this.server(role);
     if (!lb || !server) return;
+    const held = lb.held.get(server);
+    if (held) {
+      await lb.driver.setState(server, held);
+      this.log(`${server} left in ${held.toUpperCase()}, as it was before the deploy`);
+      return;
+    }
     let status = await lb.driver.status(server);
     if (status.status.startsWith('UP')) return;
     await lb.driver.setState(server, 'ready');
@@ -219,6 +268,15 @@ class HostRun {
     }
     this.log(`${server} is ${status.status} in HAProxy`);
   }
+
+  /** After a rollout that succeeded: the adopted containers set aside are no longer needed. */
+  async discardAsides(): Promise<void> {
+    for (const role of this.asides) {
+      await this.driver.stopAndRemove(this.deps.asideName(role), 0);
+      this.asides.delete(role);
+      this.log(`removed the adopted ${role} container it had set aside`);
+    }
+  }
 }
 
 export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Promise<RolloutResult> {
@@ -232,21 +290,26 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
     deps.log.warning('No haproxy section: containers are replaced in place and requests may fail until HAProxy\'s health checks notice.');
   }
   const started: HostRun[] = [];
-  let failure: StepFailed | undefined;
+  const failures: StepFailed[] = [];
   for (const batch of plan.batches) {
     const batchRuns = batch.map((host) => runs.get(host)!);
     started.push(...batchRuns);
     const results = await Promise.allSettled(
       batchRuns.map((run) => deps.log.group(`Deploy ${plan.target.version} to ${run.plan.host}`, () => run.run(run.plan.steps, run.plan.target))),
     );
-    const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (rejected) {
-      const reason = rejected.reason as unknown;
-      const host = batch[results.indexOf(rejected)]!;
-      failure = reason instanceof StepFailed ? reason : new StepFailed(host, 'master', undefined, `failed: ${reason instanceof Error ? reason.message : String(reason)}`);
-      break;
-    }
+    results.forEach((result, i) => {
+      if (result.status === 'fulfilled') return;
+      const reason = result.reason as unknown;
+      const run = batchRuns[i]!;
+      failures.push(
+        reason instanceof StepFailed
+          ? reason
+          : new StepFailed(run.plan.host, run.role, run.current[run.role], `failed: ${reason instanceof Error ? reason.message : String(reason)}`),
+      );
+    });
+    if (failures.length > 0) break;
   }
+  const failure = failures[0];
   const rollbackErrors: string[] = [];
   if (failure) {
     for (const run of [...started].reverse()) {
@@ -260,10 +323,14 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
         rollbackErrors.push(error instanceof Error ? error.message : String(error));
       }
     }
+  } else {
+    for (const run of started) {
+      await run.discardAsides().catch((error: Error) => deps.log.warning(`[${run.plan.host}] could not remove an adopted container set aside: ${error.message}`));
+    }
   }
   const hosts = plan.hosts.map((p): HostOutcome => {
     const run = runs.get(p.host)!;
     return { host: p.host, before: p.before, after: run.current, seconds: run.seconds, health: run.health, rolledBack: failure !== undefined && run.touched };
   });
-  return { ok: failure === undefined, hosts, ...(failure ? { failure } : {}), rollbackErrors };
+  return { ok: failure === undefined, hosts, ...(failure ? { failure } : {}), failures, rollbackErrors };
 }

@@ -27,10 +27,17 @@ export interface RolloutPlan {
   batches: string[][];
 }
 
-const same = (a: Release | undefined, b: Release | undefined) =>
-  a !== undefined && b !== undefined && a.digest !== '' && a.digest === b.digest;
+/**
+ * Whether a role already runs the release. An adopted container runs only itself (a rollback
+ * puts it back): whatever its image, a release of ours replaces it, so it comes under labels.
+ */
+export function sameRelease(a: Release | undefined, b: Release | undefined): boolean {
+  if (a === undefined || b === undefined || Boolean(a.adopted) !== Boolean(b.adopted)) return false;
+  if (a.adopted) return a.ref === b.ref && a.digest === b.digest;
+  return a.digest !== '' && a.digest === b.digest;
+}
 
-/** The running release of each role (a stopped container counts as absent). */
+/** The running release of each role (a stopped container counts as absent; an adopted one counts). */
 export function runningReleases(containers: Partial<Record<Role, AppContainer>>): HostTarget {
   const out: HostTarget = {};
   for (const role of ['master', 'backup'] as const) {
@@ -46,10 +53,23 @@ export function runningReleases(containers: Partial<Record<Role, AppContainer>>)
  *    the master's when the backup is to go away) so it can take over.
  * 2. The master moves to its target.
  * 3. The backup moves to its target, unless step 1 already put it there.
+ * Where the master slot is empty (a rollback after the new master failed), the master is
+ * filled first: repairing a sick backup before it would leave the host with neither role.
  */
 export function planHost(host: string, current: HostTarget, target: HostTarget): HostPlan {
   const steps: Step[] = [];
+  const master = current.master;
   let backup = current.backup;
+  const masterStep = (): Step | undefined => {
+    if (target.master) {
+      return sameRelease(master, target.master)
+        ? { kind: 'check', role: 'master', release: target.master }
+        : { kind: 'replace', role: 'master', ...(master ? { from: master } : {}), to: target.master };
+    }
+    return master ? { kind: 'remove', role: 'master', from: master } : undefined;
+  };
+  const masterFirst = !master && backup !== undefined && target.master !== undefined;
+  if (masterFirst) steps.push(masterStep()!);
   if (backup) {
     steps.push({ kind: 'check', role: 'backup', release: backup });
   } else {
@@ -59,16 +79,10 @@ export function planHost(host: string, current: HostTarget, target: HostTarget):
       backup = standIn;
     }
   }
-  const master = current.master;
-  if (target.master) {
-    steps.push(same(master, target.master)
-      ? { kind: 'check', role: 'master', release: target.master }
-      : { kind: 'replace', role: 'master', ...(master ? { from: master } : {}), to: target.master });
-  } else if (master) {
-    steps.push({ kind: 'remove', role: 'master', from: master });
-  }
+  const step = masterFirst ? undefined : masterStep();
+  if (step) steps.push(step);
   if (target.backup) {
-    if (!same(backup, target.backup)) {
+    if (!sameRelease(backup, target.backup)) {
       steps.push({ kind: 'replace', role: 'backup', ...(backup ? { from: backup } : {}), to: target.backup });
     }
   } else if (backup) {
@@ -91,13 +105,14 @@ export function planRollout(
 }
 
 function describeRelease(release: Release | undefined): string {
-  return release ? release.version : 'nothing';
+  if (!release) return 'nothing';
+  return release.adopted ? `${release.version} (${release.ref}, started without deploy-action: adopting it)` : release.version;
 }
 
 export function describeStep(step: Step): string {
   switch (step.kind) {
     case 'check':
-      return `${step.role}: keep ${step.release.version}, check it is healthy and in service`;
+      return `${step.role}: keep ${describeRelease(step.release)}, check it is healthy and in service`;
     case 'replace':
       return `${step.role}: ${describeRelease(step.from)} → ${step.to.version}`;
     case 'remove':

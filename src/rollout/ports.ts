@@ -13,6 +13,7 @@ export const LABELS = {
   digest: 'deploy-action.digest',
   deployedAt: 'deploy-action.deployed-at',
   runUrl: 'deploy-action.run-url',
+  history: 'deploy-action.history',
 } as const;
 
 /** An image pinned by digest, with the release tag it was deployed as. */
@@ -22,6 +23,18 @@ export interface Release {
   /** repository@sha256:... */
   ref: string;
   digest: string;
+  /**
+   * The releases the environment went through up to this one, oldest first, as
+   * `version@digest` (the `deploy-action.history` label): where a rollback finds what ran
+   * when GitHub keeps no deployment history.
+   */
+  history?: string[];
+  /**
+   * Read from a running container that deploy-action did not create (started by hand or by
+   * the process it replaces): drained like any other, and on a rollback put back as it was
+   * (the very container, set aside), never recreated from the config.
+   */
+  adopted?: boolean;
 }
 
 export interface AppContainer {
@@ -63,9 +76,13 @@ export interface DeployLock {
   holder: string;
   runUrl: string;
   runId: string;
+  /** GITHUB_RUN_ATTEMPT: a re-run keeps the run id, and must not take its own dead attempt for live. */
+  attempt: string;
   version: string;
   since: Date;
 }
+
+export type LockOwner = Pick<DeployLock, 'runId' | 'attempt'>;
 
 export interface RegistryCredentials {
   username: string;
@@ -86,6 +103,13 @@ export interface HostDriver {
   pull(ref: string, auth?: RegistryCredentials, onProgress?: (line: string) => void): Promise<void>;
   /** Graceful stop (SIGTERM, then SIGKILL after stopTimeout) and removal; no-op when absent. */
   stopAndRemove(name: string, stopTimeout: number): Promise<void>;
+  /**
+   * Graceful stop, then renames the container to `asideName`, keeping it whole (image,
+   * settings, volumes) to be put back; fails when `asideName` is taken.
+   */
+  setAside(name: string, asideName: string, stopTimeout: number): Promise<void>;
+  /** Renames a container set aside back to `name` and starts it. */
+  restore(asideName: string, name: string): Promise<void>;
   /** Creates and starts a container; returns its id. */
   run(spec: ContainerSpec): Promise<string>;
   /**
@@ -95,13 +119,8 @@ export interface HostDriver {
   waitHealthy(name: string, hostPort: number, check: HealthCheck, onProgress?: (line: string) => void): Promise<HealthVerdict>;
   /** Atomically takes the deploy lock (a created, never started, labelled container). */
   acquireLock(name: string, lock: DeployLock, image: string): Promise<{ acquired: true } | { acquired: false; current: DeployLock }>;
-  /** Removes the lock when it is ours (runId matches); returns whether it removed one. */
-  releaseLock(name: string, runId: string): Promise<boolean>;
-  /**
-   * Releases of the repository whose images this host keeps (OCI version label and registry
-   * digest), newest first: where `previous` comes from when GitHub has no history.
-   */
-  releases(repository: string): Promise<Release[]>;
+  /** Removes the lock when it is ours (run id and attempt match); returns whether it removed one. */
+  releaseLock(name: string, owner: LockOwner): Promise<boolean>;
   /** Removes unused images of the repository beyond the newest `keep`, never those in `protect`. */
   pruneImages(repository: string, keep: number, protect: string[]): Promise<string[]>;
 }

@@ -14,6 +14,8 @@ export interface SpecContext {
 
 export const containerName = (app: string, role: Role) => (role === 'master' ? app : `${app}-backup`);
 export const lockName = (app: string) => `${app}-deploy-lock`;
+/** Where an adopted container waits, stopped, until the rollout that replaced it has succeeded. */
+export const asideName = (app: string, role: Role) => `${containerName(app, role)}-adopted`;
 
 export function containerSpec(ctx: SpecContext, role: Role, release: Release): ContainerSpec {
   const { container, ports } = ctx.environment;
@@ -36,6 +38,7 @@ export function containerSpec(ctx: SpecContext, role: Role, release: Release): C
       [LABELS.digest]: release.digest,
       [LABELS.deployedAt]: ctx.now().toISOString(),
       [LABELS.runUrl]: ctx.runUrl,
+      ...(release.history?.length ? { [LABELS.history]: release.history.join(' ') } : {}),
     },
   };
 }

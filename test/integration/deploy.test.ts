@@ -10,7 +10,7 @@ import { connectHost } from '../../src/drivers/docker.js';
 import { execIn, loadEstate, sshOptions, type Estate } from './support/estate.js';
 import { startGitHub, type GitHubStandIn } from './support/github.js';
 import { pushTestApp, type TestAppRelease } from './support/images.js';
-import { startLoad, type LoadReport } from './support/load.js';
+import { underLoad as underLoadOf } from './support/load.js';
 
 let estate: Estate;
 let github: GitHubStandIn;
@@ -21,19 +21,8 @@ const releases: Record<string, TestAppRelease> = {};
 const both = (version: string) => ({ demo: `${version} running`, 'demo-backup': `${version} running` });
 const everywhere = (version: string) => Object.fromEntries(hosts.map((h) => [h, both(version)]));
 
-/** Runs `work` under steady load and returns the load report with the work's result. */
-async function underLoad<T>(work: () => Promise<T>, waitUntilServing = false): Promise<[T, LoadReport]> {
-  const load = startLoad({ url: `${frontend}/`, clients: 8, ratePerClient: 40, maxSeconds: 300, waitUntilServing });
-  await new Promise((r) => setTimeout(r, 500));
-  try {
-    const result = await work();
-    await new Promise((r) => setTimeout(r, 500));
-    return [result, await load.stop()];
-  } catch (error) {
-    await load.stop();
-    throw error;
-  }
-}
+/** Runs `work` under steady load through the staging frontend. */
+const underLoad = <T>(work: () => Promise<T>, waitUntilServing = false) => underLoadOf(`${frontend}/`, work, waitUntilServing);
 
 beforeAll(async () => {
   estate = loadEstate();
@@ -48,7 +37,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await github?.close();
-});
+  // The drivers tests look for free server ports on these hosts, whichever file runs first.
+  if (estate) await clearHosts(estate, estate.environments.staging.hosts);
+}, 120_000);
 
 describe('command: deploy, backup-first behind HAProxy', () => {
   it('(1) first deploy onto empty hosts: zero failed requests once the site answers', async () => {
@@ -184,10 +175,11 @@ describe('a deploy killed mid-way', () => {
           // Kill once it is replacing the first master (the lock is taken by then).
           const poll = setInterval(async () => {
             const names = (await containersOn(estate, hosts[0]!)).map((c) => `${c.name} ${c.version}`);
-            if (names.includes('demo v1.0.0') || names.every((n) => !n.startsWith('demo '))) {
+            // Ticks overlap while containersOn awaits: only the first one that sees it kills.
+            if (!killed && (names.includes('demo v1.0.0') || names.every((n) => !n.startsWith('demo ')))) {
               clearInterval(poll);
-              process.kill(pid, 'SIGKILL');
               killed = true;
+              process.kill(pid, 'SIGKILL');
             }
           }, 100);
         },
@@ -217,13 +209,13 @@ describe('a deploy killed mid-way', () => {
   it('the post step of a cancelled run releases its lock, and only its own', async () => {
     const host = await connectHost(sshOptions(estate, hosts[0]!));
     try {
-      const lock = { holder: 'octocat (release run 5151, attempt 1)', runUrl: '', runId: '5151', version: 'v1.0.0', since: new Date() };
+      const lock = { holder: 'octocat (release run 5151, attempt 1)', runUrl: '', runId: '5151', attempt: '1', version: 'v1.0.0', since: new Date() };
       expect(await host.acquireLock('demo-deploy-lock', lock, releases['v1.0.0']!.ref)).toEqual({ acquired: true });
       const post = (runId: string) => runDeploy(estate, {
         environment: 'staging',
         version: 'v1.0.0',
         runId,
-        post: { state: { post: 'true', 'deploy-lock': JSON.stringify({ host: hosts[0], name: 'demo-deploy-lock', runId }) } },
+        post: { state: { post: 'true', 'deploy-lock': JSON.stringify({ host: hosts[0], name: 'demo-deploy-lock', runId, attempt: '1' }) } },
       });
       const other = await post('6161');
       expect(other.code, other.log).toBe(0);

@@ -149,10 +149,11 @@ describe('DockerHost', () => {
   const inspect = async (name: string) => JSON.parse(await execIn(node, 'docker', 'inspect', name))[0];
   const hasImage = (ref: string) => execIn(node, 'docker', 'image', 'inspect', ref).then(() => true, () => false);
   const runId = `drivers-test-${process.pid}`;
-  const lock = (holder: string, id: string): DeployLock => ({
+  const lock = (holder: string, id: string, attempt = '1'): DeployLock => ({
     holder,
     runUrl: `https://github.example/clay/demo/actions/runs/${id}`,
     runId: id,
+    attempt,
     version: good.version,
     since: new Date('2026-01-02T03:04:05Z'),
   });
@@ -168,7 +169,7 @@ describe('DockerHost', () => {
   afterAll(async () => {
     await host.stopAndRemove(APP, 1);
     await host.stopAndRemove(`${APP}-backup`, 1);
-    await host.releaseLock(LOCK, runId);
+    await host.releaseLock(LOCK, { runId, attempt: '1' });
     await host.pruneImages(REPOSITORY, 0, []);
     host.dispose();
   });
@@ -268,12 +269,14 @@ describe('DockerHost', () => {
     const mine = lock('octocat', runId);
     expect(await host.acquireLock(LOCK, mine, good.ref)).toEqual({ acquired: true });
     expect(await host.acquireLock(LOCK, lock('hubot', 'other-run'), good.ref)).toEqual({ acquired: false, current: mine });
-    expect(await host.releaseLock(LOCK, 'other-run')).toBe(false);
+    expect(await host.releaseLock(LOCK, { runId: 'other-run', attempt: '1' })).toBe(false);
+    // Another attempt of the same run is another holder.
+    expect(await host.releaseLock(LOCK, { runId, attempt: '2' })).toBe(false);
     expect(await host.acquireLock(LOCK, lock('hubot', 'other-run'), good.ref)).toMatchObject({ acquired: false });
-    expect(await host.releaseLock(LOCK, runId)).toBe(true);
-    expect(await host.releaseLock(LOCK, runId)).toBe(false);
+    expect(await host.releaseLock(LOCK, { runId, attempt: '1' })).toBe(true);
+    expect(await host.releaseLock(LOCK, { runId, attempt: '1' })).toBe(false);
     expect(await host.acquireLock(LOCK, lock('hubot', 'other-run'), good.ref)).toEqual({ acquired: true });
-    expect(await host.releaseLock(LOCK, 'other-run')).toBe(true);
+    expect(await host.releaseLock(LOCK, { runId: 'other-run', attempt: '1' })).toBe(true);
   });
 
   it('prunes old images of the repository, never protected or used ones', async () => {
@@ -285,7 +288,7 @@ describe('DockerHost', () => {
     await host.acquireLock(LOCK, lock('octocat', runId), oldest.ref);
     expect(await host.pruneImages(REPOSITORY, 0, [middle.digest])).toEqual([newest.ref]);
     expect([await hasImage(oldest.ref), await hasImage(middle.ref), await hasImage(newest.ref)]).toEqual([true, true, false]);
-    await host.releaseLock(LOCK, runId);
+    await host.releaseLock(LOCK, { runId, attempt: '1' });
     expect(await host.pruneImages(REPOSITORY, 1, [])).toEqual([oldest.ref]);
     expect(await host.pruneImages(REPOSITORY, 0, [])).toEqual([middle.ref]);
     expect(await host.pruneImages(REPOSITORY, 0, [])).toEqual([]);

@@ -35,7 +35,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await github?.close();
-});
+  // The drivers tests look for free server ports on these hosts, whichever file runs first.
+  if (estate) await clearHosts(estate, [...estate.environments.staging.hosts, ...estate.environments.production.hosts]);
+}, 120_000);
 
 describe('a release through staging to production', () => {
   it('records each deploy as a GitHub deployment: in_progress, then success, with its payload', async () => {
@@ -115,7 +117,7 @@ describe('command: rollback', () => {
     const run = await rollback('previous');
     const report = await load.stop();
     expect(run.code, run.log).toBe(0);
-    expect(run.log).toContain('previous: v2.0.0 (the release before v2.1.0 in the deployment history of production)');
+    expect(run.log).toContain('Target: previous: v2.0.0, the release before v2.1.0 in its deployment history');
     expect(report.failures).toEqual([]);
     expect(report.versions['v2.0.0']).toBeGreaterThan(0);
     expect(await versionsOn(estate, production())).toEqual(Object.fromEntries(production().map((h) => [h, { demo: 'v2.0.0 running', 'demo-backup': 'v2.0.0 running' }])));
@@ -132,11 +134,14 @@ describe('command: rollback', () => {
     expect(await versionsOn(estate, production())).toEqual(Object.fromEntries(production().map((h) => [h, { demo: 'v2.1.0 running', 'demo-backup': 'v2.1.0 running' }])));
   }, 300_000);
 
-  it('to a tag missing from the registry fails before any host changes', async () => {
+  it('to a tag production never ran, or one missing from the registry, fails before any host changes', async () => {
     const before = await Promise.all(production().map((h) => containersOn(estate, h)));
-    const run = await rollback('v1.9.9');
-    expect(run.code).toBe(1);
-    expect(run.log).toMatch(/clay\/demo:v1\.9\.9 is not in the registry/);
+    const neverRan = await rollback('v1.9.9');
+    expect(neverRan.code).toBe(1);
+    expect(neverRan.log).toContain('version: v1.9.9 never ran in production');
+    const missing = await release({ command: 'rollback', environment: 'production', version: 'v0.0.0', rollbackTo: 'v1.9.9', allowNeverDeployed: true });
+    expect(missing.code).toBe(1);
+    expect(missing.log).toMatch(/clay\/demo:v1\.9\.9 is not in the registry/);
     expect(await Promise.all(production().map((h) => containersOn(estate, h)))).toEqual(before);
   }, 120_000);
 

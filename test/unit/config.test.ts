@@ -40,7 +40,7 @@ describe('parseConfig: valid files', () => {
     expect(production.container.volumes).toEqual(['/var/log/clay:/var/log/clay']);
     expect(production.requireApproval).toBe(true);
     expect(production.promoteFrom).toBe('staging');
-    expect(production.haproxy).toEqual({ host: 'lb.example.com', socket: '/run/haproxy/admin.sock', backend: 'mobile', 'drain-timeout': 30 });
+    expect(production.haproxy).toEqual({ host: 'lb.example.com', socket: '/run/haproxy/admin.sock', backend: 'mobile', 'drain-timeout': 30, 'on-drain-timeout': 'fail' });
     expect(production.retainImages).toBe(3);
   });
 
@@ -90,6 +90,7 @@ describe('parseConfig: invalid files name the key and what is expected', () => {
     ['promote-from itself', `${minimal}    promote-from: staging\n`, 'environments.staging.promote-from: must name another environment'],
     ['haproxy without host', minimal.replace('container:', 'haproxy: { backend: app }\ncontainer:'), 'haproxy.host: is required'],
     ['bad restart policy', minimal.replace('{ port: 3000 }', '{ port: 3000, restart: sometimes }'), 'container.restart: "sometimes" is not a Docker restart policy'],
+    ['bad on-drain-timeout', `${minimal}    haproxy: { host: lb.example.com, backend: demo, on-drain-timeout: wait }\n`, 'environments.staging.haproxy.on-drain-timeout: "wait" is not fail or cut'],
     ['bad volume', minimal.replace('{ port: 3000 }', '{ port: 3000, volumes: ["relative/dir:/x"] }'), 'container.volumes[0]: "relative/dir:/x" is not a volume'],
     ['bad secret name', minimal.replace('{ port: 3000 }', '{ port: 3000, secrets: [API-KEY] }'), 'container.secrets[0]: "API-KEY" is not an environment variable name'],
     ['env value is a list', minimal.replace('{ port: 3000 }', '{ port: 3000, env: { A: [1] } }'), 'container.env.A: expected a string, got a list'],

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { demuxLogs, imagesToPrune, releaseOf, restartPolicy, type PrunableImage } from '../../src/drivers/docker.js';
+import { releaseOf } from '../../src/drivers/container-state.js';
+import { demuxLogs, imagesToPrune, restartPolicy, type PrunableImage } from '../../src/drivers/docker.js';
 import { LABELS } from '../../src/rollout/ports.js';
 
 describe('restartPolicy', () => {

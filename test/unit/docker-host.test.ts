@@ -146,10 +146,11 @@ describe('DockerHost on a scripted engine', () => {
           },
         },
       });
-    const mine = { holder: 'hubot', runUrl: 'https://github.example/runs/2', runId: '2', version: 'v1.1.0', since: new Date() };
+    const mine = { holder: 'hubot', runUrl: 'https://github.example/runs/2', runId: '2', attempt: '1', version: 'v1.1.0', since: new Date() };
     expect(await new DockerHost(tunnel).acquireLock('lock', mine, 'reg:5000/demo@sha256:abc')).toEqual({
       acquired: false,
-      current: { holder: 'octocat', runUrl: 'https://github.example/runs/1', runId: '1', version: 'v1.0.0', since: new Date('2026-01-02T03:04:05Z') },
+      // A lock from before attempts were recorded.
+      current: { holder: 'octocat', runUrl: 'https://github.example/runs/1', runId: '1', attempt: '', version: 'v1.0.0', since: new Date('2026-01-02T03:04:05Z') },
     });
   });
 

@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { checkPromotion, previousVersion, type DeploymentRecord, type DeploymentState } from '../../src/release/history.js';
+import {
+  checkPromotion,
+  nextHistory,
+  parseHistoryLabel,
+  previousInLabel,
+  previousRelease,
+  ranDigest,
+  ranDigestInLabel,
+  HISTORY_LENGTH,
+  type DeploymentRecord,
+  type DeploymentState,
+} from '../../src/release/history.js';
 
 const A = `sha256:${'a'.repeat(64)}`;
 const B = `sha256:${'b'.repeat(64)}`;
@@ -19,7 +30,7 @@ function history(...lines: string[]): DeploymentRecord[] {
     .reverse();
 }
 
-describe('previousVersion', () => {
+describe('previousRelease', () => {
   it.each<[string, string[], string, string | undefined]>([
     ['nothing deployed yet', [], 'v1.0.0', undefined],
     ['only the current release', ['deploy v1.3.0 success'], 'v1.3.0', undefined],
@@ -63,7 +74,7 @@ describe('previousVersion', () => {
     ['a failed rollback changed nothing', ['deploy v1.3.0 inactive', 'deploy v1.4.0 success', 'rollback v1.3.0 failure'], 'v1.4.0', 'v1.3.0'],
     ['an older release deployed again (not rolled back to) is a new entry', ['deploy v1.2.0 inactive', 'deploy v1.3.0 inactive', 'deploy v1.2.0 success'], 'v1.2.0', 'v1.3.0'],
   ])('%s', (_name, lines, current, expected) => {
-    expect(previousVersion(history(...lines), current)).toBe(expected);
+    expect(previousRelease(history(...lines), current)?.version).toBe(expected);
   });
 });
 
@@ -91,5 +102,62 @@ describe('checkPromotion from staging', () => {
     const [record] = history('deploy v1.4.0 success');
     const records = [{ ...record!, payload: { version: 'v1.4.0' } }];
     expect(checkPromotion(records, 'staging', 'v1.4.0', A)).toBe(`the digest of v1.4.0 (${A}) differs from what staging runs (no digest recorded)`);
+  });
+});
+
+describe('previousRelease and ranDigest give the digest a release ran at', () => {
+  it('previous carries its digest', () => {
+    expect(previousRelease(history(`deploy v1.2.0 inactive ${B}`, 'deploy v1.3.0 success'), 'v1.3.0')).toEqual({ version: 'v1.2.0', digest: B });
+  });
+
+  it.each<[string, string[], string, string | undefined]>([
+    ['the newest successful record of the version', [`deploy v1.2.0 inactive ${A}`, `deploy v1.2.0 success ${B}`], 'v1.2.0', B],
+    ['a failed deploy never ran', [`deploy v1.2.0 failure ${B}`], 'v1.2.0', undefined],
+    ['a release rolled back from still ran', [`deploy v1.4.0 inactive ${B}`, 'rollback v1.3.0 success'], 'v1.4.0', B],
+    ['never deployed', ['deploy v1.3.0 success'], 'v1.2.0', undefined],
+    ["GitHub's own job records carry no version", ['job - success'], 'v1.2.0', undefined],
+  ])('%s', (_case, lines, version, expected) => {
+    expect(ranDigest(history(...lines), version)).toBe(expected);
+  });
+});
+
+describe('the history label', () => {
+  const e = (version: string, digest = A) => `${version}@${digest}`;
+
+  it('keeps only well-formed entries of release tags', () => {
+    expect(parseHistoryLabel(`${e('v1.0.0')}  ${e('v1.1.0', B)} junk $(reboot)@${A} v1.2.0@sha256:short ${e('latest')}`)).toEqual([e('v1.0.0'), e('v1.1.0', B)]);
+    expect(parseHistoryLabel('')).toEqual([]);
+  });
+
+  it.each<[string, string[], string, 'deploy' | 'rollback', string[]]>([
+    ['a deploy goes on top', [e('v1.0.0')], 'v1.1.0', 'deploy', [e('v1.0.0'), e('v1.1.0')]],
+    ['the same release again counts once', [e('v1.0.0'), e('v1.1.0')], 'v1.1.0', 'deploy', [e('v1.0.0'), e('v1.1.0')]],
+    ['a rollback undoes what came after', [e('v1.0.0'), e('v1.1.0'), e('v1.2.0')], 'v1.0.0', 'rollback', [e('v1.0.0')]],
+    ['a rollback to a release not in it goes on top', [e('v1.1.0')], 'v0.9.0', 'rollback', [e('v1.1.0'), e('v0.9.0')]],
+    ['starting empty', [], 'v1.0.0', 'deploy', [e('v1.0.0')]],
+  ])('%s', (_case, base, version, task, expected) => {
+    expect(nextHistory(base, { version, digest: A }, task)).toEqual(expected);
+  });
+
+  it('is bounded', () => {
+    const long = Array.from({ length: 30 }, (_, i) => e(`v1.${i}.0`));
+    const next = nextHistory(long, { version: 'v2.0.0', digest: A }, 'deploy');
+    expect(next).toHaveLength(HISTORY_LENGTH);
+    expect(next.at(-1)).toBe(e('v2.0.0'));
+  });
+
+  it('walks back one release at a time and never forward', () => {
+    let history = [e('v1.0.0'), e('v1.1.0', B), e('v1.2.0')];
+    const back = previousInLabel(history, 'v1.2.0')!;
+    expect(back).toEqual({ version: 'v1.1.0', digest: B });
+    history = nextHistory(history, back, 'rollback');
+    expect(previousInLabel(history, 'v1.1.0')?.version).toBe('v1.0.0');
+    history = nextHistory(history, previousInLabel(history, 'v1.1.0')!, 'rollback');
+    expect(previousInLabel(history, 'v1.0.0')).toBeUndefined();
+  });
+
+  it('finds the digest a release ran at', () => {
+    expect(ranDigestInLabel([e('v1.0.0', B), e('v1.1.0')], 'v1.0.0')).toBe(B);
+    expect(ranDigestInLabel([e('v1.1.0')], 'v1.0.0')).toBeUndefined();
   });
 });

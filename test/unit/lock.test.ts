@@ -1,9 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { acquireDeployLock, type LockPolicy } from '../../src/rollout/lock.js';
-import type { DeployLock, HostDriver } from '../../src/rollout/ports.js';
+import { acquireDeployLock, lockHost as lockHostOf, type LockPolicy } from '../../src/rollout/lock.js';
+import type { DeployLock, HostDriver, LockOwner } from '../../src/rollout/ports.js';
 
 const t0 = new Date('2026-01-01T00:00:00Z');
-const lock = (runId: string, since = t0): DeployLock => ({ holder: `octocat (release #${runId})`, runUrl: `https://github.com/clay/demo/actions/runs/${runId}`, runId, version: 'v1.0.0', since });
+const lock = (runId: string, since = t0, attempt = '1'): DeployLock => ({
+  holder: `octocat (release #${runId})`,
+  runUrl: `https://github.com/clay/demo/actions/runs/${runId}`,
+  runId,
+  attempt,
+  version: 'v1.0.0',
+  since,
+});
 
 /** One lock slot with Docker's semantics: create fails while a lock exists. */
 function lockHost(existing?: DeployLock) {
@@ -15,8 +22,8 @@ function lockHost(existing?: DeployLock) {
       held = mine;
       return { acquired: true as const };
     },
-    releaseLock: async (_name: string, runId: string) => {
-      if (held?.runId !== runId) return false;
+    releaseLock: async (_name: string, owner: LockOwner) => {
+      if (held?.runId !== owner.runId || held.attempt !== owner.attempt) return false;
       held = undefined;
       return true;
     },
@@ -49,7 +56,7 @@ describe('acquireDeployLock', () => {
   it('fails at once on a live lock, naming the holder', async () => {
     const { host } = lockHost(lock('1'));
     await expect(acquireDeployLock(host, 'l', lock('2'), 'img', policy().p)).rejects.toThrow(
-      'another deploy holds the lock: octocat (release #1) since 2026-01-01T00:00:00.000Z deploying v1.0.0 (https://github.com/clay/demo/actions/runs/1); set lock.wait to wait for it',
+      'another deploy holds the lock: octocat (release #1) since 2026-01-01T00:00:00.000Z deploying v1.0.0 (https://github.com/clay/demo/actions/runs/1, attempt 1); set lock.wait to wait for it',
     );
   });
 
@@ -62,7 +69,7 @@ describe('acquireDeployLock', () => {
 
   it.each([
     ['its run has ended', { ended: true }, lock('1')],
-    ['it is older than lock.stale-after (3600s)', { ended: undefined }, lock('1', new Date(t0.getTime() - 7200_000))],
+    ['it is older than lock.stale-after (3600s) and GitHub cannot tell whether its run has ended', { ended: undefined }, lock('1', new Date(t0.getTime() - 7200_000))],
   ])('reports a stale lock (%s) and stops without takeover', async (reason, opts, existing) => {
     const { host, held } = lockHost(existing);
     await expect(acquireDeployLock(host, 'l', lock('2'), 'img', policy(opts).p)).rejects.toThrow(
@@ -84,4 +91,32 @@ describe('acquireDeployLock', () => {
     await expect(acquireDeployLock(host, 'l', lock('2'), 'img', policy({ ended: false, takeover: true }).p)).rejects.toThrow('another deploy holds the lock');
     expect(held()?.runId).toBe('1');
   });
+
+  it('never calls a lock stale by age while GitHub reports its run running', async () => {
+    const { host, held } = lockHost(lock('1', new Date(t0.getTime() - 7200_000)));
+    await expect(acquireDeployLock(host, 'l', lock('2'), 'img', policy({ ended: false, takeover: true }).p)).rejects.toThrow('another deploy holds the lock');
+    expect(held()?.runId).toBe('1');
+  });
+
+  it('takes over the lock of an earlier attempt of this very run, without lock.takeover, and returns it', async () => {
+    const { host, held } = lockHost(lock('7', t0, '1'));
+    // GitHub reports the run (now in attempt 2) as running: that is this attempt, not the holder.
+    const { p, lines } = policy({ ended: false });
+    const result = await acquireDeployLock(host, 'l', lock('7', t0, '2'), 'img', p);
+    expect(held()?.attempt).toBe('2');
+    expect(result.tookOverFrom?.attempt).toBe('1');
+    expect(lines[0]).toContain('it belongs to attempt 1 of this run, and this is attempt 2');
+  });
+
+  it('returns no takeover for a free lock', async () => {
+    expect(await acquireDeployLock(lockHost().host, 'l', lock('2'), 'img', policy().p)).toEqual({});
+  });
 });
+
+describe('lockHost', () => {
+  it('does not depend on the order the hosts are listed in', () => {
+    expect(lockHostOf(['10.0.0.12', '10.0.0.11', 'web-3'])).toBe('10.0.0.11');
+    expect(lockHostOf(['web-3', '10.0.0.11', '10.0.0.12'])).toBe('10.0.0.11');
+  });
+});
+

@@ -28,9 +28,14 @@ interface Box {
   healthy: boolean;
 }
 
+/** app, app-backup, and their -adopted names → the role. */
+const roleOf = (name: string): Role => (name.startsWith('app-backup') ? 'backup' : 'master');
+
 /** Every host and the load balancer in one place, so invariants can look across them. */
 class World {
   boxes = new Map<string, Box>(); // host/role → container
+  asides = new Map<string, Box>(); // host/role → adopted container set aside (stopped)
+  sessions = new Map<string, number>(); // server → sessions that never finish draining
   lbState = new Map<string, 'ready' | 'drain' | 'maint'>(); // server → admin state
   events: string[] = [];
   violations: string[] = [];
@@ -88,13 +93,36 @@ class FakeHost implements HostDriver {
   }
   async pull() {}
   async stopAndRemove(name: string) {
-    const role = name === 'app' ? 'master' : 'backup';
+    const role = roleOf(name);
     const key = this.world.key(this.host, role);
+    if (name.endsWith('-adopted')) {
+      if (this.world.asides.delete(key)) this.world.events.push(`discard ${key}`);
+      return;
+    }
     if (!this.world.boxes.has(key)) return;
+    this.takeAway(key, role, 'stop');
+  }
+  async setAside(name: string) {
+    const key = this.world.key(this.host, roleOf(name));
+    const box = this.world.boxes.get(key);
+    if (!box) throw new Error(`${key}: nothing to set aside`);
+    if (this.world.asides.has(key)) throw new Error(`${key}: aside taken`);
+    this.takeAway(key, roleOf(name), 'aside');
+    this.world.asides.set(key, box);
+  }
+  async restore(_aside: string, name: string) {
+    const key = this.world.key(this.host, roleOf(name));
+    const box = this.world.asides.get(key);
+    if (!box || this.world.boxes.has(key)) throw new Error(`${key}: cannot restore`);
+    this.world.asides.delete(key);
+    this.world.boxes.set(key, box);
+    this.world.check(`restore ${key} ${box.release.version}`);
+  }
+  private takeAway(key: string, role: Role, verb: string) {
     const state = this.world.lbState.get(`${this.host}-${role}`);
-    if (state !== 'maint') this.world.violations.push(`stop ${key} while HAProxy has it ${state}`);
+    if (state !== 'maint') this.world.violations.push(`${verb} ${key} while HAProxy has it ${state}`);
     this.world.boxes.delete(key);
-    this.world.check(`stop ${key}`);
+    this.world.check(`${verb} ${key}`);
   }
   async run(spec: ContainerSpec) {
     const key = this.world.key(this.host, spec.role);
@@ -103,7 +131,7 @@ class FakeHost implements HostDriver {
     return key;
   }
   async waitHealthy(name: string) {
-    const role = name === 'app' ? 'master' : 'backup';
+    const role = roleOf(name);
     const key = this.world.key(this.host, role);
     const box = this.world.boxes.get(key);
     if (this.world.sickOnArrival.delete(key) && box) box.healthy = false;
@@ -116,9 +144,6 @@ class FakeHost implements HostDriver {
   }
   async releaseLock() {
     return true;
-  }
-  async releases() {
-    return [];
   }
   async pruneImages() {
     return [];
@@ -137,16 +162,21 @@ class FakeLb implements LoadBalancerDriver {
   async status(server: string): Promise<ServerStatus> {
     const state = this.world.lbState.get(server);
     const status = state === 'maint' ? 'MAINT' : state === 'drain' ? 'DRAIN' : this.world.serving(server) ? 'UP' : 'DOWN';
-    return { status, sessions: 0, queued: 0 };
+    return { status, sessions: state === 'maint' ? 0 : (this.world.sessions.get(server) ?? 0), queued: 0 };
   }
 }
 
-function setup(hosts: string[], start: Partial<Record<Role, Release>>, { lb = true, maxParallel = 1 } = {}) {
+function setup(
+  hosts: string[],
+  start: Partial<Record<Role, Release>>,
+  { lb = true, maxParallel = 1, held = new Map<string, 'maint' | 'drain'>(), onDrainTimeout = 'fail' as 'fail' | 'cut' } = {},
+) {
   const world = new World(hosts);
   for (const host of hosts) for (const role of ROLES) {
     const r = start[role];
     if (r) world.boxes.set(world.key(host, role), { release: r, healthy: true });
   }
+  for (const [server, state] of held) world.lbState.set(server, state);
   world.check('start');
   const lines: string[] = [];
   const warnings: string[] = [];
@@ -158,9 +188,18 @@ function setup(hosts: string[], start: Partial<Record<Role, Release>>, { lb = tr
   const deps: RolloutDeps = {
     hosts: new Map(hosts.map((h) => [h, new FakeHost(h, world)])),
     ...(lb
-      ? { lb: { driver: new FakeLb(world), servers: new Map(hosts.map((h) => [h, { master: `${h}-master`, backup: `${h}-backup` }])), drainTimeoutSeconds: 1 } }
+      ? {
+          lb: {
+            driver: new FakeLb(world),
+            servers: new Map(hosts.map((h) => [h, { master: `${h}-master`, backup: `${h}-backup` }])),
+            held,
+            drainTimeoutSeconds: 0,
+            onDrainTimeout,
+          },
+        }
       : {}),
     containerName: (role) => NAMES[role],
+    asideName: (role) => `${NAMES[role]}-adopted`,
     hostPort: (role) => PORTS[role],
     spec: (role, r): ContainerSpec => ({ name: NAMES[role], role, release: r, hostPort: PORTS[role], containerPort: 3000, env: {}, volumes: [], restart: 'no', stopTimeout: 1, init: true, labels: {} }),
     health: { path: '/healthcheck', timeoutSeconds: 1, intervalSeconds: 1 },
@@ -195,6 +234,8 @@ describe('planHost', () => {
     ['half-moved host (killed run)', { master: v2, backup: v1 }, { master: v2, backup: v2 }, ['check backup v1.0.0', 'check master v2.0.0', 'replace backup v1.0.0→v2.0.0']],
     ['rollback of a first deploy removes master, then backup', { backup: v2 }, {}, ['check backup v2.0.0', 'remove backup v2.0.0']],
     ['rollback after the backup failed', { master: v2 }, { master: v1, backup: v1 }, ['replace backup nothing→v1.0.0', 'replace master v2.0.0→v1.0.0']],
+    ['rollback after the new master failed: the empty master slot first', { backup: v1 }, { master: v1, backup: v1 }, ['replace master nothing→v1.0.0', 'check backup v1.0.0']],
+    ['empty master slot, backup to move', { backup: v1 }, { master: v2, backup: v2 }, ['replace master nothing→v2.0.0', 'check backup v1.0.0', 'replace backup v1.0.0→v2.0.0']],
   ])('%s', (_name, current: HostTarget, target: HostTarget, expected) => {
     const steps = planHost('h1', current, target).steps.map((s) =>
       s.kind === 'check' ? `check ${s.role} ${s.release.version}` : s.kind === 'replace' ? `replace ${s.role} ${s.from?.version ?? 'nothing'}→${s.to.version}` : `remove ${s.role} ${s.from?.version}`,
@@ -263,7 +304,7 @@ describe('executeRollout', () => {
   it('rolls back hosts already moved when a later host fails', async () => {
     const { world, deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 });
     // h2's master image is broken on this host only.
-    const host2 = deps.hosts.get('h2')! as FakeHost;
+    const host2 = deps.hosts.get('h2')! as unknown as FakeHost;
     const run = host2.run.bind(host2);
     host2.run = async (spec) => run(spec.role === 'master' && spec.release === v2 ? { ...spec, release: broken } : spec);
     const result = await executeRollout(await plan(v2), deps);
@@ -305,7 +346,7 @@ describe('executeRollout', () => {
 
   it('reports a failed rollback instead of hiding it', async () => {
     const { deps, plan } = setup(['h1'], { master: v1, backup: v1 });
-    const host = deps.hosts.get('h1')! as FakeHost;
+    const host = deps.hosts.get('h1')! as unknown as FakeHost;
     const run = host.run.bind(host);
     host.run = async (spec) => {
       if (spec.release.version === 'v1.0.0') throw new Error('h1: engine unreachable');
@@ -314,5 +355,122 @@ describe('executeRollout', () => {
     const result = await executeRollout(await plan(broken), deps);
     expect(result.ok).toBe(false);
     expect(result.rollbackErrors).toEqual(['h1: engine unreachable']);
+  });
+});
+
+describe('adopting containers deploy-action did not create', () => {
+  const handRun: Release = { version: 'v0.9.0', ref: 'r/app:v0.9.0', digest: '', adopted: true };
+
+  it('plans them as adopted, and replaces them even when the image is the target', () => {
+    const plan = planRollout(v2, [{ host: 'h1', current: { master: handRun, backup: handRun } }], 1);
+    expect(describePlan(plan).join('\n')).toContain('master: v0.9.0 (r/app:v0.9.0, started without deploy-action: adopting it) → v2.0.0');
+    const sameImage = { ...v2, adopted: true };
+    expect(planHost('h1', { master: sameImage, backup: sameImage }, { master: v2, backup: v2 }).steps.map((s) => s.kind)).toEqual(['check', 'replace', 'replace']);
+  });
+
+  it('drains them like any serving container, sets them aside, and discards them once the rollout succeeded', async () => {
+    const { world, deps, plan } = setup(['h1', 'h2'], { master: handRun, backup: handRun });
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(true);
+    expect(world.violations).toEqual([]);
+    const h1 = world.events.filter((e) => e.includes('h1'));
+    expect(h1.slice(0, 4)).toEqual(['health h1/backup', 'drain h1-master', 'maint h1-master', 'aside h1/master']);
+    expect(world.asides.size).toBe(0);
+    expect(world.events.filter((e) => e.startsWith('discard'))).toHaveLength(4);
+    expect(Object.values(served(world))).toEqual(Array(4).fill('v2.0.0'));
+  });
+
+  it('puts the very containers back when a later host fails', async () => {
+    const { world, deps, plan } = setup(['h1', 'h2'], { master: handRun, backup: handRun });
+    const originals = new Map(world.boxes);
+    const host2 = deps.hosts.get('h2')! as unknown as FakeHost;
+    const run = host2.run.bind(host2);
+    host2.run = async (spec) => run(spec.role === 'master' ? { ...spec, release: broken } : spec);
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(false);
+    expect(result.rollbackErrors).toEqual([]);
+    expect(world.violations).toEqual([]);
+    for (const [key, box] of originals) expect(world.boxes.get(key), key).toBe(box);
+    expect(world.asides.size).toBe(0);
+    expect([...world.lbState.values()]).toEqual(Array(4).fill('ready'));
+  });
+
+  it('fills the empty master slot first when the new master failed on an adopted host', async () => {
+    const { world, deps, plan } = setup(['h1'], { master: handRun, backup: handRun });
+    const result = await executeRollout(await plan(broken), deps);
+    expect(result.ok).toBe(false);
+    expect(world.violations).toEqual([]);
+    const rollback = world.events.slice(world.events.indexOf('stop h1/master'));
+    expect(rollback.find((e) => e.startsWith('restore'))).toBe('restore h1/master v0.9.0');
+    expect(served(world)).toEqual({ 'h1/master': 'v0.9.0', 'h1/backup': 'v0.9.0' });
+  });
+});
+
+describe('operator intent and draining', () => {
+  it('updates the containers of servers the operator took out, and leaves those servers as they were', async () => {
+    const held = new Map<string, 'maint' | 'drain'>([['h1-master', 'maint'], ['h2-backup', 'drain']]);
+    const { world, deps, plan, lines } = setup(['h1', 'h2'], { master: v1, backup: v1 }, { held });
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(true);
+    expect(world.violations).toEqual([]);
+    expect(Object.fromEntries(world.lbState)).toEqual({ 'h1-master': 'maint', 'h1-backup': 'ready', 'h2-master': 'ready', 'h2-backup': 'drain' });
+    expect(Object.values(served(world))).toEqual(Array(4).fill('v2.0.0'));
+    expect(lines).toContain('[h1] h1-master left in MAINT, as it was before the deploy');
+    // A server in MAINT is not drained again: nothing can reach it.
+    expect(world.events).not.toContain('drain h1-master');
+  });
+
+  it('a same-release deploy leaves a held server alone too', async () => {
+    const held = new Map<string, 'maint' | 'drain'>([['h1-backup', 'maint']]);
+    const { world, deps, plan } = setup(['h1'], { master: v2, backup: v2 }, { held });
+    expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
+    expect(world.lbState.get('h1-backup')).toBe('maint');
+  });
+
+  it('fails the step when sessions outlast the drain timeout, puts the server back, and rolls back', async () => {
+    const { world, deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    world.sessions.set('h2-master', 3);
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(false);
+    expect(result.failure?.message).toContain('h2: master v1.0.0 still had 3 sessions after the 0s drain timeout');
+    expect(world.violations).toEqual([]);
+    expect(world.boxes.get('h2/master')?.release.version).toBe('v1.0.0');
+    expect(Object.values(served(world))).toEqual(Array(4).fill('v1.0.0'));
+    expect([...world.lbState.values()]).toEqual(Array(4).fill('ready'));
+  });
+
+  it('with on-drain-timeout cut, stops them and says how many', async () => {
+    const { world, deps, plan, warnings } = setup(['h1'], { master: v1, backup: v1 }, { onDrainTimeout: 'cut' });
+    world.sessions.set('h1-master', 2);
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(true);
+    expect(warnings).toContain('[h1] h1-master still had 2 sessions after the 0s drain timeout: cutting them (haproxy.on-drain-timeout: cut)');
+  });
+});
+
+describe('failures', () => {
+  it('reports every failed host of a batch, and names the role a non-step error hit', async () => {
+    const { deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 }, { maxParallel: 2 });
+    for (const host of ['h1', 'h2']) {
+      const fake = deps.hosts.get(host)! as unknown as FakeHost;
+      fake.run = async () => {
+        throw new Error(`${host}: engine said no`);
+      };
+    }
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.failures.map((f) => [f.host, f.role, f.reason])).toEqual([
+      ['h1', 'master', 'failed: h1: engine said no'],
+      ['h2', 'master', 'failed: h2: engine said no'],
+    ]);
+  });
+
+  it('a backup step that throws is reported as the backup', async () => {
+    const { deps, plan } = setup(['h1'], {});
+    const fake = deps.hosts.get('h1')! as unknown as FakeHost;
+    fake.run = async () => {
+      throw new Error('h1: no space left');
+    };
+    const result = await executeRollout(await plan(v1), deps);
+    expect(result.failure?.role).toBe('backup');
   });
 });

@@ -56,6 +56,8 @@ export interface DeployRunOptions extends DeployConfigOptions {
   runId?: string;
   /** command: rollback's version input (the run itself is a workflow_dispatch on main). */
   rollbackTo?: string;
+  /** command: rollback's allow-never-deployed input. */
+  allowNeverDeployed?: boolean;
   onStart?: ActionOptions['onStart'];
   post?: ActionOptions['post'];
 }
@@ -72,6 +74,7 @@ export async function runDeploy(estate: Estate, options: DeployRunOptions): Prom
       environment: options.environment,
       ...(options.rollbackTo ? { version: options.rollbackTo } : {}),
       ...(options.digest ? { digest: options.digest } : {}),
+      ...(options.allowNeverDeployed ? { 'allow-never-deployed': 'true' } : {}),
       'registry-username': estate.registry.username,
       'registry-password': options.registryPassword ?? estate.registry.password,
       'ssh-private-key': readFileSync(estate.sshKey, 'utf8'),

@@ -118,3 +118,17 @@ export function startLoad(options: LoadOptions): LoadGenerator {
     },
   };
 }
+
+/** Runs `work` under steady load on `url` and returns the work's result with the load report. */
+export async function underLoad<T>(url: string, work: () => Promise<T>, waitUntilServing = false): Promise<[T, LoadReport]> {
+  const load = startLoad({ url, clients: 8, ratePerClient: 40, maxSeconds: 300, waitUntilServing });
+  await new Promise((r) => setTimeout(r, 500));
+  try {
+    const result = await work();
+    await new Promise((r) => setTimeout(r, 500));
+    return [result, await load.stop()];
+  } catch (error) {
+    await load.stop();
+    throw error;
+  }
+}

@@ -1,0 +1,80 @@
+// The deploy lock as a run takes and releases it: who this run is (run id and attempt), where
+// the lock lives (rollout/lock.ts: lockHost), GitHub's word on whether a holder's run has
+// ended, and the state the post step of a cancelled job needs to release it.
+import * as core from '@actions/core';
+import type { Config } from '../config/schema.js';
+import type { Inputs } from '../inputs.js';
+import { acquireDeployLock, lockHost } from '../rollout/lock.js';
+import type { DeployLock, Release } from '../rollout/ports.js';
+import { lockName } from '../rollout/spec.js';
+import { gitHub, runUrl } from './gates.js';
+import { connect, type Connected } from './preflight.js';
+
+/** Saved for the post step, which releases the lock when the job was cancelled mid-deploy. */
+export const LOCK_STATE = 'deploy-lock';
+const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
+
+export interface HeldLock {
+  host: string;
+  name: string;
+  runId: string;
+  attempt: string;
+  /** Whether it was taken over from a run that had ended (see acquireDeployLock). */
+  tookOver: boolean;
+}
+
+export async function takeLock(inputs: Inputs, config: Config, connected: Connected, target: Release): Promise<HeldLock> {
+  const host = connected.hosts.get(lockHost(connected.env.hosts))!;
+  const { actor, workflow, runId, runAttempt } = inputs.run;
+  const github = gitHub(inputs);
+  const mine: DeployLock = {
+    holder: `${actor || 'someone'} (${workflow || 'workflow'} run ${runId || '?'}, attempt ${runAttempt})`,
+    runUrl: runUrl(inputs),
+    runId: runId || `local-${process.pid}`,
+    attempt: runAttempt,
+    version: target.version,
+    since: new Date(),
+  };
+  const name = lockName(config.app);
+  const { tookOverFrom } = await acquireDeployLock(host, name, mine, target.ref, {
+    config: connected.env.lock,
+    runEnded: async (id) => {
+      if (!github || !/^\d+$/.test(id)) return undefined;
+      return github.runEnded(id).catch((error: Error) => {
+        core.info(`Could not ask GitHub whether run ${id} has ended: ${error.message}`);
+        return undefined;
+      });
+    },
+    sleep,
+    now: () => new Date(),
+    warn: (line) => core.warning(line),
+    info: (line) => core.info(line),
+  });
+  const held = { host: host.host, name, runId: mine.runId, attempt: mine.attempt, tookOver: tookOverFrom !== undefined };
+  core.saveState(LOCK_STATE, JSON.stringify(held));
+  core.info(`Took the deploy lock ${name} on ${host.host}`);
+  return held;
+}
+
+export async function releaseLock(connected: Connected, held: HeldLock): Promise<void> {
+  await connected.hosts.get(held.host)!.releaseLock(held.name, held).then(
+    () => core.saveState(LOCK_STATE, ''),
+    (error: Error) => core.warning(`Could not release the deploy lock on ${held.host}: ${error.message}`),
+  );
+}
+
+/** The post step: a cancelled job leaves its lock behind; release it if this run still holds it. */
+export async function releaseLeftoverLock(inputs: Inputs, config: Config, saved: string): Promise<void> {
+  const lock = JSON.parse(saved) as HeldLock;
+  const env = Object.values(config.environments).find((e) => e.hosts.includes(lock.host));
+  if (!env) return;
+  // Only the lock's host: the load balancer plays no part in releasing it.
+  const { haproxy: _unused, ...hostOnly } = env;
+  const connected = await connect(inputs, config, { ...hostOnly, hosts: [lock.host] });
+  try {
+    const released = await connected.hosts.get(lock.host)!.releaseLock(lock.name, { runId: lock.runId, attempt: lock.attempt ?? inputs.run.runAttempt });
+    core.info(released ? `Released the deploy lock ${lock.name} on ${lock.host} left by this run` : 'No deploy lock of this run was left');
+  } finally {
+    connected.dispose();
+  }
+}

@@ -1,0 +1,181 @@
+// One release onto one environment, deploy and rollback alike (so a rollback drops no request
+// either), in phases: connect; choose and pull the release; take the lock; read, under the lock,
+// everything the plan depends on; plan; execute (with its automatic rollback); record and tidy
+// up. Every check that can refuse runs before the first container changes.
+import * as core from '@actions/core';
+import type { Config, EnvironmentConfig } from '../config/schema.js';
+import { readSecretValues, type Inputs } from '../inputs.js';
+import { parseHistoryLabel } from '../release/history.js';
+import { rolloutSummary, writeSummary } from '../report/summary.js';
+import { executeRollout, type LoadBalancing, type RolloutDeps, type RolloutResult } from '../rollout/execute.js';
+import { describePlan, planRollout } from '../rollout/plan.js';
+import type { Release } from '../rollout/ports.js';
+import { asideName, containerName, containerSpec } from '../rollout/spec.js';
+import { releaseLock, takeLock, type HeldLock } from './deploy-lock.js';
+import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, runUrl } from './gates.js';
+import { connect, coreLogger, findServers, onEveryHost, pinRelease, readHosts, type Connected } from './preflight.js';
+import { historyFor, runningVersion, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
+
+const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
+const RECORD_ATTEMPTS = 3;
+
+export class DeployFailed extends Error {
+  override name = 'DeployFailed';
+}
+
+interface Prepared {
+  state: EnvironmentState;
+  wanted: WantedRelease;
+  target: Release;
+  lb?: LoadBalancing;
+}
+
+export async function rollOut(inputs: Inputs, config: Config, env: EnvironmentConfig, request: RolloutRequest): Promise<Record<string, string>> {
+  const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
+  const github = gitHub(inputs);
+  await checkApproval(github, env);
+  const connected = await core.group(`Connect to ${env.name} (${env.hosts.length} hosts${env.haproxy ? ` and ${env.haproxy.host}` : ''})`, () =>
+    connect(inputs, config, env),
+  );
+  let lock: HeldLock | undefined;
+  let record: GitHubDeployment | undefined;
+  let succeeded = false;
+  try {
+    const prepared = await core.group('Pre-flight', async () => {
+      // A first reading picks what to pull: the lock is a container created from that image,
+      // which must be on the host first, and pulls change no container.
+      const guess = await choose(inputs, config, connected, request);
+      await pullEverywhere(connected, guess.target);
+      lock = await takeLock(inputs, config, connected, guess.target);
+      // Another run may have finished in between: everything the plan depends on is read again.
+      const chosen = await choose(inputs, config, connected, request);
+      if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target);
+      if (request.task === 'deploy' || chosen.wanted.neverRan) await checkPromotionGate(github, env, chosen.target);
+      const lb = await findServers(connected, { tookOverLock: lock.tookOver });
+      record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
+      return { ...chosen, ...(lb ? { lb } : {}) };
+    });
+    const result = await execute(inputs, config, env, connected, prepared, secrets);
+    await writeSummary((s) => rolloutSummary(s, { environment: env.name, target: prepared.target, result }));
+    if (!result.ok) throw new DeployFailed(failureMessage(env, prepared.target, result));
+    succeeded = true;
+    await tidyUp(config, env, connected, prepared, record);
+    return {
+      version: prepared.target.version,
+      image: config.image,
+      digest: prepared.target.digest,
+      'image-ref': prepared.target.ref,
+      'previous-version': runningVersion(prepared.state.current),
+      ...(record ? { 'deployment-id': String(record.id) } : {}),
+    };
+  } catch (error) {
+    // After a rollout that succeeded nothing may turn the record into a failure.
+    if (!succeeded) {
+      await record?.set('failure', (error instanceof Error ? error.message : String(error)).split('\n')[0]!).catch((e: Error) =>
+        core.warning(`Could not mark the deployment failed: ${e.message}`),
+      );
+    }
+    throw error;
+  } finally {
+    if (lock) await releaseLock(connected, lock);
+    connected.dispose();
+  }
+}
+
+/** What runs and ran (under the lock, the second time), and the release that follows from it. */
+async function choose(inputs: Inputs, config: Config, connected: Connected, request: RolloutRequest): Promise<Omit<Prepared, 'lb'>> {
+  const github = gitHub(inputs);
+  const env = connected.env;
+  const state: EnvironmentState = {
+    environment: env.name,
+    current: await readHosts(connected, config.app),
+    // Only a rollback looks back; a deploy's target is its tag.
+    ...(request.task === 'rollback' && github ? { records: await github.deployments(env.name) } : {}),
+  };
+  const wanted = wantedRelease(request, state);
+  core.info(`Target: ${wanted.reason}`);
+  const pinned = await pinRelease(connected, config.image, wanted.tag, wanted.digest, wanted.pinnedBy);
+  const target: Release = { ...pinned, history: historyFor(state, pinned, request.task) };
+  return { state, wanted, target };
+}
+
+async function pullEverywhere(connected: Connected, target: Release): Promise<void> {
+  await onEveryHost(connected.hosts, `Pulling ${target.ref}`, async (host) => {
+    await host.pull(target.ref, connected.auth, (line) => core.info(`[${host.host}] ${line}`));
+    core.info(`[${host.host}] has ${target.ref}`);
+  });
+}
+
+async function execute(
+  inputs: Inputs,
+  config: Config,
+  env: EnvironmentConfig,
+  connected: Connected,
+  prepared: Prepared,
+  secrets: Record<string, string>,
+): Promise<RolloutResult> {
+  const { state, target, lb } = prepared;
+  const plan = planRollout(target, env.hosts.map((host) => ({ host, current: state.current.get(host) ?? {} })), env.maxParallel);
+  core.info(describePlan(plan).join('\n'));
+  const now = () => new Date();
+  const deps: RolloutDeps = {
+    hosts: connected.hosts,
+    ...(lb ? { lb } : {}),
+    containerName: (role) => containerName(config.app, role),
+    asideName: (role) => asideName(config.app, role),
+    hostPort: (role) => env.ports[role],
+    spec: (role, release) => containerSpec({ app: config.app, environment: env, secrets, runUrl: runUrl(inputs), now }, role, release),
+    health: { path: env.health.path, timeoutSeconds: env.health.timeout, intervalSeconds: env.health.interval },
+    stopTimeoutSeconds: env.container['stop-timeout'],
+    log: coreLogger(env.maxParallel === 1),
+    sleep,
+    pollMs: 250,
+  };
+  return executeRollout(plan, deps);
+}
+
+function failureMessage(env: EnvironmentConfig, target: Release, result: RolloutResult): string {
+  const failed = result.failures.map((f) => `${f.host}: ${f.role} ${f.reason}`).join('; ');
+  const rollback =
+    result.rollbackErrors.length === 0
+      ? `every host touched was rolled back to the release it ran before (${result.hosts.filter((h) => h.rolledBack).map((h) => h.host).join(', ')})`
+      : `ROLLBACK INCOMPLETE:\n  ${result.rollbackErrors.join('\n  ')}`;
+  return `${target.version} to ${env.name} failed on ${failed}; ${rollback}`;
+}
+
+/**
+ * After a rollout that succeeded: the success record and the image prune. Neither may fail the
+ * job now: every host runs the release, and a failed job would refuse its promotion.
+ */
+async function tidyUp(config: Config, env: EnvironmentConfig, connected: Connected, prepared: Prepared, record: GitHubDeployment | undefined): Promise<void> {
+  const { target, state } = prepared;
+  if (record) {
+    await retried(`record the deployment ${record.id} as a success`, () => record.set('success', `${target.version} on ${env.hosts.length} hosts`));
+  }
+  await core.group('Prune old images', async () => {
+    // Never what ran before this run (the rollback target) nor the release before the target.
+    const previous = parseHistoryLabel((target.history ?? []).slice(-2, -1).join(' ')).map((entry) => entry.slice(entry.indexOf('@') + 1));
+    const running = [...state.current.values()].flatMap((h) => [h.master?.ref, h.backup?.ref].filter((r): r is string => !!r));
+    const protect = [target.ref, ...running, ...previous];
+    await onEveryHost(connected.hosts, 'Pruning images', async (host) => {
+      const removed = await host.pruneImages(config.image, env.retainImages, protect);
+      core.info(`[${host.host}] removed ${removed.length} old image(s)${removed.length ? `: ${removed.join(', ')}` : ''}`);
+    }).catch((error: Error) => core.warning(`Could not prune old images (the deploy itself succeeded): ${error.message}`));
+  });
+}
+
+async function retried(what: string, run: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (attempt >= RECORD_ATTEMPTS) {
+        core.warning(`Could not ${what} after ${attempt} attempts (the deploy itself succeeded): ${message}`);
+        return;
+      }
+      core.info(`Could not ${what} (attempt ${attempt}): ${message}; trying again`);
+      await sleep(1000 * attempt);
+    }
+  }
+}
