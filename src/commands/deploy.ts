@@ -12,7 +12,7 @@ import { describePlan, planRollout, type HostTarget } from '../rollout/plan.js';
 import type { DeployLock, Release } from '../rollout/ports.js';
 import { containerName, containerSpec, lockName } from '../rollout/spec.js';
 import { selectEnvironment } from './environment.js';
-import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, runUrl } from './gates.js';
+import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, runUrl, trustedHistory } from './gates.js';
 import { connect, coreLogger, findServers, onEveryHost, pinRelease, readHosts, type Connected } from './preflight.js';
 
 /** Saved for the post step, which releases the lock when the job was cancelled mid-deploy. */
@@ -88,7 +88,7 @@ export interface RolloutRequest {
 export async function rollOut(inputs: Inputs, config: Config, env: EnvironmentConfig, request: RolloutRequest): Promise<Record<string, string>> {
   const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
   const github = gitHub(inputs);
-  await checkApproval(github, env);
+  await checkApproval(github, env, inputs.run.runId);
   const connected = await core.group(`Connect to ${env.name} (${env.hosts.length} hosts${env.haproxy ? ` and ${env.haproxy.host}` : ''})`, () =>
     connect(inputs, config, env),
   );
@@ -195,14 +195,14 @@ async function findPrevious(inputs: Inputs, config: Config, connected: Connected
   if (!running) throw new InputError(`version: previous: nothing of ${config.app} runs in ${connected.env.name} yet`);
   const github = gitHub(inputs);
   if (github) {
-    const fromHistory = previousInHistory(await github.deployments(connected.env.name), running);
+    const fromHistory = previousInHistory(await trustedHistory(github, connected.env.name, config.image), running);
     if (fromHistory) {
       core.info(`previous: ${fromHistory} (the release before ${running} in the deployment history of ${connected.env.name})`);
       return fromHistory;
     }
   }
   const first = connected.hosts.values().next().value!;
-  const kept = (await first.releases(config.image)).find((r) => r.version !== running);
+  const kept = (await first.releases(config.image, (line) => core.warning(line))).find((r) => r.version !== running);
   if (!kept) throw new InputError(`version: previous: no release before ${running} in the deployment history or on ${first.host}; give a tag`);
   core.info(`previous: ${kept.version} (the newest other release ${first.host} keeps; no deployment history)`);
   return kept.version;

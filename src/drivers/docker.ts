@@ -16,6 +16,7 @@ import {
   type Release,
   type Role,
 } from '../rollout/ports.js';
+import { checkContainerRelease, checkImageRelease, repositoryOf, type Checked } from '../release/trust.js';
 import { engineMessage, resolveDigest } from './registry.js';
 import { SshConnection, httpAgent, type SshOptions } from './ssh.js';
 
@@ -89,7 +90,11 @@ export class DockerHost implements HostDriver {
     await this.call('ping the Docker engine', this.timeouts.apiSeconds, () => this.engine.ping());
   }
 
-  async containers(app: string): Promise<Partial<Record<Role, AppContainer>>> {
+  /**
+   * The app's master and backup. A release whose labels fail release/trust.ts's checks (against
+   * `trust.repository`, the configured image, when given) is left out, as unknown, and reported.
+   */
+  async containers(app: string, trust?: { repository: string; warn: (line: string) => void }): Promise<Partial<Record<Role, AppContainer>>> {
     const found: Partial<Record<Role, AppContainer>> = {};
     for (const [name, byName] of [[app, 'master'], [`${app}-backup`, 'backup']] as const) {
       const info = await this.inspect(name);
@@ -100,7 +105,9 @@ export class DockerHost implements HostDriver {
       if (found[role]) {
         throw new DockerHostError(`${this.host}: containers ${found[role].name} and ${name} both claim the ${role} role`);
       }
-      const release = releaseOf(labels, info.Config.Image);
+      const checked = releaseOf(labels, info.Config.Image, trust?.repository);
+      if (checked && 'untrusted' in checked) trust?.warn(`${this.host}: the labels of ${name} are not trusted (${checked.untrusted}): its release counts as unknown`);
+      const release = checked && 'trusted' in checked ? checked.trusted : undefined;
       found[role] = { id: info.Id, name, role, running: info.State.Running, ...(release ? { release } : {}) };
     }
     return found;
@@ -267,14 +274,19 @@ export class DockerHost implements HostDriver {
     );
   }
 
-  async releases(repository: string): Promise<Release[]> {
+  /** The releases of `repository` the host keeps, newest first; images with untrusted labels are left out and reported. */
+  async releases(repository: string, warn: (line: string) => void = () => undefined): Promise<Release[]> {
     const images = await this.call(`list images of ${repository}`, this.timeouts.apiSeconds, (abortSignal) => this.engine.listImages({ abortSignal }));
     return images
       .sort((a, b) => b.Created - a.Created)
       .flatMap((image) => {
         const version = image.Labels?.['org.opencontainers.image.version'];
         const ref = (image.RepoDigests ?? []).find((digested) => digested.startsWith(`${repository}@`));
-        return version && ref ? [{ version, ref, digest: ref.slice(ref.indexOf('@') + 1) }] : [];
+        if (!version || !ref) return [];
+        const checked = checkImageRelease(version, ref, repository);
+        if ('trusted' in checked) return [checked.trusted];
+        warn(`${this.host}: the image ${ref} is not trusted (${checked.untrusted}): left out`);
+        return [];
       });
   }
 
@@ -425,20 +437,15 @@ async function tolerate<T>(operation: Promise<T>, ...statuses: number[]): Promis
   }
 }
 
-/** The release a container's labels describe; `image` is its Config.Image, kept verbatim by Docker. */
-export function releaseOf(labels: Record<string, string>, image: string): Release | undefined {
+/**
+ * The release a container's labels describe, checked (release/trust.ts); `image` is its
+ * Config.Image, kept verbatim by Docker. Undefined for a container without release labels.
+ */
+export function releaseOf(labels: Record<string, string>, image: string, repository?: string): Checked<Release> | undefined {
   const version = labels[LABELS.version];
   const digest = labels[LABELS.digest];
-  if (!version || !digest) return undefined;
-  return { version, digest, ref: image.includes('@') ? image : `${repositoryOf(image)}@${digest}` };
-}
-
-/** `registry:5000/team/app:tag` → `registry:5000/team/app`. */
-function repositoryOf(ref: string): string {
-  const at = ref.indexOf('@');
-  if (at >= 0) return ref.slice(0, at);
-  const colon = ref.lastIndexOf(':');
-  return colon > ref.lastIndexOf('/') ? ref.slice(0, colon) : ref;
+  if (version === undefined && digest === undefined) return undefined;
+  return checkContainerRelease({ version, digest }, image, repository);
 }
 
 /** Docker's RestartPolicy for `no`, `always`, `unless-stopped`, `on-failure[:N]`. */
