@@ -175,4 +175,38 @@ describe('DockerHost on a scripted engine', () => {
       logs: '--- last 30 log lines of demo ---\ncannot bind :3000',
     });
   });
+
+  describe('release labels read back from the host', () => {
+    const A = `sha256:${'a'.repeat(64)}`;
+    const REPO = 'reg:5000/team/demo';
+    const container = (labels: Record<string, string>, image: string) => (_request: Seen, response: http.ServerResponse) =>
+      json(response, 200, { Id: 'c1', Name: '/demo', Config: { Labels: labels, Image: image }, State: { Status: 'running', Running: true } });
+
+    it('keeps a release of the configured image, warning about nothing', async () => {
+      routes['GET /containers/demo/json'] = container({ 'deploy-action.role': 'master', 'deploy-action.version': 'v1.0.0', 'deploy-action.digest': A }, `${REPO}@${A}`);
+      const warnings: string[] = [];
+      const found = await new DockerHost(tunnel).containers('demo', { repository: REPO, warn: (line) => warnings.push(line) });
+      expect(found.master?.release).toEqual({ version: 'v1.0.0', digest: A, ref: `${REPO}@${A}` });
+      expect(warnings).toEqual([]);
+    });
+
+    it('treats a version label that is not a release tag as unknown, and says so', async () => {
+      routes['GET /containers/demo/json'] = container({ 'deploy-action.role': 'master', 'deploy-action.version': 'v1.0.0\n$(id)', 'deploy-action.digest': A }, `${REPO}@${A}`);
+      const warnings: string[] = [];
+      const found = await new DockerHost(tunnel).containers('demo', { repository: REPO, warn: (line) => warnings.push(line) });
+      expect(found.master).toEqual({ id: 'c1', name: 'demo', role: 'master', running: true });
+      expect(warnings).toEqual(['fake-host: the labels of demo are not trusted (version "v1.0.0\\n$(id)" is not a release tag): its release counts as unknown']);
+    });
+
+    it('leaves out kept images whose version label is not a release tag, and says so', async () => {
+      routes['GET /images/json'] = (_request, response) =>
+        json(response, 200, [
+          { Id: 'i2', Created: 2, Labels: { 'org.opencontainers.image.version': 'v1.1.0;reboot' }, RepoDigests: [`${REPO}@${A}`] },
+          { Id: 'i1', Created: 1, Labels: { 'org.opencontainers.image.version': 'v1.0.0' }, RepoDigests: [`${REPO}@sha256:${'b'.repeat(64)}`] },
+        ]);
+      const warnings: string[] = [];
+      expect((await new DockerHost(tunnel).releases(REPO, (line) => warnings.push(line))).map((r) => r.version)).toEqual(['v1.0.0']);
+      expect(warnings).toEqual([`fake-host: the image ${REPO}@${A} is not trusted (version "v1.1.0;reboot" is not a release tag): left out`]);
+    });
+  });
 });
