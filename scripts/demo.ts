@@ -42,6 +42,8 @@ let runId = 7000;
 /** One workflow job: the action with that job's inputs, as the runner runs it. */
 async function job(name: string, ref: string, inputs: Record<string, string>): Promise<ActionRun> {
   runId++;
+  // The production job is bound to its environment: GitHub starts it once the reviewer approved.
+  if (inputs.environment === 'production') github.reviews.set(runId, [{ state: 'approved', environments: ['production'], user: 'reviewer1' }]);
   const run = await runAction({
     workspace,
     ref,

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { parseConfig } from './config/parse.js';
 import type { Config } from './config/schema.js';
+import { DIGEST } from './release/trust.js';
 import { maskSecret } from './report/secrets.js';
 
 export const COMMANDS = ['build', 'deploy', 'rollback', 'plan', 'haproxy-config'] as const;
@@ -47,8 +48,6 @@ export interface Inputs {
   githubToken: string;
   run: RunContext;
 }
-
-const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
 function env(name: string, fallback = ''): string {
   return process.env[name] ?? fallback;

@@ -4,7 +4,9 @@ import * as core from '@actions/core';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { GitHubApi } from '../drivers/github.js';
 import type { Inputs } from '../inputs.js';
-import { checkPromotion } from '../release/history.js';
+import { approvalFor } from '../release/approval.js';
+import { checkPromotion, type DeploymentRecord } from '../release/history.js';
+import { RECORD_MARKER, repositoryOf, trustedRecords } from '../release/trust.js';
 import type { Release } from '../rollout/ports.js';
 
 /** A refusal caused by a config key; the annotation names that key. */
@@ -34,30 +36,59 @@ function need(github: GitHubApi | undefined, key: string): GitHubApi {
 }
 
 /**
- * require-approval: the reviewers' gate itself is GitHub's (the job waits for approval before it
- * starts); the action refuses to run where that gate is missing, so it cannot be bypassed by a
- * job that forgot `environment:` or an environment without reviewers.
+ * require-approval: only a run that GitHub's required reviewers approved for this environment may
+ * deploy there. The reviews are GitHub's record of this run (any attempt), so a job that forgot
+ * `environment:`, or is bound to another environment, is refused even when the environment has
+ * reviewers. The automatic deployment GitHub makes for a bound job is no proof: any job with
+ * `deployments: write` can create one that looks the same. Reviews are per run, not per job: once
+ * a reviewer approved production, any job of that same run may deploy there.
  */
-export async function checkApproval(github: GitHubApi | undefined, env: EnvironmentConfig): Promise<void> {
+export async function checkApproval(github: GitHubApi | undefined, env: EnvironmentConfig, runId: string): Promise<void> {
   if (!env.requireApproval) return;
   const key = `environments.${env.name}.require-approval`;
-  const { exists, reviewers } = await need(github, key).environmentReviewers(env.name);
-  if (!exists || reviewers === 0) {
-    throw new GateError(
-      key,
-      `${key} is true, but the GitHub environment ${env.name} ${exists ? 'has no required reviewers' : 'does not exist'}: ` +
+  const api = need(github, key);
+  if (!/^\d+$/.test(runId)) {
+    throw new GateError(key, `${key}: needs this workflow run's id (GITHUB_RUN_ID) to read its approvals; run the deploy in a workflow job bound to environment ${env.name}`);
+  }
+  const verdict = approvalFor(await api.runReviews(runId), env.name);
+  if (verdict.approved) {
+    core.info(`This run was approved for ${env.name} by ${verdict.by.join(', ')}.`);
+    return;
+  }
+  // Only to say what to fix: the environment's rules decide nothing once the run is unapproved.
+  const { exists, reviewers } = await api.environmentReviewers(env.name);
+  const fix =
+    !exists || reviewers === 0
+      ? `the GitHub environment ${env.name} ${exists ? 'has no required reviewers' : 'does not exist'}: ` +
         `add reviewers under Settings → Environments → ${env.name} → Required reviewers, and bind the job to it ` +
-        `(environment: ${env.name}). Private repositories need a GitHub plan with required reviewers (Enterprise).`,
+        `(environment: ${env.name}). Private repositories need a GitHub plan with required reviewers (Enterprise).`
+      : `${verdict.reason}: bind the job to the environment (environment: ${env.name}), so that GitHub asks its ` +
+        `${reviewers} reviewer(s) before the job starts; nothing was changed.`;
+  throw new GateError(key, `${key} is true, but ${fix}`);
+}
+
+/**
+ * The environment's deployment records that this action wrote for `image` (release/trust.ts says
+ * how that is told), newest first; records that claim to be release records but fail the checks
+ * are reported in one warning and left out.
+ */
+export async function trustedHistory(github: GitHubApi, environment: string, image: string): Promise<DeploymentRecord[]> {
+  const { trusted, untrusted } = trustedRecords(await github.deployments(environment), image);
+  if (untrusted.length > 0) {
+    const shown = untrusted.slice(0, 5).map((u) => `${u.id} (${u.reason})`);
+    core.warning(
+      `Ignored ${untrusted.length} GitHub deployment record(s) of ${environment} that deploy-action did not provably write: ` +
+        `${shown.join('; ')}${untrusted.length > shown.length ? '; …' : ''}`,
     );
   }
-  core.info(`GitHub environment ${env.name} requires ${reviewers} reviewer(s): approved, as this job runs.`);
+  return trusted;
 }
 
 /** promote-from: the exact image (digest) tested in the other environment, and nothing else. */
 export async function checkPromotionGate(github: GitHubApi | undefined, env: EnvironmentConfig, target: Release): Promise<void> {
   if (!env.promoteFrom) return;
   const key = `environments.${env.name}.promote-from`;
-  const records = await need(github, key).deployments(env.promoteFrom);
+  const records = await trustedHistory(need(github, key), env.promoteFrom, repositoryOf(target.ref));
   const refusal = checkPromotion(records, env.promoteFrom, target.version, target.digest);
   if (refusal) throw new GateError(key, `${env.name} refuses ${target.version}: ${refusal}`);
   core.info(`${target.version} (${target.digest}) is what ${env.promoteFrom} runs: promoting it.`);
@@ -87,7 +118,7 @@ export class GitHubDeployment {
     const id = await github.createDeployment({
       ref: target.version,
       environment: env.name,
-      payload: { version: target.version, image: target.image, digest: target.digest },
+      payload: { version: target.version, image: target.image, digest: target.digest, [RECORD_MARKER.key]: RECORD_MARKER.value },
       production: env.name === 'production',
       description: `${task === 'rollback' ? 'Rollback to' : 'Deploy'} ${target.version}${neverRan ? ' (never ran here: allow-never-deployed)' : ''}`,
       task,

@@ -18,6 +18,8 @@ export class PreflightError extends Error {
 
 export interface Connected {
   env: EnvironmentConfig;
+  /** The configured image: what the hosts' labels must name to be trusted. */
+  image: string;
   hosts: Map<string, DockerHost>;
   lb?: HaproxyRuntime;
   auth?: RegistryCredentials;
@@ -76,6 +78,7 @@ export async function connect(inputs: Inputs, config: Config, env: EnvironmentCo
   const lb = env.haproxy ? (opened[opened.length - 1] as HaproxyRuntime) : undefined;
   return {
     env,
+    image: config.image,
     hosts,
     ...(lb ? { lb } : {}),
     ...(auth ? { auth } : {}),
@@ -96,7 +99,7 @@ export async function onEveryHost<T>(hosts: Map<string, DockerHost>, what: strin
 export async function readHosts(connected: Connected, app: string): Promise<Map<string, HostTarget>> {
   const containers = await onEveryHost(connected.hosts, 'Reading the running containers', async (host) => {
     await host.ping();
-    return host.containers(app);
+    return host.containers(app, { repository: connected.image, warn: (line) => core.warning(line) });
   });
   return new Map([...containers].map(([host, found]) => [host, runningReleases(found)]));
 }

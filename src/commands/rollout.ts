@@ -12,7 +12,7 @@ import { describePlan, planRollout } from '../rollout/plan.js';
 import type { Release } from '../rollout/ports.js';
 import { asideName, containerName, containerSpec } from '../rollout/spec.js';
 import { releaseLock, takeLock, type HeldLock } from './deploy-lock.js';
-import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, runUrl } from './gates.js';
+import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, runUrl, trustedHistory } from './gates.js';
 import { connect, coreLogger, findServers, onEveryHost, pinRelease, readHosts, type Connected } from './preflight.js';
 import { historyFor, runningVersion, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
 
@@ -33,7 +33,7 @@ interface Prepared {
 export async function rollOut(inputs: Inputs, config: Config, env: EnvironmentConfig, request: RolloutRequest): Promise<Record<string, string>> {
   const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
   const github = gitHub(inputs);
-  await checkApproval(github, env);
+  await checkApproval(github, env, inputs.run.runId);
   const connected = await core.group(`Connect to ${env.name} (${env.hosts.length} hosts${env.haproxy ? ` and ${env.haproxy.host}` : ''})`, () =>
     connect(inputs, config, env),
   );
@@ -90,7 +90,7 @@ async function choose(inputs: Inputs, config: Config, connected: Connected, requ
     environment: env.name,
     current: await readHosts(connected, config.app),
     // Only a rollback looks back; a deploy's target is its tag.
-    ...(request.task === 'rollback' && github ? { records: await github.deployments(env.name) } : {}),
+    ...(request.task === 'rollback' && github ? { records: await trustedHistory(github, env.name, config.image) } : {}),
   };
   const wanted = wantedRelease(request, state);
   core.info(`Target: ${wanted.reason}`);

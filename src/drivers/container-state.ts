@@ -2,32 +2,26 @@
 // container it did not create (adoption), what its image says. Pure: the Docker driver reads
 // the containers and images, these functions read their fields.
 import { parseHistoryLabel } from '../release/history.js';
+import { checkContainerRelease, digestProblem, repositoryOf, type Checked } from '../release/trust.js';
 import { isReleaseTag } from '../release/version.js';
 import { LABELS, type Release } from '../rollout/ports.js';
 
 /** The OCI label the build stage sets to the release tag. */
 export const OCI_VERSION_LABEL = 'org.opencontainers.image.version';
 
-/** `registry:5000/team/app:tag` → `registry:5000/team/app`. */
-export function repositoryOf(ref: string): string {
-  const at = ref.indexOf('@');
-  if (at >= 0) return ref.slice(0, at);
-  const colon = ref.lastIndexOf(':');
-  return colon > ref.lastIndexOf('/') ? ref.slice(0, colon) : ref;
-}
-
-/** The release a container's labels describe; `image` is its Config.Image, kept verbatim by Docker. */
-export function releaseOf(labels: Record<string, string>, image: string): Release | undefined {
+/**
+ * The release a container's labels describe, checked (release/trust.ts) against `repository`,
+ * the configured image, when given; `image` is its Config.Image, kept verbatim by Docker.
+ * Undefined for a container without release labels.
+ */
+export function releaseOf(labels: Record<string, string>, image: string, repository?: string): Checked<Release> | undefined {
   const version = labels[LABELS.version];
   const digest = labels[LABELS.digest];
-  if (!version || !digest) return undefined;
+  if (version === undefined && digest === undefined) return undefined;
+  const checked = checkContainerRelease({ version, digest }, image, repository);
+  if ('untrusted' in checked) return checked;
   const history = parseHistoryLabel(labels[LABELS.history] ?? '');
-  return {
-    version,
-    digest,
-    ref: image.includes('@') ? image : `${repositoryOf(image)}@${digest}`,
-    ...(history.length > 0 ? { history } : {}),
-  };
+  return { trusted: { ...checked.trusted, ...(history.length > 0 ? { history } : {}) } };
 }
 
 /**
@@ -40,7 +34,8 @@ export function releaseOf(labels: Record<string, string>, image: string): Releas
 export function adoptedRelease(image: string, imageLabels: Record<string, string>, repoDigests: string[]): Release {
   const repository = repositoryOf(image);
   const pinned = image.includes('@') ? image : repoDigests.find((ref) => repositoryOf(ref) === repository);
+  const digest = pinned ? pinned.slice(pinned.indexOf('@') + 1) : '';
   const tag = image.includes('@') || repository === image ? '' : image.slice(repository.length + 1);
   const version = [imageLabels[OCI_VERSION_LABEL], tag].find((candidate) => candidate && isReleaseTag(candidate)) ?? 'unknown';
-  return { version, ref: image, digest: pinned ? pinned.slice(pinned.indexOf('@') + 1) : '', adopted: true };
+  return { version, ref: image, digest: digestProblem(digest) ? '' : digest, adopted: true };
 }

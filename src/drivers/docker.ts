@@ -18,7 +18,8 @@ import {
   type Release,
   type Role,
 } from '../rollout/ports.js';
-import { OCI_VERSION_LABEL, adoptedRelease, releaseOf, repositoryOf } from './container-state.js';
+import { OCI_VERSION_LABEL, adoptedRelease, releaseOf } from './container-state.js';
+import { repositoryOf } from '../release/trust.js';
 import { engineMessage, resolveDigest } from './registry.js';
 import { SshConnection, httpAgent, type SshOptions } from './ssh.js';
 
@@ -93,7 +94,11 @@ export class DockerHost implements HostDriver {
     await this.call('ping the Docker engine', this.timeouts.apiSeconds, () => this.engine.ping());
   }
 
-  async containers(app: string): Promise<Partial<Record<Role, AppContainer>>> {
+  /**
+   * The app's master and backup. A release whose labels fail release/trust.ts's checks (against
+   * `trust.repository`, the configured image, when given) is left out, as unknown, and reported.
+   */
+  async containers(app: string, trust?: { repository: string; warn: (line: string) => void }): Promise<Partial<Record<Role, AppContainer>>> {
     const found: Partial<Record<Role, AppContainer>> = {};
     for (const [name, byName] of [[app, 'master'], [`${app}-backup`, 'backup']] as const) {
       const info = await this.inspect(name);
@@ -104,7 +109,10 @@ export class DockerHost implements HostDriver {
       if (found[role]) {
         throw new DockerHostError(`${this.host}: containers ${found[role].name} and ${name} both claim the ${role} role`);
       }
-      const release = releaseOf(labels, info.Config.Image) ?? (info.State.Running ? await this.adopted(info) : undefined);
+      const checked = releaseOf(labels, info.Config.Image, trust?.repository);
+      if (checked && 'untrusted' in checked) trust?.warn(`${this.host}: the labels of ${name} are not trusted (${checked.untrusted}): it is adopted as a container deploy-action did not create`);
+      // A running container without (trusted) labels serves all the same: it is adopted.
+      const release = checked && 'trusted' in checked ? checked.trusted : info.State.Running ? await this.adopted(info) : undefined;
       found[role] = { id: info.Id, name, role, running: info.State.Running, ...(release ? { release } : {}) };
     }
     return found;

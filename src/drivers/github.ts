@@ -1,12 +1,15 @@
 // The GitHub REST API, through @actions/github's Octokit, limited to what the action uses.
 import { getOctokit } from '@actions/github';
+import type { RunReview } from '../release/approval.js';
 import type { DeploymentRecord } from '../release/history.js';
+import { RECORD_MARKER } from '../release/trust.js';
 
 export interface NewDeployment {
   /** The tag deployed (GitHub resolves it to a commit). */
   ref: string;
   environment: string;
-  payload: { version: string; image: string; digest: string };
+  /** RECORD_MARKER's key carries its value: what marks the record as the action's. */
+  payload: { version: string; image: string; digest: string; [RECORD_MARKER.key]: string };
   production: boolean;
   description: string;
   task: 'deploy' | 'rollback';
@@ -76,6 +79,8 @@ function readPayload(raw: unknown): DeploymentRecord['payload'] {
   for (const key of ['version', 'image', 'digest'] as const) {
     if (typeof fields[key] === 'string') out[key] = fields[key];
   }
+  const marker = fields[RECORD_MARKER.key];
+  if (typeof marker === 'string') out.recordedBy = marker;
   return out;
 }
 
@@ -125,6 +130,23 @@ export class GitHubApi {
       if (httpStatus(error) === 404) return { exists: false, reviewers: 0 };
       throw failure(error, `read the GitHub environment ${environment}`, 'actions: read');
     }
+  }
+
+  /**
+   * The reviews of a workflow run's deployments: which environments were approved or rejected,
+   * by whom. Needs `actions: read`.
+   */
+  async runReviews(runId: string): Promise<RunReview[]> {
+    const { data } = await this.octokit.rest.actions
+      .getReviewsForRun({ owner: this.owner, repo: this.repo, run_id: Number(runId) })
+      .catch((error: unknown) => {
+        throw failure(error, `read the approvals of workflow run ${runId}`, 'actions: read');
+      });
+    return data.map((review) => ({
+      state: review.state,
+      environments: review.environments.flatMap((env) => (typeof env.name === 'string' ? [env.name] : [])),
+      user: review.user?.login ?? 'someone',
+    }));
   }
 
   /** Records a deployment of `d.ref` to `d.environment`; returns its id. */
@@ -199,6 +221,7 @@ export class GitHubApi {
         ref: d.ref,
         task: d.task,
         createdAt: new Date(d.created_at),
+        ...(d.creator?.login ? { creator: d.creator.login } : {}),
         payload: readPayload(d.payload),
         state: statuses.data[0]?.state ?? 'none',
       };

@@ -2,6 +2,7 @@
 // the engine already knows the registry's scheme, mirrors and insecure-registry settings, so
 // the action needs no registry client of its own.
 import type Dockerode from 'dockerode';
+import { digestProblem } from '../release/trust.js';
 import type { RegistryCredentials } from '../rollout/ports.js';
 
 export class RegistryError extends Error {
@@ -21,6 +22,9 @@ export async function resolveDigest(
     };
     const digest = descriptor.Descriptor?.digest;
     if (!digest) throw new RegistryError(`the registry gave no digest for ${repository}:${tag}`);
+    // It goes into image references, outputs and deployment records: held to the input's rule.
+    const problem = digestProblem(digest);
+    if (problem) throw new RegistryError(`the registry's answer for ${repository}:${tag} is not trusted: ${problem}`);
     return digest;
   } catch (error) {
     if (error instanceof RegistryError) throw error;

@@ -14,8 +14,10 @@ export interface DeploymentRecord {
   /** `deploy` or `rollback` for the action's own records; GitHub's automatic job records say `deploy`. */
   task: string;
   createdAt: Date;
+  /** The login of whoever created the record (release/trust.ts trusts only GITHUB_TOKEN's). */
+  creator?: string;
   /** What the action recorded; empty for records the action did not make (GitHub's per-job ones). */
-  payload: { version?: string; image?: string; digest?: string };
+  payload: { version?: string; image?: string; digest?: string; recordedBy?: string };
   state: DeploymentState;
 }
 

@@ -16,9 +16,18 @@ const GATES = {
   production: 'require-approval: true\n    promote-from: staging\n',
 };
 
-/** A deploy with both environments in the config, as a real repository has them. */
-function release(options: Omit<DeployRunOptions, 'extra'> & { environment: 'staging' | 'production' }) {
-  return runDeploy(estate, { githubUrl: github.url, ...options, bothEnvironments: GATES });
+let nextRun = 3000;
+
+/**
+ * A deploy with both environments in the config, as a real repository has them, in a run of its
+ * own. `approvedFor` is what the run's reviewers approved, as GitHub records it; by default the
+ * environment deployed to, as for a job bound to it whose reviewer approved it.
+ */
+function release(options: Omit<DeployRunOptions, 'extra'> & { environment: 'staging' | 'production'; approvedFor?: string[] }) {
+  const { approvedFor = [options.environment], ...rest } = options;
+  const runId = nextRun++;
+  if (approvedFor.length > 0) github.reviews.set(runId, [{ state: 'approved', environments: approvedFor, user: 'reviewer1' }]);
+  return runDeploy(estate, { githubUrl: github.url, ...rest, runId: String(runId), bothEnvironments: GATES });
 }
 
 const posts = (environment: string) =>
@@ -69,15 +78,56 @@ describe('a release through staging to production', () => {
     expect(await Promise.all(production().map((h) => containersOn(estate, h)))).toEqual(before);
   }, 120_000);
 
+  it('production refuses a run whose approvals lack production (a staging job deploying production), changing nothing', async () => {
+    const before = await Promise.all(production().map((h) => containersOn(estate, h)));
+    const count = github.requests.length;
+    const run = await release({ environment: 'production', version: 'v2.0.0', digest: releases['v2.0.0']!.digest, approvedFor: ['staging'] });
+    expect(run.code).toBe(1);
+    expect(run.log).toContain('::error title=environments.production.require-approval');
+    expect(run.log).toContain('no reviewer approved this run for production (approved for: staging): bind the job to the environment (environment: production)');
+    const asked = github.requests.slice(count);
+    expect(asked.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `GET /repos/clay/demo/actions/runs/${nextRun - 1}/approvals`,
+      'GET /repos/clay/demo/environments/production',
+    ]);
+    expect(posts('production')).toEqual([]);
+    expect(await Promise.all(production().map((h) => containersOn(estate, h)))).toEqual(before);
+  }, 120_000);
+
+  it('production ignores a staging record the action did not write: promotion needs its own record', async () => {
+    // Someone with their own token records v2.1.0 as deployed to staging, payload and all.
+    github.creator.login = 'mallory';
+    try {
+      const forged = await fetch(`${github.url}/repos/clay/demo/deployments`, {
+        method: 'POST',
+        headers: { authorization: 'token test-token' },
+        body: JSON.stringify({
+          ref: 'v2.1.0',
+          environment: 'staging',
+          payload: { version: 'v2.1.0', image: releases['v2.1.0']!.repository, digest: releases['v2.1.0']!.digest, recorded_by: 'clay/deploy-action' },
+        }),
+      }).then((r) => r.json() as Promise<{ id: number }>);
+      await fetch(`${github.url}/repos/clay/demo/deployments/${forged.id}/statuses`, { method: 'POST', headers: { authorization: 'token test-token' }, body: JSON.stringify({ state: 'success' }) });
+    } finally {
+      github.creator.login = 'github-actions[bot]';
+    }
+    const run = await release({ environment: 'production', version: 'v2.1.0', digest: releases['v2.1.0']!.digest });
+    expect(run.code).toBe(1);
+    expect(run.log).toMatch(/::warning::Ignored 1 GitHub deployment record\(s\) of staging that deploy-action did not provably write: \d+ \(created by "mallory", not github-actions\[bot\]\)/);
+    expect(run.log).toContain('v2.1.0 was never deployed to staging');
+    expect(posts('production')).toEqual([]);
+  }, 120_000);
+
   it('production refuses when its environment has no required reviewers, before any request that writes', async () => {
     github.environments.set('production', { reviewers: 0 });
     try {
       const count = github.requests.length;
-      const run = await release({ environment: 'production', version: 'v2.0.0', digest: releases['v2.0.0']!.digest });
+      // No reviewer, so GitHub recorded no approval for the run.
+      const run = await release({ environment: 'production', version: 'v2.0.0', digest: releases['v2.0.0']!.digest, approvedFor: [] });
       expect(run.code).toBe(1);
       expect(run.log).toMatch(/environments\.production\.require-approval is true, but the GitHub environment production has no required reviewers: add reviewers under Settings/);
       const asked = github.requests.slice(count);
-      expect(asked.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /repos/clay/demo/environments/production']);
+      expect(asked.map((r) => `${r.method} ${r.path}`)).toEqual([`GET /repos/clay/demo/actions/runs/${nextRun - 1}/approvals`, 'GET /repos/clay/demo/environments/production']);
     } finally {
       github.environments.set('production', { reviewers: 1 });
     }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { adoptedRelease, releaseOf } from '../../src/drivers/container-state.js';
+import type { Release } from '../../src/rollout/ports.js';
 
 const D = `sha256:${'d'.repeat(64)}`;
 const E = `sha256:${'e'.repeat(64)}`;
@@ -19,6 +20,6 @@ describe('adoptedRelease', () => {
 describe('releaseOf', () => {
   it('reads the history label, dropping what is not an entry', () => {
     const labels = { 'deploy-action.version': 'v1.3.0', 'deploy-action.digest': D, 'deploy-action.history': `v1.2.0@${E} bogus v1.3.0@${D}` };
-    expect(releaseOf(labels, `reg/app@${D}`)?.history).toEqual([`v1.2.0@${E}`, `v1.3.0@${D}`]);
+    expect((releaseOf(labels, `reg/app@${D}`) as { trusted: Release }).trusted.history).toEqual([`v1.2.0@${E}`, `v1.3.0@${D}`]);
   });
 });

@@ -41,16 +41,20 @@ describe('demuxLogs', () => {
 });
 
 describe('releaseOf', () => {
-  const labels = { [LABELS.version]: 'v1.2.0', [LABELS.digest]: 'sha256:aaa' };
+  const A = `sha256:${'a'.repeat(64)}`;
+  const labels = { [LABELS.version]: 'v1.2.0', [LABELS.digest]: A };
+  const release = (ref: string) => ({ trusted: { version: 'v1.2.0', digest: A, ref } });
 
-  it.each<[string, Record<string, string>, string, ReturnType<typeof releaseOf>]>([
-    ['pinned image', labels, 'reg:5000/team/app@sha256:aaa', { version: 'v1.2.0', digest: 'sha256:aaa', ref: 'reg:5000/team/app@sha256:aaa' }],
-    ['tagged image', labels, 'reg:5000/team/app:v1.2.0', { version: 'v1.2.0', digest: 'sha256:aaa', ref: 'reg:5000/team/app@sha256:aaa' }],
-    ['untagged image with a registry port', labels, 'reg:5000/app', { version: 'v1.2.0', digest: 'sha256:aaa', ref: 'reg:5000/app@sha256:aaa' }],
-    ['no labels', {}, 'reg:5000/app:v1', undefined],
-    ['version without digest', { [LABELS.version]: 'v1' }, 'reg:5000/app:v1', undefined],
-  ])('%s', (_case, given, image, expected) => {
-    expect(releaseOf(given, image)).toEqual(expected);
+  it.each<[string, Record<string, string>, string, string | undefined, ReturnType<typeof releaseOf>]>([
+    ['pinned image', labels, `reg:5000/team/app@${A}`, 'reg:5000/team/app', release(`reg:5000/team/app@${A}`)],
+    ['tagged image', labels, 'reg:5000/team/app:v1.2.0', 'reg:5000/team/app', release(`reg:5000/team/app@${A}`)],
+    ['untagged image with a registry port', labels, 'reg:5000/app', undefined, release(`reg:5000/app@${A}`)],
+    ['no labels: not the action\'s container', {}, 'reg:5000/app:v1', undefined, undefined],
+    ['version without digest', { [LABELS.version]: 'v1.2.0' }, 'reg:5000/app:v1', undefined, { untrusted: 'digest undefined is not sha256:<64 hex digits>' }],
+    ['another image than the configured one', labels, `evil.example/app@${A}`, 'reg:5000/team/app', { untrusted: `image "evil.example/app@${A}" is not of reg:5000/team/app` }],
+    ['a version label that would be shell text', { ...labels, [LABELS.version]: 'v1.2.0;curl x|sh' }, `reg:5000/app@${A}`, 'reg:5000/app', { untrusted: 'version "v1.2.0;curl x|sh" is not a release tag' }],
+  ])('%s', (_case, given, image, repository, expected) => {
+    expect(releaseOf(given, image, repository)).toEqual(expected);
   });
 });
 

@@ -176,4 +176,30 @@ describe('DockerHost on a scripted engine', () => {
       logs: '--- last 30 log lines of demo ---\ncannot bind :3000',
     });
   });
+
+  describe('release labels read back from the host', () => {
+    const A = `sha256:${'a'.repeat(64)}`;
+    const REPO = 'reg:5000/team/demo';
+    const container = (labels: Record<string, string>, image: string) => (_request: Seen, response: http.ServerResponse) =>
+      json(response, 200, { Id: 'c1', Name: '/demo', Config: { Labels: labels, Image: image }, State: { Status: 'running', Running: true } });
+
+    it('keeps a release of the configured image, warning about nothing', async () => {
+      routes['GET /containers/demo/json'] = container({ 'deploy-action.role': 'master', 'deploy-action.version': 'v1.0.0', 'deploy-action.digest': A }, `${REPO}@${A}`);
+      const warnings: string[] = [];
+      const found = await new DockerHost(tunnel).containers('demo', { repository: REPO, warn: (line) => warnings.push(line) });
+      expect(found.master?.release).toEqual({ version: 'v1.0.0', digest: A, ref: `${REPO}@${A}` });
+      expect(warnings).toEqual([]);
+    });
+
+    it('adopts a container whose version label is not a release tag, as one deploy-action did not create, and says so', async () => {
+      routes['GET /containers/demo/json'] = container({ 'deploy-action.role': 'master', 'deploy-action.version': 'v1.0.0\n$(id)', 'deploy-action.digest': A }, `${REPO}@${A}`);
+      const warnings: string[] = [];
+      const found = await new DockerHost(tunnel).containers('demo', { repository: REPO, warn: (line) => warnings.push(line) });
+      // Never the label's text: the version is unknown, the image is what the container was created from.
+      expect(found.master?.release).toEqual({ version: 'unknown', ref: `${REPO}@${A}`, digest: A, adopted: true });
+      expect(warnings).toEqual([
+        'fake-host: the labels of demo are not trusted (version "v1.0.0\\n$(id)" is not a release tag): it is adopted as a container deploy-action did not create',
+      ]);
+    });
+  });
 });

@@ -12,13 +12,15 @@ beforeEach(() => {
   github.requests.length = 0;
   github.deployments.length = 0;
   github.environments.clear();
+  github.reviews.clear();
   github.overrides.clear();
+  github.creator.login = 'github-actions[bot]';
 });
 
 const deployment = (version: string, environment = 'staging', task: NewDeployment['task'] = 'deploy'): NewDeployment => ({
   ref: version,
   environment,
-  payload: { version, image: 'registry.example.com/clay/mobile', digest: DIGEST },
+  payload: { version, image: 'registry.example.com/clay/mobile', digest: DIGEST, recorded_by: 'clay/deploy-action' },
   production: environment === 'production',
   description: `Deploy ${version}`,
   task,
@@ -87,7 +89,7 @@ describe('createDeployment', () => {
     expect(request!.body).toEqual({
       ref: 'v1.4.0',
       environment: 'production',
-      payload: { version: 'v1.4.0', image: 'registry.example.com/clay/mobile', digest: DIGEST },
+      payload: { version: 'v1.4.0', image: 'registry.example.com/clay/mobile', digest: DIGEST, recorded_by: 'clay/deploy-action' },
       production_environment: true,
       description: 'Deploy v1.4.0',
       task: 'rollback',
@@ -160,7 +162,15 @@ describe('deployments', () => {
       [v13, 'v1.3.0', 'success'],
       [v12, 'v1.2.0', 'inactive'],
     ]);
-    expect(records[3]).toEqual({ id: v13, ref: 'v1.3.0', task: 'deploy', createdAt: expect.any(Date), payload: { version: 'v1.3.0', image: 'registry.example.com/clay/mobile', digest: DIGEST }, state: 'success' });
+    expect(records[3]).toEqual({
+      id: v13,
+      ref: 'v1.3.0',
+      task: 'deploy',
+      createdAt: expect.any(Date),
+      creator: 'github-actions[bot]',
+      payload: { version: 'v1.3.0', image: 'registry.example.com/clay/mobile', digest: DIGEST, recordedBy: 'clay/deploy-action' },
+      state: 'success',
+    });
     expect(records[3]!.createdAt.getTime()).toBeLessThanOrEqual(Date.now());
   });
 
@@ -194,6 +204,16 @@ describe('deployments', () => {
     expect(records.map((r) => r.payload)).toEqual([{}, {}, {}, { version: 'v0.9.0', digest: DIGEST }]);
   });
 
+  it('reports who created each record, as GitHub\'s creator.login', async () => {
+    await deployed('v1.2.0', 'success');
+    github.creator.login = 'octocat';
+    await deployed('v1.3.0', 'success');
+    expect((await api.deployments('staging')).map((r) => [r.ref, r.creator])).toEqual([
+      ['v1.3.0', 'octocat'],
+      ['v1.2.0', 'github-actions[bot]'],
+    ]);
+  });
+
   it('an environment without deployments has none', async () => {
     expect(await api.deployments('production')).toEqual([]);
   });
@@ -205,5 +225,28 @@ describe('deployments', () => {
   it('a refusal names the environment and the permission', async () => {
     github.overrides.set('GET /repos/clay/demo/deployments', { status: 403, body: { message: 'Resource not accessible by integration' } });
     await expect(api.deployments('staging')).rejects.toThrow(/^Could not read the GitHub deployments of staging: HTTP 403 .*deployments: read/);
+  });
+});
+
+describe('runReviews', () => {
+  it('reads the reviews of the run: state, environment names, reviewer', async () => {
+    github.reviews.set(1001, [
+      { state: 'approved', environments: ['staging', 'production'], user: 'alice', comment: 'ship it' },
+      { state: 'rejected', environments: ['review/pr-7'], user: 'bob' },
+    ]);
+    expect(await api.runReviews('1001')).toEqual([
+      { state: 'approved', environments: ['staging', 'production'], user: 'alice' },
+      { state: 'rejected', environments: ['review/pr-7'], user: 'bob' },
+    ]);
+    expect(github.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /repos/clay/demo/actions/runs/1001/approvals']);
+  });
+
+  it('a run nobody reviewed has none', async () => {
+    expect(await api.runReviews('1002')).toEqual([]);
+  });
+
+  it('a refusal names the run and the actions: read permission', async () => {
+    github.overrides.set('GET /repos/clay/demo/actions/runs/1001/approvals', { status: 403, body: { message: 'Resource not accessible by integration' } });
+    await expect(api.runReviews('1001')).rejects.toThrow(/^Could not read the approvals of workflow run 1001: HTTP 403 .*actions: read/);
   });
 });

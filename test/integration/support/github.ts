@@ -32,8 +32,18 @@ export interface StoredDeployment {
   production_environment: boolean;
   transient_environment: boolean;
   created_at: string;
+  /** Who created it (GitHub's `creator.login`): GITHUB_TOKEN's bot unless a test says otherwise. */
+  creator: string;
   /** Oldest first, as they were added. */
   statuses: StoredStatus[];
+}
+
+/** One review of a run's deployments, as a reviewer gave it in GitHub's "Review deployments". */
+export interface StoredReview {
+  state: 'approved' | 'rejected';
+  environments: string[];
+  user: string;
+  comment?: string;
 }
 
 export interface GitHubStandIn {
@@ -43,8 +53,18 @@ export interface GitHubStandIn {
   runs: Map<number, { status: 'queued' | 'in_progress' | 'completed'; conclusion?: string }>;
   /** Environments by name; one missing is answered 404, as GitHub does. */
   environments: Map<string, { reviewers: number; waitTimer?: number }>;
+  /**
+   * The reviews of each run (GET .../actions/runs/{id}/approvals); a run without an entry has
+   * none, the answer GitHub gives for a run whose jobs waited for no reviewer.
+   */
+  reviews: Map<number, StoredReview[]>;
   /** Every deployment created, oldest first. */
   deployments: StoredDeployment[];
+  /**
+   * Who the next POST .../deployments is created by (the token's actor): GITHUB_TOKEN's
+   * `github-actions[bot]` unless set, e.g. to a user whose personal token made the record.
+   */
+  creator: { login: string };
   /** A canned answer for `METHOD /path` (e.g. a 403), taking the place of the usual one. */
   overrides: Map<string, { status: number; body: unknown }>;
   close(): Promise<void>;
@@ -75,8 +95,27 @@ export async function startGitHub(): Promise<GitHubStandIn> {
   const environments: GitHubStandIn['environments'] = new Map();
   const deployments: StoredDeployment[] = [];
   const overrides: GitHubStandIn['overrides'] = new Map();
+  const reviews: GitHubStandIn['reviews'] = new Map();
+  const creator = { login: 'github-actions[bot]' };
   const ids = { deployment: 1, status: 1 };
 
+  /** A simple-user object as GitHub embeds one; bots have `[bot]` logins and type Bot. */
+  const user = (login: string) =>
+    login === 'github-actions[bot]'
+      ? { login, id: 41898282, node_id: 'MDM6Qm90NDE4OTgyODI=', type: 'Bot', site_admin: false }
+      : { login, id: 5000 + login.length, node_id: `U_${login}`, type: login.endsWith('[bot]') ? 'Bot' : 'User', site_admin: false };
+  const environmentJson = (name: string) => {
+    const id = 160000 + [...name].reduce((sum, c) => sum + c.charCodeAt(0), 0);
+    return {
+      id,
+      node_id: `EN_${id}`,
+      name,
+      url: `https://api.github.com/repos/clay/demo/environments/${encodeURIComponent(name)}`,
+      html_url: `https://github.com/clay/demo/deployments/activity_log?environments_filter=${encodeURIComponent(name)}`,
+      created_at: '2026-01-01T00:00:00Z',
+      updated_at: '2026-01-01T00:00:00Z',
+    };
+  };
   const deploymentJson = (d: StoredDeployment) => ({
     id: d.id,
     node_id: `DE_${d.id}`,
@@ -87,7 +126,7 @@ export async function startGitHub(): Promise<GitHubStandIn> {
     original_environment: d.environment,
     environment: d.environment,
     description: d.description,
-    creator: { login: 'github-actions[bot]', id: 41898282, type: 'Bot' },
+    creator: user(d.creator),
     created_at: d.created_at,
     updated_at: d.statuses.at(-1)?.created_at ?? d.created_at,
     transient_environment: d.transient_environment,
@@ -119,6 +158,11 @@ export async function startGitHub(): Promise<GitHubStandIn> {
     if (method === 'GET' && run) {
       const state = runs.get(Number(run[1]));
       return state ? [200, { id: Number(run[1]), status: state.status, conclusion: state.conclusion ?? null }] : notFound;
+    }
+    const approvals = /^\/repos\/[^/]+\/[^/]+\/actions\/runs\/(\d+)\/approvals$/.exec(path);
+    if (method === 'GET' && approvals) {
+      const given = reviews.get(Number(approvals[1])) ?? [];
+      return [200, given.map((r) => ({ state: r.state, comment: r.comment ?? '', environments: r.environments.map(environmentJson), user: user(r.user) }))];
     }
     const environment = /^\/repos\/[^/]+\/[^/]+\/environments\/([^/]+)$/.exec(path);
     if (method === 'GET' && environment) {
@@ -162,6 +206,7 @@ export async function startGitHub(): Promise<GitHubStandIn> {
           production_environment: typeof body.production_environment === 'boolean' ? body.production_environment : name === 'production',
           transient_environment: body.transient_environment === true,
           created_at: timestamp(),
+          creator: creator.login,
           statuses: [],
         };
         deployments.push(d);
@@ -226,7 +271,9 @@ export async function startGitHub(): Promise<GitHubStandIn> {
     requests,
     runs,
     environments,
+    reviews,
     deployments,
+    creator,
     overrides,
     close: () => new Promise((done) => server.close(() => done())),
   };
