@@ -37,7 +37,10 @@ export async function plan(inputs: Inputs, config: Config): Promise<Record<strin
     const current = await readHosts(connected, config.app);
     const target = await pinRelease(connected, config.image, release.tag, inputs.digest, 'the digest input (the build job\'s)');
     await findServers(connected, { tookOverLock: false });
-    const lines = describePlan(planRollout(target, env.hosts.map((host) => ({ host, current: current.get(host) ?? {} })), env.maxParallel));
+    const lines = [
+      ...describePlan(planRollout(target, env.hosts.map((host) => ({ host, current: current.get(host) ?? {} })), env.maxParallel)),
+      `Load balancers: ${env.haproxy ? env.haproxy.hosts.join(', ') : 'none (no haproxy section)'}`,
+    ];
     core.info(lines.join('\n'));
     await writeSummary((s) => s.addHeading(`Plan: ${target.version} to ${env.name}`, 3).addCodeBlock(lines.join('\n')));
     return { version: target.version, image: config.image, digest: target.digest, 'image-ref': target.ref, 'previous-version': runningVersion(current), plan: lines.join('\n') };

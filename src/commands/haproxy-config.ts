@@ -19,6 +19,11 @@ export function renderHaproxyConfig(app: string, env: EnvironmentConfig): string
   ]);
   return [
     `# HAProxy configuration for ${app} in ${env.name}, as deploy-action expects it.`,
+    ...(env.haproxy && env.haproxy.hosts.length > 1
+      ? [`# The same on every load balancer (${env.haproxy.hosts.join(', ')}): the deploy drains and restores servers on all of them.`]
+      : env.haproxy
+        ? [`# On the load balancer ${env.haproxy.hosts[0]}; for several, list them under haproxy.hosts and use this on each.`]
+        : []),
     'global',
     '    # The deploy drives servers through this socket (drain, maint, ready) over SSH.',
     `    stats socket ${socket} mode 660 level admin`,

@@ -5,6 +5,7 @@ import * as core from '@actions/core';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import { connectHost, type DockerHost } from '../drivers/docker.js';
 import { connectLoadBalancer, type HaproxyRuntime } from '../drivers/haproxy.js';
+import { LoadBalancers } from '../drivers/load-balancers.js';
 import type { SshOptions } from '../drivers/ssh.js';
 import { InputError, type Inputs } from '../inputs.js';
 import { splitRepository } from '../release/image.js';
@@ -21,7 +22,8 @@ export interface Connected {
   /** The configured image: what the hosts' labels must name to be trusted. */
   image: string;
   hosts: Map<string, DockerHost>;
-  lb?: HaproxyRuntime;
+  /** Every load balancer (haproxy.hosts), in the order configured; empty without a haproxy section. */
+  lbs: { host: string; runtime: HaproxyRuntime }[];
   auth?: RegistryCredentials;
   dispose(): void;
 }
@@ -64,23 +66,22 @@ export async function connect(inputs: Inputs, config: Config, env: EnvironmentCo
   const { username, password } = inputs.registry;
   const auth = username ? { username, password, serveraddress: splitRepository(config.image).registry } : undefined;
   const hostAttempts = env.hosts.map((host) => connectHost(sshOptions(inputs, env, host)));
-  const lbAttempt = env.haproxy
-    ? connectLoadBalancer(sshOptions(inputs, env, env.haproxy.host), env.haproxy)
-    : Promise.resolve(undefined);
-  const settled = await Promise.allSettled([...hostAttempts, lbAttempt]);
-  const opened = settled.flatMap((s) => (s.status === 'fulfilled' && s.value ? [s.value] : []));
+  const balancers = env.haproxy?.hosts ?? [];
+  const lbAttempts = balancers.map((lb) => connectLoadBalancer(sshOptions(inputs, env, lb), env.haproxy!));
+  const settled = await Promise.allSettled([...hostAttempts, ...lbAttempts]);
+  const opened = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const failures = settled.flatMap((s) => (s.status === 'rejected' ? [String((s.reason as Error).message ?? s.reason)] : []));
   if (failures.length > 0) {
     for (const connection of opened) connection.dispose();
     throw new PreflightError(`cannot reach the ${env.name} environment:\n  ${failures.join('\n  ')}`);
   }
   const hosts = new Map(env.hosts.map((host, i) => [host, opened[i] as DockerHost]));
-  const lb = env.haproxy ? (opened[opened.length - 1] as HaproxyRuntime) : undefined;
+  const lbs = balancers.map((host, i) => ({ host, runtime: opened[env.hosts.length + i] as HaproxyRuntime }));
   return {
     env,
     image: config.image,
     hosts,
-    ...(lb ? { lb } : {}),
+    lbs,
     ...(auth ? { auth } : {}),
     dispose: () => opened.forEach((c) => c.dispose()),
   };
@@ -119,53 +120,33 @@ export async function pinRelease(connected: Connected, image: string, tag: strin
   return { version: tag, digest, ref: `${image}@${digest}` };
 }
 
-/** The admin state an operator set, from HAProxy's status column (MAINT, MAINT (via …), DRAIN …). */
-function heldState(status: string): 'maint' | 'drain' | undefined {
-  if (status.startsWith('MAINT')) return 'maint';
-  if (status.startsWith('DRAIN')) return 'drain';
-  return undefined;
-}
-
 /**
- * Each host's master and backup server in the HAProxy backend, found by address and port, and
+ * Each host's master and backup server on every load balancer, found by address and port, and
  * which of them are out of service before the deploy. Those an operator put there stay there;
  * after taking over the lock of a run that ended, they are that run's leftovers instead, and go
  * back in service once healthy.
  */
 export async function findServers(connected: Connected, { tookOverLock }: { tookOverLock: boolean }): Promise<LoadBalancing | undefined> {
-  const { env, lb } = connected;
-  if (!lb || !env.haproxy) return undefined;
-  const servers = new Map<string, Record<Role, string>>();
-  const held = new Map<string, 'maint' | 'drain'>();
-  const missing: string[] = [];
-  for (const host of env.hosts) {
-    const found: Partial<Record<Role, string>> = {};
-    for (const role of ['master', 'backup'] as const) {
-      const server = await lb.findServer(host, env.ports[role]);
-      if (server) found[role] = server;
-      else missing.push(`${host}:${env.ports[role]} (${role})`);
-    }
-    if (found.master && found.backup) servers.set(host, { master: found.master, backup: found.backup });
-  }
+  const { env, lbs } = connected;
+  if (lbs.length === 0 || !env.haproxy) return undefined;
+  const { fleet, servers, missing } = await LoadBalancers.locate(lbs, env.hosts, env.ports);
   if (missing.length > 0) {
     throw new PreflightError(
-      `HAProxy backend ${env.haproxy.backend} on ${env.haproxy.host} has no server for ${missing.join(', ')}; ` +
-        'add them (command: haproxy-config prints a backend that fits)',
+      `HAProxy backend ${env.haproxy.backend}: ${missing.join('; ')}; add them (command: haproxy-config prints a backend that fits)`,
     );
   }
-  for (const server of [...servers.values()].flatMap((roles) => [roles.master, roles.backup])) {
-    const { status } = await lb.status(server);
-    const state = heldState(status);
-    if (!state) continue;
+  const held = new Map<string, 'maint' | 'drain'>();
+  for (const [server, { state, where }] of await fleet.readHeld()) {
     if (tookOverLock) {
-      core.warning(`${server} is ${status} in HAProxy, left so by the run whose lock was taken over: it goes back in service once healthy`);
+      core.warning(`${server} is out of service (${where}), left so by the run whose lock was taken over: it goes back in service once healthy`);
     } else {
       held.set(server, state);
       core.warning(
-        `${server} is ${status} in HAProxy, not READY: its containers are updated, and it is left ${state.toUpperCase()} as the operator set it ` +
-          `(to put it back: set server ${env.haproxy.backend}/${server} state ready)`,
+        `${server} is out of service (${where}), not READY: its containers are updated, and it is left as the operator set it ` +
+          `(to put it back: set server ${env.haproxy.backend}/<server> state ready on that load balancer)`,
       );
     }
   }
-  return { driver: lb, servers, held, drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
+  if (tookOverLock) fleet.forgetHeld();
+  return { driver: fleet, servers, held, drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
 }

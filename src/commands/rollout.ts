@@ -34,7 +34,8 @@ export async function rollOut(inputs: Inputs, config: Config, env: EnvironmentCo
   const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
   const github = gitHub(inputs);
   await checkApproval(github, env, inputs.run.runId);
-  const connected = await core.group(`Connect to ${env.name} (${env.hosts.length} hosts${env.haproxy ? ` and ${env.haproxy.host}` : ''})`, () =>
+  const balancers = env.haproxy?.hosts ?? [];
+  const connected = await core.group(`Connect to ${env.name} (${env.hosts.length} hosts${balancers.length ? ` and ${balancers.join(', ')}` : ''})`, () =>
     connect(inputs, config, env),
   );
   let lock: HeldLock | undefined;
@@ -129,7 +130,7 @@ async function execute(
     stopTimeoutSeconds: env.container['stop-timeout'],
     log: coreLogger(env.maxParallel === 1),
     sleep,
-    pollMs: 250,
+    pollMs: 100,
   };
   return executeRollout(plan, deps);
 }

@@ -23,6 +23,7 @@ import {
   topScalars,
   type Config,
   type EnvironmentConfig,
+  type HaproxyConfig,
 } from './schema.js';
 
 type Sections = { [K in keyof typeof overridable]?: Partial_<(typeof overridable)[K]> };
@@ -69,8 +70,7 @@ function resolveEnvironment(
   const merged = (key: keyof typeof overridable) => deepMerge(top.sections[key] ?? {}, sections[key]);
   const complete = <K extends keyof typeof overridable>(key: K) =>
     completeSection(overridable[key], merged(key) as Partial_<(typeof overridable)[K]>, key, problems, where);
-  const haproxy =
-    top.sections.haproxy || sections.haproxy ? complete('haproxy') : undefined;
+  const haproxy = top.sections.haproxy || sections.haproxy ? loadBalancers(top.sections.haproxy, sections.haproxy, path, problems, where) : undefined;
   const numbers = completeSection(topScalars, deepMerge(top.scalars, pick(own, topScalars)), '', problems);
   const env: EnvironmentConfig = {
     name,
@@ -82,7 +82,7 @@ function resolveEnvironment(
     ssh: complete('ssh'),
     lock: complete('lock'),
     retainImages: numbers['retain-images'],
-    maxParallel: numbers['max-parallel'],
+    maxParallel: hostsAtOnce(numbers['max-parallel'], scalars.hosts?.length ?? 1),
   };
   if (scalars.url !== undefined) env.url = scalars.url;
   if (scalars['promote-from'] !== undefined) env.promoteFrom = scalars['promote-from'];
@@ -91,6 +91,39 @@ function resolveEnvironment(
     problems.push({ path: `${path}.ports`, message: `master and backup must differ (both ${env.ports.master})` });
   }
   return env;
+}
+
+/**
+ * The haproxy section with its load balancers as one list. `host` (one) and `hosts` (several)
+ * are two spellings of one key: an environment that names either replaces the top level's, and
+ * one place that gives both is an error.
+ */
+function loadBalancers(
+  top: Sections['haproxy'],
+  own: Sections['haproxy'],
+  path: string,
+  problems: Problem[],
+  where: string,
+): HaproxyConfig {
+  const base = { ...(top ?? {}) };
+  if (own?.host !== undefined || own?.hosts !== undefined) {
+    delete base.host;
+    delete base.hosts;
+  }
+  const merged = completeSection(overridable.haproxy, deepMerge(base, own), 'haproxy', problems, where);
+  const { host, hosts, ...rest } = merged;
+  if (host !== undefined && hosts !== undefined) {
+    problems.push({ path: own?.hosts !== undefined ? `${path}.haproxy` : 'haproxy', message: 'give host (one load balancer) or hosts (several), not both' });
+  } else if (host === undefined && hosts === undefined && !problems.some((p) => /(^|\.)haproxy\.hosts?\b/.test(p.path))) {
+    problems.push({ path: 'haproxy.host', message: `is required${where} (or haproxy.hosts for several load balancers)` });
+  }
+  return { ...rest, hosts: hosts ?? (host !== undefined ? [host] : []) };
+}
+
+/** max-parallel as a number of hosts: a percentage of them rounds down, and is at least one. */
+export function hostsAtOnce(maxParallel: number | `${number}%`, hosts: number): number {
+  if (typeof maxParallel === 'number') return maxParallel;
+  return Math.max(1, Math.floor((hosts * Number(maxParallel.slice(0, -1))) / 100));
 }
 
 function pick(raw: Record<string, unknown>, schema: Schema): Record<string, unknown> {

@@ -37,6 +37,14 @@ const SOCKET_PATH = /^\/[A-Za-z0-9._/-]+$/;
 const PROXY_JUMP = /^(?:[a-z_][a-z0-9_.-]*@)?[A-Za-z0-9.:[\]-]+?(?::[0-9]{1,5})?$/;
 
 const port = integer(1, 65535);
+
+/** A whole number from 1 to 100, or a percentage "1%" to "100%" (of the hosts). */
+const countOrPercent: Reader<number | `${number}%`> = (value, path, problems) => {
+  if (Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 100) return value as number;
+  if (typeof value === 'string' && /^(100|[1-9][0-9]?)%$/.test(value)) return value as `${number}%`;
+  problems.push({ path, message: `expected a whole number from 1 to 100 or a percentage like "50%", got ${JSON.stringify(value)}` });
+  return undefined;
+};
 const seconds = (max: number) => integer(1, max);
 const names = list(text(ENV_NAME, 'an environment variable name'), { unique: true });
 
@@ -79,7 +87,10 @@ export const sshSchema = {
 };
 
 export const haproxySchema = {
-  host: required(host),
+  /** One load balancer; `hosts` for several (exactly one of the two). */
+  host: optional(host),
+  /** Every load balancer in front of the environment's hosts: all are driven as peers. */
+  hosts: optional(list(host, { unique: true, nonEmpty: true })),
   socket: withDefault(text(SOCKET_PATH, 'an absolute socket path'), '/run/haproxy/admin.sock'),
   backend: required(text(/^[A-Za-z0-9_.:-]+$/, 'an HAProxy backend name')),
   'drain-timeout': withDefault(seconds(3600), 30),
@@ -108,7 +119,8 @@ export const overridable = {
 
 export const topScalars = {
   'retain-images': withDefault(integer(1, 100), 3),
-  'max-parallel': withDefault(integer(1, 100), 1),
+  /** Hosts updated at once: a number, or a percentage of the environment's hosts ("50%"). */
+  'max-parallel': withDefault(countOrPercent, '50%' as number | `${number}%`),
 };
 
 export const environmentScalars = {
@@ -125,7 +137,8 @@ export type ContainerConfig = Complete<typeof containerSchema>;
 export type PortsConfig = Complete<typeof portsSchema>;
 export type HealthConfig = Complete<typeof healthSchema>;
 export type SshConfig = Complete<typeof sshSchema>;
-export type HaproxyConfig = Complete<typeof haproxySchema>;
+/** The haproxy section, with `host` / `hosts` read into the list of load balancers. */
+export type HaproxyConfig = Omit<Complete<typeof haproxySchema>, 'host' | 'hosts'> & { hosts: string[] };
 export type LockConfig = Complete<typeof lockSchema>;
 
 /** Everything a deploy to one environment needs, after that environment's overrides. */
@@ -143,6 +156,7 @@ export interface EnvironmentConfig {
   haproxy?: HaproxyConfig;
   lock: LockConfig;
   retainImages: number;
+  /** Hosts updated at once, max-parallel resolved against the number of hosts. */
   maxParallel: number;
 }
 

@@ -1,7 +1,7 @@
 // The job summary. Runs outside a runner (no GITHUB_STEP_SUMMARY) simply skip it.
 import * as core from '@actions/core';
 import { redact } from './secrets.js';
-import type { RolloutResult } from '../rollout/execute.js';
+import { describePhases, type RolloutResult } from '../rollout/execute.js';
 import type { Release } from '../rollout/ports.js';
 
 type Summary = typeof core.summary;
@@ -23,12 +23,13 @@ export function rolloutSummary(
   s.addHeading(`${result.ok ? '✅' : '❌'} ${target.version} to ${environment}`, 3);
   s.addRaw(`Image \`${target.ref}\``, true);
   s.addTable([
-    ['Host', 'Master before → after', 'Backup before → after', 'Time', 'Health'].map((data) => ({ data, header: true })),
+    ['Host', 'Master before → after', 'Backup before → after', 'Time', 'Phases', 'Health'].map((data) => ({ data, header: true })),
     ...result.hosts.map((h) => [
       h.host,
       `${versionOf(h.before.master)} → ${versionOf(h.after.master)}`,
       `${versionOf(h.before.backup)} → ${versionOf(h.after.backup)}`,
       `${h.seconds.toFixed(1)} s`,
+      h.phases.map(describePhases).join('<br>') || '—',
       h.health || '—',
     ]),
   ]);

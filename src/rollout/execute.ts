@@ -6,7 +6,7 @@ import type {
   ContainerSpec,
   HealthCheck,
   HostDriver,
-  LoadBalancerDriver,
+  LoadBalancerFleet,
   Release,
   Role,
 } from './ports.js';
@@ -19,8 +19,9 @@ export interface Logger {
 }
 
 export interface LoadBalancing {
-  driver: LoadBalancerDriver;
-  /** HAProxy server names of each host's roles, found by address and port in pre-flight. */
+  /** Every load balancer of the environment, as one. */
+  driver: LoadBalancerFleet;
+  /** The fleet's server names of each host's roles, found by address and port in pre-flight. */
   servers: Map<string, Record<Role, string>>;
   /**
    * Servers an operator had out of service (MAINT or DRAIN) before the deploy: their containers
@@ -65,11 +66,28 @@ export class StepFailed extends Error {
   }
 }
 
+/** How long each phase of replacing one role took, in seconds. */
+export interface PhaseTimes {
+  role: Role;
+  drain: number;
+  stop: number;
+  start: number;
+  healthy: number;
+  inService: number;
+}
+
+export function describePhases(t: PhaseTimes): string {
+  const s = (n: number) => n.toFixed(1);
+  return `${t.role}: drain ${s(t.drain)} s, stop ${s(t.stop)} s, start ${s(t.start)} s, healthy ${s(t.healthy)} s, in service ${s(t.inService)} s`;
+}
+
 export interface HostOutcome {
   host: string;
   before: HostTarget;
   after: HostTarget;
   seconds: number;
+  /** Each replacement of a role, in order, with its phase times. */
+  phases: PhaseTimes[];
   /** Last health answer seen for the host's master. */
   health: string;
   rolledBack: boolean;
@@ -94,6 +112,7 @@ class HostRun {
   touched = false;
   /** The role being worked on: what a failure outside a step is about. */
   role: Role = 'backup';
+  readonly phases: PhaseTimes[] = [];
   /** Roles whose adopted container is set aside (stopped, renamed) during this run. */
   readonly asides = new Set<Role>();
   /** Roles proven healthy and in service during this run. */
@@ -154,23 +173,36 @@ class HostRun {
     const from = this.current[role];
     this.log(`${role}: ${from?.version ?? 'nothing'} → ${to.version}`);
     this.touched = true;
-    await this.takeOutOfService(role);
-    if (from?.adopted) {
-      // Kept whole, so that a rollback puts back the very container that served.
-      await this.driver.setAside(name, this.deps.asideName(role), this.deps.stopTimeoutSeconds);
-      this.asides.add(role);
-    } else {
-      await this.driver.stopAndRemove(name, this.deps.stopTimeoutSeconds);
-    }
+    const times: PhaseTimes = { role, drain: 0, stop: 0, start: 0, healthy: 0, inService: 0 };
+    const timed = async <T>(phase: Exclude<keyof PhaseTimes, 'role'>, run: () => Promise<T>): Promise<T> => {
+      const started = Date.now();
+      try {
+        return await run();
+      } finally {
+        times[phase] = (Date.now() - started) / 1000;
+      }
+    };
+    await timed('drain', () => this.takeOutOfService(role));
+    await timed('stop', async () => {
+      if (from?.adopted) {
+        // Kept whole, so that a rollback puts back the very container that served.
+        await this.driver.setAside(name, this.deps.asideName(role), this.deps.stopTimeoutSeconds);
+        this.asides.add(role);
+      } else {
+        await this.driver.stopAndRemove(name, this.deps.stopTimeoutSeconds);
+      }
+    });
     delete this.current[role];
     this.verified.delete(role);
-    if (to.adopted) {
-      await this.driver.restore(this.deps.asideName(role), name);
-      this.asides.delete(role);
-    } else {
-      await this.driver.run(this.deps.spec(role, to));
-    }
-    const verdict = await this.waitHealthy(role);
+    await timed('start', async () => {
+      if (to.adopted) {
+        await this.driver.restore(this.deps.asideName(role), name);
+        this.asides.delete(role);
+      } else {
+        await this.driver.run(this.deps.spec(role, to));
+      }
+    });
+    const verdict = await timed('healthy', () => this.waitHealthy(role));
     if (!verdict.healthy) {
       this.log(`${role} ${to.version} did not become healthy: ${verdict.detail}`);
       if (verdict.logs) this.log(verdict.logs);
@@ -179,8 +211,10 @@ class HostRun {
       throw new StepFailed(this.plan.host, role, to, `did not become healthy: ${verdict.detail}`, verdict.logs);
     }
     this.current[role] = to;
-    await this.ensureInService(role);
+    await timed('inService', () => this.ensureInService(role));
     this.verified.add(role);
+    this.phases.push(times);
+    this.log(describePhases(times));
   }
 
   private async remove(role: Role): Promise<void> {
@@ -213,7 +247,8 @@ class HostRun {
     const server = this.server(role);
     if (!lb || !server) return;
     const held = lb.held.get(server);
-    if (this.current[role] && held !== 'maint') {
+    if (this.current[role]) {
+      // A server the operator had in MAINT everywhere gets no drain: nothing reaches it.
       await lb.driver.setState(server, 'drain');
       const deadline = Date.now() + lb.drainTimeoutSeconds * 1000;
       let status = await lb.driver.status(server);
@@ -225,7 +260,8 @@ class HostRun {
       if (left > 0 && lb.onDrainTimeout === 'cut') {
         this.deps.log.warning(`[${this.plan.host}] ${server} still had ${left} sessions after the ${lb.drainTimeoutSeconds}s drain timeout: cutting them (haproxy.on-drain-timeout: cut)`);
       } else if (left > 0) {
-        await lb.driver.setState(server, held ?? 'ready');
+        if (held) await lb.driver.restoreState(server);
+        else await lb.driver.setState(server, 'ready');
         throw new StepFailed(
           this.plan.host,
           role,
@@ -250,8 +286,8 @@ class HostRun {
     if (!lb || !server) return;
     const held = lb.held.get(server);
     if (held) {
-      await lb.driver.setState(server, held);
-      this.log(`${server} left in ${held.toUpperCase()}, as it was before the deploy`);
+      await lb.driver.restoreState(server);
+      this.log(`${server} left out of service (${held.toUpperCase()}), as it was before the deploy`);
       return;
     }
     let status = await lb.driver.status(server);
@@ -330,7 +366,15 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
   }
   const hosts = plan.hosts.map((p): HostOutcome => {
     const run = runs.get(p.host)!;
-    return { host: p.host, before: p.before, after: run.current, seconds: run.seconds, health: run.health, rolledBack: failure !== undefined && run.touched };
+    return {
+      host: p.host,
+      before: p.before,
+      after: run.current,
+      seconds: run.seconds,
+      phases: run.phases,
+      health: run.health,
+      rolledBack: failure !== undefined && run.touched,
+    };
   });
   return { ok: failure === undefined, hosts, ...(failure ? { failure } : {}), failures, rollbackErrors };
 }

@@ -134,7 +134,24 @@ export interface ServerStatus {
   queued: number;
 }
 
-/** The HAProxy Runtime API of one backend. */
+/**
+ * Every load balancer in front of an environment, driven as one: what the rollout goes through.
+ * A server is named once for all of them (LoadBalancers in drivers/load-balancers.ts maps the
+ * name to each load balancer's own server).
+ */
+export interface LoadBalancerFleet {
+  /**
+   * On every load balancer at once; `drain` leaves a server the operator had in MAINT there as it
+   * is (nothing reaches it).
+   */
+  setState(server: string, state: 'ready' | 'drain' | 'maint'): Promise<void>;
+  /** All of them together: UP only when every one reports UP; sessions and queue added up. */
+  status(server: string): Promise<ServerStatus>;
+  /** Back to the state each load balancer had before the deploy, READY where the operator had not taken it out. */
+  restoreState(server: string): Promise<void>;
+}
+
+/** The HAProxy Runtime API of one backend on one load balancer. */
 export interface LoadBalancerDriver {
   /** Server name for an address:port in the backend, or undefined. */
   findServer(address: string, port: number): Promise<string | undefined>;

@@ -6,7 +6,7 @@
 #   estate.sh down [--keep]                       stop everything, delete it (--keep: keep $ESTATE_DIR)
 #   estate.sh status                              what is running; exit 1 when something is down
 #   estate.sh exec NODE CMD...                    run CMD inside NODE (stg1, prd2, lb-staging, reg, ...)
-#   estate.sh reload staging|production           reload that HAProxy, keeping its runtime state
+#   estate.sh reload staging|production|LB_NODE   reload those HAProxies, keeping their runtime state
 #
 # Every node is one long-running supervisor process (this script, `_node NAME`) living in the
 # node's own network namespace (bridged to the root namespace on 10.231.0.0/24) and its own
@@ -31,7 +31,7 @@ readonly HAPROXY_SOCK=/run/haproxy/admin.sock
 readonly CG_NAME=deploy-action-estate
 readonly DEPLOY_USER=deploy
 readonly MAX_HOSTS=8
-readonly NODE_RE="^(runner|reg|lb-staging|lb-production|stg[1-$MAX_HOSTS]|prd[1-$MAX_HOSTS])\$"
+readonly NODE_RE="^(runner|reg|lb-staging|lb-production|lb-production2|stg[1-$MAX_HOSTS]|prd[1-$MAX_HOSTS])\$"
 readonly READY_TIMEOUT=60
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
 readonly SCRIPT
@@ -56,7 +56,7 @@ node_kind() {
   case $1 in
     runner) echo runner ;;
     reg) echo reg ;;
-    lb-staging | lb-production) echo lb ;;
+    lb-staging | lb-production | lb-production2) echo lb ;;
     stg[1-$MAX_HOSTS] | prd[1-$MAX_HOSTS]) echo host ;;
     *) die "unknown node '$1'" ;;
   esac
@@ -68,6 +68,7 @@ node_addr() {
     reg) echo "$NET.2" ;;
     lb-staging) echo "$NET.10" ;;
     lb-production) echo "$NET.20" ;;
+    lb-production2) echo "$NET.30" ;;
     stg*) echo "$NET.$((10 + ${1#stg}))" ;;
     prd*) echo "$NET.$((20 + ${1#prd}))" ;;
   esac
@@ -89,6 +90,11 @@ veth_of() { local addr; addr=$(node_addr "$1"); echo "daev${addr##*.}"; }
 mac_of() { local addr=$1; printf '02:da:e0:00:00:%02x' "${addr##*.}"; }
 
 env_prefix() { case $1 in staging) echo stg ;; production) echo prd ;; *) die "unknown environment '$1'" ;; esac; }
+
+# The load balancers of an environment: production has two peers, as real estates do (an
+# active/passive pair, or one per region), so the action must drive both.
+env_lbs() { case $1 in staging) echo lb-staging ;; production) echo lb-production lb-production2 ;; esac; }
+lb_env() { case $1 in lb-staging) echo staging ;; lb-production | lb-production2) echo production ;; esac; }
 
 # Nodes that exist in some form (pidfile, namespace or cgroup), whether alive or not.
 known_nodes() {
@@ -466,9 +472,10 @@ MaxStartups 100
 EOF
 }
 
-ensure_haproxy_config() { # ENV COUNT; returns 1 when unchanged
-  local env=$1 count=$2 dir i addr prefix
-  dir=$ESTATE_DIR/lb-$env
+ensure_haproxy_config() { # LB_NODE COUNT; returns 1 when unchanged
+  local node=$1 count=$2 env dir i addr prefix
+  env=$(lb_env "$node")
+  dir=$(node_dir "$node")
   prefix=$(env_prefix "$env")
   install -d -m 0755 "$dir"
   {
@@ -500,7 +507,7 @@ defaults
     load-server-state-from-file global
 
 frontend web
-    bind $(node_addr "lb-$env"):80
+    bind $(node_addr "$node"):80
     default_backend app
 
 backend app
@@ -532,11 +539,10 @@ write_outputs() { # STAGING PRODUCTION
     --arg runner "unix://$RUNNER_SOCK" --arg cli "$DOCKER_CLI" --arg sshUser "$DEPLOY_USER" \
     --arg key "$ESTATE_DIR/ssh/deploy_key" --arg known "$ESTATE_DIR/ssh/known_hosts" \
     --arg sock "$HAPROXY_SOCK" --arg stgLb "$(node_addr lb-staging)" --arg prdLb "$(node_addr lb-production)" \
+    --arg prdLb2 "$(node_addr lb-production2)" \
     --argjson stgHosts "$(hosts_json stg "$1")" --argjson prdHosts "$(hosts_json prd "$2")" '
-    def env($lb; $hosts): {
-      lb: { address: $lb, frontend: "http://\($lb):80", backend: "app", socket: $sock },
-      hosts: $hosts
-    };
+    def lb($address): { address: $address, frontend: "http://\($address):80", backend: "app", socket: $sock };
+    def env($lbs; $hosts): { lb: lb($lbs[0]), lbs: [$lbs[] | lb(.)], hosts: $hosts };
     {
       registry: { address: $registry, username: $user, password: $password },
       runnerDockerHost: $runner,
@@ -544,7 +550,7 @@ write_outputs() { # STAGING PRODUCTION
       sshUser: $sshUser,
       sshKey: $key,
       knownHosts: $known,
-      environments: { staging: env($stgLb; $stgHosts), production: env($prdLb; $prdHosts) }
+      environments: { staging: env([$stgLb]; $stgHosts), production: env([$prdLb, $prdLb2]; $prdHosts) }
     }' >"$ESTATE_DIR/estate.json"
 
   cat >"$ESTATE_DIR/deploy.yml" <<EOF
@@ -558,7 +564,7 @@ ssh: { user: $DEPLOY_USER, port: 22 }
 haproxy: { host: $(node_addr lb-staging), socket: $HAPROXY_SOCK, backend: app, drain-timeout: 30 }
 environments:
   staging: { hosts: $(hosts_yaml stg "$1") }
-  production: { hosts: $(hosts_yaml prd "$2"), haproxy: { host: $(node_addr lb-production) } }
+  production: { hosts: $(hosts_yaml prd "$2"), haproxy: { hosts: [$(node_addr lb-production), $(node_addr lb-production2)] } }
 EOF
 
   (umask 077 && cat >"$ESTATE_DIR/inputs.env" <<EOF
@@ -595,8 +601,8 @@ lb_cli() { # LB_NODE COMMAND: one Runtime API command, its answer on stdout
   printf '%s\n' "$2" | in_node "$1" socat stdio "unix-connect:$HAPROXY_SOCK"
 }
 
-lb_reload() {
-  local name=lb-$1 master old new i
+lb_reload() { # LB_NODE
+  local name=$1 master old new i
   # HAProxy saves no runtime state itself: without this, a reload forgets drain and maint.
   lb_cli "$name" "show servers state" >"$(node_dir "$name")/server-state"
   old=$(lb_cli "$name" "show info" | awk '$1 == "Pid:" { print $2 }')
@@ -644,7 +650,7 @@ cmd_up() {
   take_lock
   ensure_packages
 
-  nodes=(runner reg lb-staging lb-production)
+  nodes=(runner reg lb-staging lb-production lb-production2)
   for ((i = 1; i <= staging; i++)); do nodes+=("stg$i"); done
   for ((i = 1; i <= production; i++)); do nodes+=("prd$i"); done
 
@@ -654,8 +660,12 @@ cmd_up() {
   ensure_user
   bash "$REPO_ROOT/test/app/prepare.sh"
   prepare_files "${nodes[@]}"
-  if ensure_haproxy_config staging "$staging"; then reload+=(staging); fi
-  if ensure_haproxy_config production "$production"; then reload+=(production); fi
+  for name in $(env_lbs staging); do
+    if ensure_haproxy_config "$name" "$staging"; then reload+=("$name"); fi
+  done
+  for name in $(env_lbs production); do
+    if ensure_haproxy_config "$name" "$production"; then reload+=("$name"); fi
+  done
   ensure_network
   mkdir -p "$(cg_base)/$CG_NAME"
 
@@ -678,10 +688,10 @@ cmd_up() {
     started+=("$name")
   done
   wait_ready "${started[@]}"
-  for env in "${reload[@]}"; do
-    [[ " ${started[*]} " == *" lb-$env "* ]] && continue
-    log "lb-$env: configuration changed, reloading"
-    lb_reload "$env"
+  for name in "${reload[@]}"; do
+    [[ " ${started[*]} " == *" $name "* ]] && continue
+    log "$name: configuration changed, reloading"
+    lb_reload "$name"
   done
 
   write_outputs "$staging" "$production"
@@ -787,11 +797,16 @@ cmd_exec() {
   in_node "$name" env -u DOCKER_HOST -u DOCKER_CONTEXT "$@"
 }
 
-cmd_reload() {
-  [[ ${1:-} == staging || ${1:-} == production ]] || die "usage: estate.sh reload staging|production"
-  node_pid "lb-$1" >/dev/null || die "lb-$1 is not running"
+cmd_reload() { # ENV (each of its load balancers) or LB_NODE
+  local nodes name
+  case ${1:-} in
+    staging | production) nodes=$(env_lbs "$1") ;;
+    lb-staging | lb-production | lb-production2) nodes=$1 ;;
+    *) die "usage: estate.sh reload staging|production|LB_NODE" ;;
+  esac
+  for name in $nodes; do node_pid "$name" >/dev/null || die "$name is not running"; done
   take_lock
-  lb_reload "$1"
+  for name in $nodes; do lb_reload "$name"; done
 }
 
 case ${1:-} in

@@ -40,7 +40,7 @@ describe('parseConfig: valid files', () => {
     expect(production.container.volumes).toEqual(['/var/log/clay:/var/log/clay']);
     expect(production.requireApproval).toBe(true);
     expect(production.promoteFrom).toBe('staging');
-    expect(production.haproxy).toEqual({ host: 'lb.example.com', socket: '/run/haproxy/admin.sock', backend: 'mobile', 'drain-timeout': 30, 'on-drain-timeout': 'fail' });
+    expect(production.haproxy).toEqual({ hosts: ['lb.example.com'], socket: '/run/haproxy/admin.sock', backend: 'mobile', 'drain-timeout': 30, 'on-drain-timeout': 'fail' });
     expect(production.retainImages).toBe(3);
   });
 
@@ -56,7 +56,15 @@ describe('parseConfig: valid files', () => {
   });
 
   it.each([
-    ['an environment adds a haproxy section the top level lacks', `${minimal}    haproxy: { host: lb1, backend: app }\n`, (c: any) => expect(c.environments.staging.haproxy.host).toBe('lb1')],
+    ['an environment adds a haproxy section the top level lacks', `${minimal}    haproxy: { host: lb1, backend: app }\n`, (c: any) => expect(c.environments.staging.haproxy.hosts).toEqual(['lb1'])],
+    ['several load balancers', `${minimal}    haproxy: { hosts: [lb1, lb2], backend: app }\n`, (c: any) => expect(c.environments.staging.haproxy.hosts).toEqual(['lb1', 'lb2'])],
+    [
+      'an environment with hosts replaces the top-level host',
+      minimal.replace('container:', 'haproxy: { host: lb0, backend: app }\ncontainer:') + '    haproxy: { hosts: [lb1, lb2] }\n',
+      (c: any) => expect(c.environments.staging.haproxy).toMatchObject({ hosts: ['lb1', 'lb2'], backend: 'app' }),
+    ],
+    ['max-parallel as a percentage of the hosts, rounded down, at least one', `${minimal}    max-parallel: "50%"\n`, (c: any) => expect(c.environments.staging.maxParallel).toBe(1)],
+    ['max-parallel defaults to half the hosts', minimal.replace('hosts: [app1.example.com]', 'hosts: [a1, a2, a3, a4, a5, a6, a7, a8]'), (c: any) => expect(c.environments.staging.maxParallel).toBe(4)],
     ['lists replace instead of merging', `${minimal.replace('container: { port: 3000 }', 'container: { port: 3000, volumes: ["/a:/a"] }')}    container: { volumes: ["/b:/b"] }\n`, (c: any) => expect(c.environments.staging.container.volumes).toEqual(['/b:/b'])],
     ['scalars override', `${minimal}    ports: { master: 8080 }\n`, (c: any) => expect(c.environments.staging.ports).toEqual({ master: 8080, backup: 50001 })],
     ['numbers and booleans in env become text', minimal.replace('{ port: 3000 }', '{ port: 3000, env: { WORKERS: 4, DEBUG: false } }'), (c: any) => expect(c.environments.staging.container.env).toEqual({ WORKERS: '4', DEBUG: 'false' })],
@@ -88,7 +96,9 @@ describe('parseConfig: invalid files name the key and what is expected', () => {
     ['bad override value', `${minimal}    ports: { backup: 0 }\n`, 'environments.staging.ports.backup: expected a whole number from 1 to 65535, got number 0'],
     ['same master and backup ports', `${minimal}    ports: { master: 50001 }\n`, 'environments.staging.ports: master and backup must differ (both 50001)'],
     ['promote-from itself', `${minimal}    promote-from: staging\n`, 'environments.staging.promote-from: must name another environment'],
-    ['haproxy without host', minimal.replace('container:', 'haproxy: { backend: app }\ncontainer:'), 'haproxy.host: is required'],
+    ['haproxy without host', minimal.replace('container:', 'haproxy: { backend: app }\ncontainer:'), 'haproxy.host: is required (at the top level or under environments.staging) (or haproxy.hosts for several load balancers)'],
+    ['haproxy with host and hosts', minimal.replace('container:', 'haproxy: { host: lb0, hosts: [lb1], backend: app }\ncontainer:'), 'haproxy: give host (one load balancer) or hosts (several), not both'],
+    ['max-parallel neither a number nor a percentage', `${minimal}max-parallel: half\n`, 'max-parallel: expected a whole number from 1 to 100 or a percentage like "50%", got "half"'],
     ['bad restart policy', minimal.replace('{ port: 3000 }', '{ port: 3000, restart: sometimes }'), 'container.restart: "sometimes" is not a Docker restart policy'],
     ['bad on-drain-timeout', `${minimal}    haproxy: { host: lb.example.com, backend: demo, on-drain-timeout: wait }\n`, 'environments.staging.haproxy.on-drain-timeout: "wait" is not fail or cut'],
     ['bad volume', minimal.replace('{ port: 3000 }', '{ port: 3000, volumes: ["relative/dir:/x"] }'), 'container.volumes[0]: "relative/dir:/x" is not a volume'],

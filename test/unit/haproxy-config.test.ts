@@ -33,3 +33,19 @@ describe('renderHaproxyConfig', () => {
     expect(serverName(host, role)).toBe(name);
   });
 });
+
+describe('renderHaproxyConfig with several load balancers', () => {
+  it('names every load balancer the configuration is for', async () => {
+    const { parseConfig } = await import('../../src/config/parse.js');
+    const config = parseConfig('deploy.yml', `app: demo
+image: reg/demo
+container: { port: 3000 }
+haproxy: { hosts: [lb1.example.com, lb2.example.com], backend: demo }
+environments:
+  production: { hosts: [10.0.0.1] }
+`);
+    expect(renderHaproxyConfig('demo', config.environments.production!)).toContain(
+      '# The same on every load balancer (lb1.example.com, lb2.example.com): the deploy drains and restores servers on all of them.',
+    );
+  });
+});

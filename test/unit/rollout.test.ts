@@ -8,7 +8,7 @@ import type {
   AppContainer,
   ContainerSpec,
   HostDriver,
-  LoadBalancerDriver,
+  LoadBalancerFleet,
   Release,
   Role,
   ServerStatus,
@@ -150,14 +150,19 @@ class FakeHost implements HostDriver {
   }
 }
 
-class FakeLb implements LoadBalancerDriver {
-  constructor(private readonly world: World) {}
-  async findServer(address: string, port: number) {
-    return `${address}-${port === 50000 ? 'master' : 'backup'}`;
-  }
+/** One load balancer as the fleet contract has it (drivers/load-balancers.ts is tested on its own). */
+class FakeLb implements LoadBalancerFleet {
+  constructor(
+    private readonly world: World,
+    private readonly held: Map<string, 'maint' | 'drain'>,
+  ) {}
   async setState(server: string, state: 'ready' | 'drain' | 'maint') {
+    if (state === 'drain' && this.held.get(server) === 'maint') return;
     this.world.lbState.set(server, state);
     this.world.check(`${state} ${server}`);
+  }
+  async restoreState(server: string) {
+    await this.setState(server, this.held.get(server) ?? 'ready');
   }
   async status(server: string): Promise<ServerStatus> {
     const state = this.world.lbState.get(server);
@@ -190,7 +195,7 @@ function setup(
     ...(lb
       ? {
           lb: {
-            driver: new FakeLb(world),
+            driver: new FakeLb(world, held),
             servers: new Map(hosts.map((h) => [h, { master: `${h}-master`, backup: `${h}-backup` }])),
             held,
             drainTimeoutSeconds: 0,
@@ -252,10 +257,11 @@ describe('planHost', () => {
 
 describe('executeRollout', () => {
   it('moves every host to the new release without routing to a dead container', async () => {
-    const { world, deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    const { world, deps, plan, lines } = setup(['h1', 'h2'], { master: v1, backup: v1 });
     const result = await executeRollout(await plan(v2), deps);
     expect(result.ok).toBe(true);
     expect(world.violations).toEqual([]);
+    expect(lines.filter((l) => /^\[h1\] (master|backup): drain [\d.]+ s, stop [\d.]+ s, start [\d.]+ s, healthy [\d.]+ s, in service [\d.]+ s$/.test(l))).toHaveLength(2);
     expect(served(world)).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0', 'h2/master': 'v2.0.0', 'h2/backup': 'v2.0.0' });
     // Backup-first, drain before maint, maint before stop, healthy before ready; host after host.
     const h1 = world.events.filter((e) => e.includes('h1'));
@@ -269,6 +275,9 @@ describe('executeRollout', () => {
       ['h1', 'v1.0.0', 'v2.0.0'],
       ['h2', 'v1.0.0', 'v2.0.0'],
     ]);
+    // Each replacement's phases are timed and logged, per role.
+    expect(result.hosts[0]!.phases.map((p) => p.role)).toEqual(['master', 'backup']);
+    expect(Object.keys(result.hosts[0]!.phases[0]!)).toEqual(['role', 'drain', 'stop', 'start', 'healthy', 'inService']);
   });
 
   it('keeps a single host serving through its backup', async () => {
@@ -415,7 +424,7 @@ describe('operator intent and draining', () => {
     expect(world.violations).toEqual([]);
     expect(Object.fromEntries(world.lbState)).toEqual({ 'h1-master': 'maint', 'h1-backup': 'ready', 'h2-master': 'ready', 'h2-backup': 'drain' });
     expect(Object.values(served(world))).toEqual(Array(4).fill('v2.0.0'));
-    expect(lines).toContain('[h1] h1-master left in MAINT, as it was before the deploy');
+    expect(lines).toContain('[h1] h1-master left out of service (MAINT), as it was before the deploy');
     // A server in MAINT is not drained again: nothing can reach it.
     expect(world.events).not.toContain('drain h1-master');
   });

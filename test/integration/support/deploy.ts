@@ -14,6 +14,8 @@ export interface DeployConfigOptions {
   extra?: string;
   /** Hosts of the environment to use (default: the first two). */
   hosts?: string[];
+  /** Load balancers of the environment to drive (default: all of the estate's). */
+  loadBalancers?: string[];
   repository?: string;
   /** Both environments in the file, each with these extra lines (e.g. its gates). */
   bothEnvironments?: Record<'staging' | 'production', string>;
@@ -21,13 +23,16 @@ export interface DeployConfigOptions {
 
 export function deployConfig(estate: Estate, options: DeployConfigOptions): string {
   const lb = (name: 'staging' | 'production') => estate.environments[name].lb;
+  // Every load balancer of the environment (production has two), unless a test names its own.
+  const lbHosts = (name: 'staging' | 'production') =>
+    `[${(name === options.environment && options.loadBalancers ? options.loadBalancers : estate.environments[name].lbs.map((l) => l.address)).join(', ')}]`;
   const haproxy = options.withoutHaproxy
     ? ''
-    : `haproxy: { host: ${lb(options.environment).address}, socket: ${lb(options.environment).socket}, backend: ${lb(options.environment).backend}, drain-timeout: 10 }\n`;
+    : `haproxy: { hosts: ${lbHosts(options.environment)}, socket: ${lb(options.environment).socket}, backend: ${lb(options.environment).backend}, drain-timeout: 10 }\n`;
   const environment = (name: 'staging' | 'production', extra: string) => {
     const hosts = name === options.environment && options.hosts ? options.hosts : estate.environments[name].hosts.slice(0, 2);
     // Each environment has its own load balancer.
-    const own = options.withoutHaproxy || name === options.environment ? '' : `    haproxy: { host: ${lb(name).address} }\n`;
+    const own = options.withoutHaproxy || name === options.environment ? '' : `    haproxy: { hosts: ${lbHosts(name)} }\n`;
     return `  ${name}:\n    hosts: [${hosts.join(', ')}]\n${own}${extra ? `    ${extra}` : ''}`;
   };
   const environments = options.bothEnvironments

@@ -17,9 +17,34 @@ export const REPO_ROOT = ((): string => {
 })();
 const ESTATE_SCRIPT = join(REPO_ROOT, 'test/estate/estate.sh');
 
+export interface EstateLoadBalancer {
+  address: string;
+  frontend: string;
+  backend: string;
+  socket: string;
+}
+
 export interface EstateEnvironment {
-  lb: { address: string; frontend: string; backend: string; socket: string };
+  /** The first load balancer. */
+  lb: EstateLoadBalancer;
+  /** Every load balancer, peers in front of the same hosts (production has two). */
+  lbs: EstateLoadBalancer[];
   hosts: string[];
+}
+
+/** The estate's node name of a load balancer address (lb-staging, lb-production, lb-production2). */
+export function lbNodeOf(estate: Estate, address: string): string {
+  const nodes: Record<string, string[]> = { staging: ['lb-staging'], production: ['lb-production', 'lb-production2'] };
+  for (const [environment, names] of Object.entries(nodes)) {
+    const index = estate.environments[environment as 'staging' | 'production'].lbs.findIndex((lb) => lb.address === address);
+    if (index >= 0) return names[index]!;
+  }
+  throw new Error(`${address} is not a load balancer of the estate`);
+}
+
+/** One Runtime API command on a load balancer, asked inside its node (not through the action). */
+export async function lbCommand(estate: Estate, lb: EstateLoadBalancer, command: string): Promise<string> {
+  return execIn(lbNodeOf(estate, lb.address), 'sh', '-c', `echo "${command}" | socat - UNIX-CONNECT:${lb.socket}`);
 }
 
 export interface Estate {

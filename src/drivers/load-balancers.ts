@@ -1,0 +1,118 @@
+// Every HAProxy in front of an environment behind one driver. A server is drained on all of
+// them and counts as drained only when its sessions are 0 on all of them; it counts as in service
+// only when every one of them reports it UP. A load balancer the action drove on its own while
+// another kept sending requests is how requests get dropped (issue of one HAProxy of a pair left
+// behind), so there is no way here to drive one of them alone.
+import type { LoadBalancerDriver, LoadBalancerFleet, Role, ServerStatus } from '../rollout/ports.js';
+
+type AdminState = 'ready' | 'drain' | 'maint';
+
+export interface FleetMember {
+  /** The load balancer's host, as configured (haproxy.hosts). */
+  host: string;
+  runtime: LoadBalancerDriver;
+}
+
+/** The admin state an operator set, from HAProxy's status column (MAINT, MAINT (via …), DRAIN …). */
+export function heldState(status: string): 'maint' | 'drain' | undefined {
+  if (status.startsWith('MAINT')) return 'maint';
+  if (status.startsWith('DRAIN')) return 'drain';
+  return undefined;
+}
+
+export class LoadBalancers implements LoadBalancerFleet {
+  /** Fleet server name → each member's own server name. */
+  private readonly names = new Map<string, Map<string, string>>();
+  /** Fleet server name → members where it was out of service before the deploy, and how. */
+  private readonly held = new Map<string, Map<string, 'maint' | 'drain'>>();
+
+  private constructor(readonly members: FleetMember[]) {}
+
+  /**
+   * Finds each host's master and backup on every load balancer, by address and port. `missing`
+   * names, per load balancer, what it lacks; the fleet is usable only when nothing is missing.
+   */
+  static async locate(
+    members: FleetMember[],
+    hosts: string[],
+    ports: Record<Role, number>,
+  ): Promise<{ fleet: LoadBalancers; servers: Map<string, Record<Role, string>>; missing: string[] }> {
+    const fleet = new LoadBalancers(members);
+    const servers = new Map<string, Record<Role, string>>();
+    const missing: string[] = [];
+    for (const host of hosts) {
+      const roles: Partial<Record<Role, string>> = {};
+      for (const role of ['master', 'backup'] as const) {
+        const key = `${host}:${ports[role]}`;
+        const names = new Map<string, string>();
+        for (const member of members) {
+          const name = await member.runtime.findServer(host, ports[role]);
+          if (name) names.set(member.host, name);
+          else missing.push(`${member.host} has no server for ${key} (${role})`);
+        }
+        fleet.names.set(key, names);
+        roles[role] = key;
+      }
+      servers.set(host, roles as Record<Role, string>);
+    }
+    return { fleet, servers, missing };
+  }
+
+  /**
+   * Reads every server's state on every load balancer and remembers those out of service, to be
+   * left so (restoreState). Returns each fleet server out of service somewhere, with each load
+   * balancer's status, for the pre-flight report.
+   */
+  async readHeld(): Promise<Map<string, { state: 'maint' | 'drain'; where: string }>> {
+    const out = new Map<string, { state: 'maint' | 'drain'; where: string }>();
+    for (const server of this.names.keys()) {
+      const statuses = await this.each(server, (runtime, name) => runtime.status(name));
+      const held = new Map<string, 'maint' | 'drain'>();
+      for (const [member, status] of statuses) {
+        const state = heldState(status.status);
+        if (state) held.set(member, state);
+      }
+      if (held.size === 0) continue;
+      this.held.set(server, held);
+      out.set(server, {
+        state: [...held.values()].includes('maint') ? 'maint' : 'drain',
+        where: [...statuses].map(([member, status]) => `${member}: ${status.status}`).join(', '),
+      });
+    }
+    return out;
+  }
+
+  /** Forgets what readHeld found: after a lock takeover those states are a dead run's leftovers. */
+  forgetHeld(): void {
+    this.held.clear();
+  }
+
+  async setState(server: string, state: AdminState): Promise<void> {
+    await this.each(server, (runtime, name, member) =>
+      state === 'drain' && this.held.get(server)?.get(member) === 'maint' ? Promise.resolve() : runtime.setState(name, state),
+    );
+  }
+
+  async restoreState(server: string): Promise<void> {
+    await this.each(server, (runtime, name, member) => runtime.setState(name, this.held.get(server)?.get(member) ?? 'ready'));
+  }
+
+  async status(server: string): Promise<ServerStatus> {
+    const statuses = [...(await this.each(server, (runtime, name) => runtime.status(name)))];
+    const up = statuses.every(([, s]) => s.status.startsWith('UP'));
+    return {
+      // One load balancer: its own words; several: each one's, unless all agree on UP.
+      status: up ? 'UP' : statuses.length === 1 ? statuses[0]![1].status : statuses.map(([member, s]) => `${member}: ${s.status}`).join(', '),
+      sessions: statuses.reduce((sum, [, s]) => sum + s.sessions, 0),
+      queued: statuses.reduce((sum, [, s]) => sum + s.queued, 0),
+    };
+  }
+
+  /** Runs `operation` on every load balancer at once; the first failure names its load balancer. */
+  private async each<T>(server: string, operation: (runtime: LoadBalancerDriver, name: string, member: string) => Promise<T>): Promise<Map<string, T>> {
+    const names = this.names.get(server);
+    if (!names) throw new Error(`no load balancer server ${server}`);
+    const results = await Promise.all(this.members.map(async (member) => [member.host, await operation(member.runtime, names.get(member.host)!, member.host)] as const));
+    return new Map(results);
+  }
+}

@@ -1,0 +1,93 @@
+// Several HAProxy instances driven as one: every state change reaches all of them, and a server
+// counts as drained or in service only by all of them together.
+import { describe, expect, it } from 'vitest';
+import { LoadBalancers } from '../../src/drivers/load-balancers.js';
+import type { LoadBalancerDriver, ServerStatus } from '../../src/rollout/ports.js';
+
+/** One HAProxy backend: servers by address:port, each with its admin state, health and sessions. */
+class FakeRuntime implements LoadBalancerDriver {
+  calls: string[] = [];
+  state = new Map<string, 'ready' | 'drain' | 'maint'>();
+  up = new Map<string, boolean>();
+  sessions = new Map<string, number>();
+  constructor(private readonly servers: Record<string, string>) {
+    for (const name of Object.values(servers)) {
+      this.state.set(name, 'ready');
+      this.up.set(name, true);
+    }
+  }
+  async findServer(address: string, port: number) {
+    return this.servers[`${address}:${port}`];
+  }
+  async setState(server: string, state: 'ready' | 'drain' | 'maint') {
+    this.calls.push(`${state} ${server}`);
+    this.state.set(server, state);
+  }
+  async status(server: string): Promise<ServerStatus> {
+    const state = this.state.get(server);
+    const status = state === 'maint' ? 'MAINT' : state === 'drain' ? 'DRAIN' : this.up.get(server) ? 'UP' : 'DOWN';
+    return { status, sessions: this.sessions.get(server) ?? 0, queued: 0 };
+  }
+}
+
+const ports = { master: 50000, backup: 50001 };
+// Each load balancer names the same servers its own way.
+const lb1 = () => new FakeRuntime({ '10.0.0.1:50000': 'h1-master', '10.0.0.1:50001': 'h1-backup' });
+const lb2 = () => new FakeRuntime({ '10.0.0.1:50000': 'web1', '10.0.0.1:50001': 'web1-spare' });
+
+async function fleetOf(a: FakeRuntime, b: FakeRuntime) {
+  const found = await LoadBalancers.locate([{ host: 'lb1', runtime: a }, { host: 'lb2', runtime: b }], ['10.0.0.1'], ports);
+  return { ...found, master: found.servers.get('10.0.0.1')!.master };
+}
+
+describe('LoadBalancers', () => {
+  it('finds every host role on every load balancer, and names the one lacking a server', async () => {
+    const { missing, servers } = await fleetOf(lb1(), lb2());
+    expect(missing).toEqual([]);
+    expect(servers.get('10.0.0.1')).toEqual({ master: '10.0.0.1:50000', backup: '10.0.0.1:50001' });
+    const partial = new FakeRuntime({ '10.0.0.1:50000': 'web1' });
+    expect((await fleetOf(lb1(), partial)).missing).toEqual(['lb2 has no server for 10.0.0.1:50001 (backup)']);
+  });
+
+  it('sets a state on all of them, each under its own server name', async () => {
+    const [a, b] = [lb1(), lb2()];
+    const { fleet, master } = await fleetOf(a, b);
+    await fleet.setState(master, 'drain');
+    expect([a.calls, b.calls]).toEqual([['drain h1-master'], ['drain web1']]);
+  });
+
+  it('is drained only when the sessions on all of them are gone, and UP only when all report UP', async () => {
+    const [a, b] = [lb1(), lb2()];
+    const { fleet, master } = await fleetOf(a, b);
+    b.sessions.set('web1', 2);
+    a.sessions.set('h1-master', 1);
+    expect((await fleet.status(master)).sessions).toBe(3);
+    b.up.set('web1', false);
+    expect((await fleet.status(master)).status).toBe('lb1: UP, lb2: DOWN');
+    b.up.set('web1', true);
+    expect((await fleet.status(master)).status).toBe('UP');
+  });
+
+  it('leaves what an operator took out on one load balancer as it was there, and only there', async () => {
+    const [a, b] = [lb1(), lb2()];
+    b.state.set('web1', 'maint');
+    const { fleet, master } = await fleetOf(a, b);
+    const held = await fleet.readHeld();
+    expect(held.get(master)).toEqual({ state: 'maint', where: 'lb1: UP, lb2: MAINT' });
+    await fleet.setState(master, 'drain');
+    expect([a.state.get('h1-master'), b.state.get('web1')]).toEqual(['drain', 'maint']);
+    await fleet.setState(master, 'maint');
+    await fleet.restoreState(master);
+    expect([a.state.get('h1-master'), b.state.get('web1')]).toEqual(['ready', 'maint']);
+  });
+
+  it('after a lock takeover, forgets those states: everything goes back to READY', async () => {
+    const [a, b] = [lb1(), lb2()];
+    a.state.set('h1-master', 'maint');
+    const { fleet, master } = await fleetOf(a, b);
+    await fleet.readHeld();
+    fleet.forgetHeld();
+    await fleet.restoreState(master);
+    expect([a.state.get('h1-master'), b.state.get('web1')]).toEqual(['ready', 'ready']);
+  });
+});
