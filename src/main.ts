@@ -1,7 +1,7 @@
 // Runs one command: read inputs and config, dispatch, set outputs. Errors surface as one
 // failure message; config errors also annotate the config file.
 import * as core from '@actions/core';
-import { build } from './commands/build.js';
+import { DOCKER_CONFIG_STATE, build, removeLeftoverDockerConfig } from './commands/build.js';
 import { DeployFailed, LOCK_STATE, deploy, plan, releaseLeftoverLock, rollback } from './commands/deploy.js';
 import { GateError } from './commands/gates.js';
 import { haproxyConfig } from './commands/haproxy-config.js';
@@ -50,8 +50,14 @@ export async function main(): Promise<void> {
   }
 }
 
-/** The post step: only a deploy cut short (cancelled job) leaves something to clean up. */
+/** The post step: only a build or deploy cut short (cancelled job) leaves something to clean up. */
 export async function post(): Promise<void> {
+  const dockerConfig = readState(DOCKER_CONFIG_STATE);
+  if (dockerConfig) {
+    await removeLeftoverDockerConfig(dockerConfig).catch((error: Error) =>
+      core.warning(`Could not remove the private DOCKER_CONFIG ${dockerConfig}: ${error.message}`),
+    );
+  }
   const saved = readState(LOCK_STATE);
   if (!saved) return;
   try {
