@@ -8,7 +8,7 @@ import { haproxyConfig } from './commands/haproxy-config.js';
 import { ConfigError } from './config/fields.js';
 import type { Config } from './config/schema.js';
 import { readConfig, readInputs, readState, type Command, type Inputs } from './inputs.js';
-import { writeSummary } from './report/summary.js';
+import { preformatted, writeSummary } from './report/summary.js';
 
 type Handler = (inputs: Inputs, config: Config) => Promise<Record<string, string>>;
 
@@ -32,7 +32,7 @@ async function fail(error: unknown, configFile: string | undefined): Promise<voi
   core.setFailed(message);
   // A rollout writes its own table; every other failure still leaves its reason in the summary.
   if (!(error instanceof DeployFailed)) {
-    await writeSummary((s) => s.addHeading('❌ deploy-action failed', 3).addCodeBlock(message)).catch(() => undefined);
+    await writeSummary((s) => s.addHeading('❌ deploy-action failed', 3).addRaw(preformatted(message))).catch(() => undefined);
   }
 }
 

@@ -6,6 +6,7 @@ import { InputError, readSecretValues, type Inputs } from '../inputs.js';
 import { previousVersion as previousInHistory } from '../release/history.js';
 import { parseRelease, releaseFromRun } from '../release/version.js';
 import { rolloutSummary, writeSummary } from '../report/summary.js';
+import { infoUntrusted } from '../report/untrusted.js';
 import { executeRollout, type RolloutDeps } from '../rollout/execute.js';
 import { acquireDeployLock } from '../rollout/lock.js';
 import { describePlan, planRollout, type HostTarget } from '../rollout/plan.js';
@@ -63,7 +64,7 @@ async function takeLock(inputs: Inputs, config: Config, connected: Connected, ta
     sleep,
     now: () => new Date(),
     warn: (line) => core.warning(line),
-    info: (line) => core.info(line),
+    info: infoUntrusted,
   });
   const saved = { host: host.host, name, runId: mine.runId };
   core.saveState(LOCK_STATE, JSON.stringify(saved));
@@ -104,7 +105,7 @@ export async function rollOut(inputs: Inputs, config: Config, env: EnvironmentCo
       // Pulls change no container, so they come before the lock: the lock is a container
       // created from this very image, which must be on the host first.
       await onEveryHost(connected.hosts, `Pulling ${target.ref}`, async (host) => {
-        await host.pull(target.ref, connected.auth, (line) => core.info(`[${host.host}] ${line}`));
+        await host.pull(target.ref, connected.auth, (line) => infoUntrusted(`[${host.host}] ${line}`));
         core.info(`[${host.host}] has ${target.ref}`);
       });
       lock = await takeLock(inputs, config, connected, target);
