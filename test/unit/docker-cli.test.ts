@@ -1,7 +1,10 @@
 // The build stage's Docker CLI session: its private DOCKER_CONFIG, where a login's credential
 // must land, the post step's cleanup, and the build engines it refuses. A stand-in `docker` on
-// PATH plays the CLI; the real one is exercised by test/integration/build.test.ts.
+// PATH plays the CLI, except in the credential helper case, which runs the machine's real docker
+// CLI against a stand-in engine; the whole build is exercised by test/integration/build.test.ts.
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -106,5 +109,52 @@ describe('DockerCli', () => {
     expect(await DockerCli.removeLeftover(remembered)).toBe(true);
     expect(existsSync(remembered)).toBe(false);
     expect(await DockerCli.removeLeftover(remembered)).toBe(false);
+  });
+});
+
+describe('the real docker CLI with credential helpers on PATH', () => {
+  const temp = mkdtempSync(join(tmpdir(), 'docker-cli-helpers-'));
+  const socket = join(temp, 'engine.sock');
+  const record = join(temp, 'helpers-called');
+  // The engine's part of `docker login`: version negotiation, then POST /auth.
+  const engine = http.createServer((request, response) => {
+    if (request.url?.endsWith('/_ping')) return void response.writeHead(200, { 'Api-Version': '1.41' }).end('OK');
+    if (request.url?.endsWith('/auth')) return void response.writeHead(200, { 'content-type': 'application/json' }).end('{"Status":"Login Succeeded"}');
+    response.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"not here"}');
+  });
+  const saved = { PATH: process.env.PATH, DOCKER_HOST: process.env.DOCKER_HOST };
+
+  afterEach(() => {
+    engine.close();
+    process.env.PATH = saved.PATH;
+    if (saved.DOCKER_HOST === undefined) delete process.env.DOCKER_HOST;
+    else process.env.DOCKER_HOST = saved.DOCKER_HOST;
+  });
+
+  it('keeps the credential in the private config: pass and secretservice helpers get nothing', async () => {
+    await new Promise<void>((resolve) => engine.listen(socket, resolve));
+    const realDocker = execFileSync('sh', ['-c', 'command -v docker'], { encoding: 'utf8' }).trim();
+    const bin = join(temp, 'bin');
+    mkdirSync(bin);
+    // The CLI's Linux default stores (DetectDefaultStore): docker-credential-pass when pass is on PATH.
+    for (const name of ['docker-credential-pass', 'docker-credential-secretservice', 'pass']) {
+      writeFileSync(join(bin, name), `#!/bin/sh\n{ echo "$0 $*"; cat; } >> '${record}'\necho '{}'\n`);
+      chmodSync(join(bin, name), 0o755);
+    }
+    // The real CLI for login; buildx reported present, as open() asks.
+    writeFileSync(join(bin, 'docker'), `#!/bin/sh\n[ "$1" = buildx ] && exit 0\nexec '${realDocker}' "$@"\n`);
+    chmodSync(join(bin, 'docker'), 0o755);
+    process.env.PATH = `${bin}:${saved.PATH}`;
+    process.env.DOCKER_HOST = `unix://${socket}`;
+    let configDir = '';
+    const cli = await DockerCli.open(temp, (dir) => (configDir = dir));
+    try {
+      await cli.login('registry.test:5000', 'ci', 'helper-Passw0rd');
+      const config = JSON.parse(readFileSync(join(configDir, 'config.json'), 'utf8')) as { auths: Record<string, { auth?: string }> };
+      expect(Buffer.from(config.auths['registry.test:5000']?.auth ?? '', 'base64').toString()).toBe('ci:helper-Passw0rd');
+      expect(existsSync(record) ? readFileSync(record, 'utf8') : '').toBe('');
+    } finally {
+      await cli.dispose();
+    }
   });
 });
