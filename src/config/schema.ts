@@ -64,8 +64,9 @@ export const containerSchema = {
   restart: withDefault(text(RESTART, 'a Docker restart policy (no, always, unless-stopped, on-failure[:N])'), 'on-failure'),
   'stop-timeout': withDefault(integer(0, 3600), 30),
   init: withDefault(boolean, true),
-  // Every interface, as before this key existed; the README advises the address HAProxy reaches.
-  bind: withDefault(bindAddress, '0.0.0.0'),
+  // Absent: Docker's default, every interface (IPv4 and IPv6), as before this key existed; the
+  // README advises the address HAProxy reaches.
+  bind: optional(bindAddress),
 };
 
 export const portsSchema = {

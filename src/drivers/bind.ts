@@ -1,9 +1,14 @@
 // Where an app container's ports are published on its host (container.bind), and where the
 // action's health probe, which runs on the host itself over SSH, then reaches them. Pure.
 
-/** Docker's HostIp for a host reached at `host`: `host` means that very address. */
-export function publishAddress(bind: string, host: string): string {
-  return bind === 'host' ? host : bind;
+/**
+ * Docker's port binding for `hostPort` on a host reached at `host`: `bind: host` means that very
+ * address; no bind, no HostIp (Docker's default: every interface, IPv4 and IPv6).
+ */
+export function portBinding(bind: string | undefined, host: string, hostPort: number): { HostIp?: string; HostPort: string } {
+  const HostPort = String(hostPort);
+  if (bind === undefined) return { HostPort };
+  return { HostIp: bind === 'host' ? host : bind, HostPort };
 }
 
 /**

@@ -16,7 +16,7 @@ import {
   type Release,
   type Role,
 } from '../rollout/ports.js';
-import { probeAddress, publishAddress, publishedOn } from './bind.js';
+import { portBinding, probeAddress, publishedOn } from './bind.js';
 import { engineMessage, resolveDigest } from './registry.js';
 import { SshConnection, httpAgent, type SshOptions } from './ssh.js';
 
@@ -164,7 +164,7 @@ export class DockerHost implements HostDriver {
       ExposedPorts: { [port]: {} },
       StopTimeout: spec.stopTimeout,
       HostConfig: {
-        PortBindings: { [port]: [{ HostIp: publishAddress(spec.bind ?? '0.0.0.0', this.host), HostPort: String(spec.hostPort) }] },
+        PortBindings: { [port]: [portBinding(spec.bind, this.host, spec.hostPort)] },
         Binds: spec.volumes,
         RestartPolicy: restartPolicy(spec.restart),
         Init: spec.init,

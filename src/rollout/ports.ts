@@ -39,7 +39,7 @@ export interface ContainerSpec {
   release: Release;
   hostPort: number;
   /** container.bind: the address hostPort is published on, or `host`; absent: every interface. */
-  bind?: string;
+  bind?: string | undefined;
   containerPort: number;
   /** Plain and secret variables, merged; never logged. */
   env: Record<string, string>;

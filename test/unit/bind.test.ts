@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/fields.js';
 import { parseConfig } from '../../src/config/parse.js';
-import { probeAddress, publishAddress, publishedOn } from '../../src/drivers/bind.js';
+import { portBinding, probeAddress, publishedOn } from '../../src/drivers/bind.js';
 
 const config = (container: string, hosts = '[10.0.0.11, 10.0.0.12]') => `
 app: demo
@@ -23,11 +23,11 @@ function problems(yaml: string): string[] {
 }
 
 describe('container.bind in the config', () => {
-  it('defaults to every interface, as before the key existed', () => {
-    expect(parseConfig('deploy.yml', config('')).environments.staging!.container.bind).toBe('0.0.0.0');
+  it('is absent by default: Docker publishes on every interface, as before the key existed', () => {
+    expect(parseConfig('deploy.yml', config('')).environments.staging!.container.bind).toBeUndefined();
   });
 
-  it.each(['10.0.0.11', '::', 'fd00::11', 'host'])('accepts %s', (bind) => {
+  it.each(['10.0.0.11', '0.0.0.0', '::', 'fd00::11', 'host'])('accepts %s', (bind) => {
     expect(parseConfig('deploy.yml', config(`, bind: "${bind}"`)).environments.staging!.container.bind).toBe(bind);
   });
 
@@ -46,11 +46,12 @@ describe('container.bind in the config', () => {
 
 describe('publish and probe addresses', () => {
   it.each([
-    ['0.0.0.0', '10.0.0.11', '0.0.0.0'],
-    ['10.0.0.99', '10.0.0.11', '10.0.0.99'],
-    ['host', '10.0.0.11', '10.0.0.11'],
-  ])('bind %s on host %s publishes on %s', (bind, host, expected) => {
-    expect(publishAddress(bind, host)).toBe(expected);
+    [undefined, '10.0.0.11', { HostPort: '50000' }],
+    ['0.0.0.0', '10.0.0.11', { HostIp: '0.0.0.0', HostPort: '50000' }],
+    ['10.0.0.99', '10.0.0.11', { HostIp: '10.0.0.99', HostPort: '50000' }],
+    ['host', '10.0.0.11', { HostIp: '10.0.0.11', HostPort: '50000' }],
+  ])('bind %s on host %s publishes as %j', (bind, host, expected) => {
+    expect(portBinding(bind, host, 50000)).toEqual(expected);
   });
 
   it.each([

@@ -90,7 +90,7 @@ describe('DockerHost on a scripted engine', () => {
       ExposedPorts: { '3000/tcp': {} },
       StopTimeout: 10,
       HostConfig: {
-        PortBindings: { '3000/tcp': [{ HostIp: '0.0.0.0', HostPort: '50000' }] },
+        PortBindings: { '3000/tcp': [{ HostPort: '50000' }] },
         Binds: ['/srv/data:/data:ro'],
         RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 },
         Init: true,
