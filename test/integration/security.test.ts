@@ -27,7 +27,7 @@ function outsideStopCommands(log: string): string[] {
 
 /** A GET from inside the host itself (its own network namespace), or the error. */
 async function getFromHost(url: string): Promise<string> {
-  return execIn(nodeOf(estate, host), 'busybox', 'wget', '-q', '-T', '3', '-O', '-', url).then(
+  return execIn(nodeOf(estate, host), 'curl', '-sS', '--max-time', '3', url).then(
     (body) => `answered ${body.trim()}`,
     () => 'no answer',
   );
@@ -73,7 +73,7 @@ describe('container.bind', () => {
       hosts: [host],
       repository,
       version: 'v6.0.0',
-      bothEnvironments: { staging: 'container: { bind: host }', production: '' },
+      bothEnvironments: { staging: 'container: { bind: host }\n', production: '' },
     });
     expect(run.code, run.log).toBe(0);
     expect(await getFromHost(`http://${host}:50000/`)).toBe('answered v6.0.0');
