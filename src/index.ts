@@ -1,4 +1,6 @@
 // Entry point for both the main and the post step (action.yml runs this file for each).
+// First import: it must run before any bundled library loads.
+import './no-debug-output.js';
 import { isPostStep } from './inputs.js';
 import { main, post } from './main.js';
 

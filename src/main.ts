@@ -1,7 +1,7 @@
 // Runs one command: read inputs and config, dispatch, set outputs. Errors surface as one
 // failure message; config errors also annotate the config file.
 import * as core from '@actions/core';
-import { build } from './commands/build.js';
+import { DOCKER_CONFIG_STATE, build, removeLeftoverDockerConfig } from './commands/build.js';
 import { deploy, plan, rollback } from './commands/deploy.js';
 import { LOCK_STATE, releaseLeftoverLock } from './commands/deploy-lock.js';
 import { DeployFailed } from './commands/rollout.js';
@@ -10,7 +10,7 @@ import { haproxyConfig } from './commands/haproxy-config.js';
 import { ConfigError } from './config/fields.js';
 import type { Config } from './config/schema.js';
 import { readConfig, readInputs, readState, type Command, type Inputs } from './inputs.js';
-import { writeSummary } from './report/summary.js';
+import { preformatted, writeSummary } from './report/summary.js';
 
 type Handler = (inputs: Inputs, config: Config) => Promise<Record<string, string>>;
 
@@ -34,7 +34,7 @@ async function fail(error: unknown, configFile: string | undefined): Promise<voi
   core.setFailed(message);
   // A rollout writes its own table; every other failure still leaves its reason in the summary.
   if (!(error instanceof DeployFailed)) {
-    await writeSummary((s) => s.addHeading('❌ deploy-action failed', 3).addCodeBlock(message)).catch(() => undefined);
+    await writeSummary((s) => s.addHeading('❌ deploy-action failed', 3).addRaw(preformatted(message))).catch(() => undefined);
   }
 }
 
@@ -52,8 +52,14 @@ export async function main(): Promise<void> {
   }
 }
 
-/** The post step: only a deploy cut short (cancelled job) leaves something to clean up. */
+/** The post step: only a build or deploy cut short (cancelled job) leaves something to clean up. */
 export async function post(): Promise<void> {
+  const dockerConfig = readState(DOCKER_CONFIG_STATE);
+  if (dockerConfig) {
+    await removeLeftoverDockerConfig(dockerConfig).catch((error: Error) =>
+      core.warning(`Could not remove the private DOCKER_CONFIG ${dockerConfig}: ${error.message}`),
+    );
+  }
   const saved = readState(LOCK_STATE);
   if (!saved) return;
   try {

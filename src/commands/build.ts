@@ -4,7 +4,7 @@ import Dockerode from 'dockerode';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { DockerCli } from '../drivers/docker-cli.js';
+import { DockerCli, checkBuildEngine } from '../drivers/docker-cli.js';
 import { RegistryError, resolveDigest } from '../drivers/registry.js';
 import { InputError, readSecretValues, type Inputs } from '../inputs.js';
 import { imageMetadata, splitRepository } from '../release/image.js';
@@ -12,6 +12,14 @@ import { releaseFromRun } from '../release/version.js';
 import { writeSummary } from '../report/summary.js';
 
 export type Outputs = Record<string, string>;
+
+/** Saved for the post step: the private DOCKER_CONFIG (registry credential) of a cancelled build. */
+export const DOCKER_CONFIG_STATE = 'docker-config';
+
+/** The post step: a cancelled build skips its finally; remove its private DOCKER_CONFIG. */
+export async function removeLeftoverDockerConfig(saved: string): Promise<void> {
+  if (await DockerCli.removeLeftover(saved)) core.info('Removed the private DOCKER_CONFIG a cancelled build left');
+}
 
 async function exists(path: string, kind: 'file' | 'directory'): Promise<boolean> {
   const info = await stat(path).catch(() => null);
@@ -22,6 +30,7 @@ export async function build(inputs: Inputs, config: Config): Promise<Outputs> {
   // Everything that can be checked locally is checked before the registry is contacted.
   const release = releaseFromRun(inputs.version, inputs.run.ref);
   readSecretValues(config.build.secrets, 'build.secrets');
+  checkBuildEngine(process.env.DOCKER_HOST);
   const { username, password } = inputs.registry;
   if (Boolean(username) !== Boolean(password)) {
     throw new InputError('registry-username and registry-password: give both or neither');
@@ -41,7 +50,7 @@ export async function build(inputs: Inputs, config: Config): Promise<Outputs> {
     created: new Date(),
   });
 
-  const cli = await DockerCli.open(inputs.run.tempDir);
+  const cli = await DockerCli.open(inputs.run.tempDir, (dir) => core.saveState(DOCKER_CONFIG_STATE, dir));
   let digest: string | null;
   try {
     if (username) {
@@ -71,6 +80,7 @@ export async function build(inputs: Inputs, config: Config): Promise<Outputs> {
     );
   } finally {
     await cli.dispose();
+    core.saveState(DOCKER_CONFIG_STATE, '');
   }
   if (!digest) throw new RegistryError(`${config.image}:${release.tag} was pushed but the registry does not list it`);
 

@@ -4,6 +4,7 @@
 import * as core from '@actions/core';
 import type { Config } from '../config/schema.js';
 import type { Inputs } from '../inputs.js';
+import { infoUntrusted } from '../report/untrusted.js';
 import { acquireDeployLock, lockHost } from '../rollout/lock.js';
 import type { DeployLock, Release } from '../rollout/ports.js';
 import { lockName } from '../rollout/spec.js';
@@ -48,7 +49,8 @@ export async function takeLock(inputs: Inputs, config: Config, connected: Connec
     sleep,
     now: () => new Date(),
     warn: (line) => core.warning(line),
-    info: (line) => core.info(line),
+    // Lock labels are whatever another run wrote.
+    info: infoUntrusted,
   });
   const held = { host: host.host, name, runId: mine.runId, attempt: mine.attempt, tookOver: tookOverFrom !== undefined };
   core.saveState(LOCK_STATE, JSON.stringify(held));

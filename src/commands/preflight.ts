@@ -9,6 +9,7 @@ import { LoadBalancers } from '../drivers/load-balancers.js';
 import type { SshOptions } from '../drivers/ssh.js';
 import { InputError, type Inputs } from '../inputs.js';
 import { splitRepository } from '../release/image.js';
+import { infoUntrusted } from '../report/untrusted.js';
 import type { LoadBalancing, Logger } from '../rollout/execute.js';
 import { runningReleases, type HostTarget } from '../rollout/plan.js';
 import type { RegistryCredentials, Release, Role } from '../rollout/ports.js';
@@ -29,7 +30,8 @@ export interface Connected {
 }
 
 export const coreLogger = (fold: boolean): Logger => ({
-  info: (line) => core.info(line),
+  // What the rollout reports carries container logs and health answers.
+  info: infoUntrusted,
   warning: (line) => core.warning(line),
   // Parallel hosts would interleave inside one fold: fold only when hosts go one at a time.
   group: (title, run) => (fold ? core.group(title, run) : run()),

@@ -7,6 +7,7 @@ import type { Config, EnvironmentConfig } from '../config/schema.js';
 import { readSecretValues, type Inputs } from '../inputs.js';
 import { parseHistoryLabel } from '../release/history.js';
 import { rolloutSummary, writeSummary } from '../report/summary.js';
+import { infoUntrusted } from '../report/untrusted.js';
 import { executeRollout, type LoadBalancing, type RolloutDeps, type RolloutResult } from '../rollout/execute.js';
 import { describePlan, planRollout } from '../rollout/plan.js';
 import type { Release } from '../rollout/ports.js';
@@ -102,7 +103,7 @@ async function choose(inputs: Inputs, config: Config, connected: Connected, requ
 
 async function pullEverywhere(connected: Connected, target: Release): Promise<void> {
   await onEveryHost(connected.hosts, `Pulling ${target.ref}`, async (host) => {
-    await host.pull(target.ref, connected.auth, (line) => core.info(`[${host.host}] ${line}`));
+    await host.pull(target.ref, connected.auth, (line) => infoUntrusted(`[${host.host}] ${line}`));
     core.info(`[${host.host}] has ${target.ref}`);
   });
 }

@@ -1,5 +1,6 @@
 // Turns the text of .github/deploy.yml into a typed Config, or a ConfigError listing every
 // problem with its key path. Pure: no file system, no inputs.
+import { isIP } from 'node:net';
 import { parseDocument } from 'yaml';
 import {
   ConfigError,
@@ -87,6 +88,11 @@ function resolveEnvironment(
   if (scalars.url !== undefined) env.url = scalars.url;
   if (scalars['promote-from'] !== undefined) env.promoteFrom = scalars['promote-from'];
   if (haproxy) env.haproxy = haproxy;
+  if (env.container.bind === 'host') {
+    for (const [i, listed] of env.hosts.entries()) {
+      if (isIP(listed) === 0) problems.push({ path: `${path}.hosts[${i}]`, message: 'container.bind: host needs every host listed by IP address' });
+    }
+  }
   if (env.ports.master === env.ports.backup) {
     problems.push({ path: `${path}.ports`, message: `master and backup must differ (both ${env.ports.master})` });
   }

@@ -23,6 +23,13 @@ export const host: Reader<string> = (value, path, problems) => {
   return undefined;
 };
 
+/** container.bind: an IP address, or `host` (each host's own address as listed in hosts). */
+const bindAddress: Reader<string> = (value, path, problems) => {
+  if (typeof value === 'string' && (value === 'host' || isIP(value) !== 0)) return value;
+  problems.push({ path, message: 'expected an IPv4 or IPv6 address (0.0.0.0: every interface), or host (the address each host is listed under)' });
+  return undefined;
+};
+
 // Docker's own grammar for names, repositories and volume specs, kept strict because these
 // values end up in API calls on every host.
 export const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
@@ -65,6 +72,9 @@ export const containerSchema = {
   restart: withDefault(text(RESTART, 'a Docker restart policy (no, always, unless-stopped, on-failure[:N])'), 'on-failure'),
   'stop-timeout': withDefault(integer(0, 3600), 30),
   init: withDefault(boolean, true),
+  // Absent: Docker's default, every interface (IPv4 and IPv6), as before this key existed; the
+  // README advises the address HAProxy reaches.
+  bind: optional(bindAddress),
 };
 
 export const portsSchema = {

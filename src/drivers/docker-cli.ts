@@ -2,9 +2,20 @@
 // (secrets, caching, buildx on hosted runners), which the Engine API alone does not.
 // Arguments are always arrays; the registry password travels on stdin only.
 import * as exec from '@actions/exec';
-import { mkdtemp, rm, symlink, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+
+const CONFIG_DIR_PREFIX = 'deploy-action-docker-';
+
+/**
+ * config.json of the private DOCKER_CONFIG. A config with no auths entry, no credsStore and no
+ * credHelpers makes the CLI look for its platform's credential helper on PATH
+ * (docker-credential-pass or -secretservice on Linux; DetectDefaultStore in docker/cli) and
+ * hand the password to it, outside this directory. One placeholder entry keeps it in the file.
+ */
+const PRIVATE_CONFIG = { auths: { 'deploy-action.invalid': {} } };
 
 export class DockerCliError extends Error {
   override name = 'DockerCliError';
@@ -40,11 +51,15 @@ export class DockerCli {
    * Opens a CLI session with a private DOCKER_CONFIG (credentials never land in the user's
    * ~/.docker) and finds a BuildKit path: `docker buildx build` where buildx is installed (hosted
    * runners), else `DOCKER_BUILDKIT=1 docker build` on a client that still has BuildKit built in
-   * (before 23.0). Call dispose() in a finally block.
+   * (before 23.0). Call dispose() in a finally block. `remember` gets the directory before it
+   * exists, so that a cancelled job (no finally runs) can remove it in the post step.
    */
-  static async open(tempDir: string): Promise<DockerCli> {
-    const configDir = await mkdtemp(join(tempDir, 'deploy-action-docker-'));
+  static async open(tempDir: string, remember: (configDir: string) => void = () => undefined): Promise<DockerCli> {
+    const configDir = join(tempDir, CONFIG_DIR_PREFIX + randomBytes(12).toString('hex'));
+    remember(configDir);
+    await mkdir(configDir, { mode: 0o700 });
     try {
+      await writeFile(join(configDir, 'config.json'), JSON.stringify(PRIVATE_CONFIG), { mode: 0o600 });
       await shareCliSetup(configDir);
       const probe = (args: string[]) => run(configDir, args, { silent: true });
       if ((await probe(['buildx', 'version'])).code === 0) {
@@ -68,12 +83,28 @@ export class DockerCli {
     await rm(this.configDir, { recursive: true, force: true });
   }
 
+  /** The post step's cleanup: removes a private DOCKER_CONFIG that open() made, if still there. */
+  static async removeLeftover(configDir: string): Promise<boolean> {
+    if (!basename(configDir).startsWith(CONFIG_DIR_PREFIX)) return false;
+    if (!(await stat(configDir).then(() => true, () => false))) return false;
+    await rm(configDir, { recursive: true, force: true });
+    return true;
+  }
+
   async login(registry: string, username: string, password: string): Promise<void> {
     const result = await run(this.configDir, ['login', registry, '--username', username, '--password-stdin'], {
       input: Buffer.from(password),
     });
     if (result.code !== 0) {
       throw new DockerCliError(`registry login to ${registry} as ${username} failed: ${lastLine(result.stderr)}`);
+    }
+    // What a future CLI might do differently: the credential must be where dispose() deletes it.
+    const config = await readFile(join(this.configDir, 'config.json'), 'utf8').catch(() => '');
+    if (!credentialInFile(config)) {
+      throw new DockerCliError(
+        `registry login to ${registry} did not store the credential in the action's private DOCKER_CONFIG ` +
+          '(a docker credential helper took it?): refusing to go on',
+      );
     }
   }
 
@@ -117,6 +148,32 @@ async function run(
     },
   });
   return { code, stdout, stderr };
+}
+
+/**
+ * The build engine is DOCKER_HOST's. Over ssh:// the pushed digest would be read through
+ * dockerode's own SSH client, which accepts any host key: refused, before anything is built.
+ * The value is not echoed: an ssh:// URL may carry a password.
+ */
+export function checkBuildEngine(dockerHost: string | undefined): void {
+  if (!dockerHost || !/^\s*ssh:/i.test(dockerHost)) return;
+  throw new DockerCliError(
+    'DOCKER_HOST: an ssh:// engine is refused for the build, because the action would reach it without checking its ' +
+      'SSH host key. Forward its socket with a host-key-checked ssh (ssh -L /tmp/docker.sock:/var/run/docker.sock ' +
+      'user@host) and set DOCKER_HOST=unix:///tmp/docker.sock, or build on a runner with a local Docker engine.',
+  );
+}
+
+/** Whether a config.json holds a login's credential itself, with no credential helper named. */
+export function credentialInFile(configJson: string): boolean {
+  let config: { auths?: Record<string, { auth?: unknown }>; credsStore?: unknown; credHelpers?: Record<string, unknown> };
+  try {
+    config = JSON.parse(configJson) as typeof config;
+  } catch {
+    return false;
+  }
+  if (config.credsStore || Object.keys(config.credHelpers ?? {}).length > 0) return false;
+  return Object.values(config.auths ?? {}).some((entry) => typeof entry.auth === 'string' && entry.auth.length > 0);
 }
 
 function lastLine(stderr: string): string {

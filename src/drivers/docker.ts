@@ -20,6 +20,7 @@ import {
 } from '../rollout/ports.js';
 import { OCI_VERSION_LABEL, adoptedRelease, releaseOf } from './container-state.js';
 import { repositoryOf } from '../release/trust.js';
+import { portBinding, probeAddress, publishedOn } from './bind.js';
 import { engineMessage, resolveDigest } from './registry.js';
 import { SshConnection, httpAgent, type SshOptions } from './ssh.js';
 
@@ -216,7 +217,7 @@ export class DockerHost implements HostDriver {
       ExposedPorts: { [port]: {} },
       StopTimeout: spec.stopTimeout,
       HostConfig: {
-        PortBindings: { [port]: [{ HostPort: String(spec.hostPort) }] },
+        PortBindings: { [port]: [portBinding(spec.bind, this.host, spec.hostPort)] },
         Binds: spec.volumes,
         RestartPolicy: restartPolicy(spec.restart),
         Init: spec.init,
@@ -242,7 +243,7 @@ export class DockerHost implements HostDriver {
   ): Promise<HealthVerdict> {
     const started = Date.now();
     const deadline = started + check.timeoutSeconds * 1000;
-    const agent = httpAgent(() => this.tunnel.forwardTcp('127.0.0.1', hostPort));
+    let probing: { address: string; agent: http.Agent } | undefined;
     let reported = { at: 0, summary: '' };
     let pause = Math.min(FIRST_PROBE_PAUSE_MS, check.intervalSeconds * 1000);
     for (;;) {
@@ -261,7 +262,12 @@ export class DockerHost implements HostDriver {
       // Docker says unhealthy only after the image's own retries: no point waiting further.
       if (health?.Status === 'unhealthy') return unhealthy(`unhealthy by its HEALTHCHECK (${health.FailingStreak} failures in a row)`);
       const running = state.Status === 'running';
-      const answer = running ? await probe(agent, hostPort, check.path) : undefined;
+      // The probe goes where the port is published (container.bind), fixed at create.
+      if (!probing) {
+        const address = probeAddress(publishedOn(info.HostConfig?.PortBindings, hostPort));
+        probing = { address, agent: httpAgent(() => this.tunnel.forwardTcp(address, hostPort)) };
+      }
+      const answer = running ? await probe(probing.agent, probing.address, hostPort, check.path) : undefined;
       const parts = [
         running ? undefined : `container ${state.Status}`,
         health ? `docker health ${health.Status}` : undefined,
@@ -560,10 +566,10 @@ export function imagesToPrune(
 type ProbeResult = { ok: boolean; text: string };
 
 /** One GET through the SSH connection to the published port on the host itself. */
-function probe(agent: http.Agent, port: number, path: string): Promise<ProbeResult> {
+function probe(agent: http.Agent, host: string, port: number, path: string): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const request = http.get(
-      { agent, host: '127.0.0.1', port, path, signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) },
+      { agent, host, port, path, signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) },
       (response) => {
         response.resume();
         const status = response.statusCode ?? 0;

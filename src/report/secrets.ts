@@ -12,8 +12,11 @@ export function maskSecret(value: string): void {
   for (const line of value.split(/\r?\n/)) if (line.trim().length >= 4) known.add(line.trim());
 }
 
-export function redact(text: string): string {
+/** Every known secret replaced by ***, also in each of the given encodings (e.g. HTML-escaped). */
+export function redact(text: string, encodings: ((value: string) => string)[] = []): string {
   let out = text;
-  for (const secret of [...known].sort((a, b) => b.length - a.length)) out = out.split(secret).join('***');
+  for (const secret of [...known].sort((a, b) => b.length - a.length)) {
+    for (const form of new Set([secret, ...encodings.map((encode) => encode(secret))])) out = out.split(form).join('***');
+  }
   return out;
 }

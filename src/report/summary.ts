@@ -9,11 +9,34 @@ type Summary = typeof core.summary;
 export async function writeSummary(build: (summary: Summary) => void): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
   build(core.summary);
-  const text = redact(core.summary.stringify());
+  const text = redact(core.summary.stringify(), [escapeHtml]);
   await core.summary.emptyBuffer().addRaw(text).write();
 }
 
-const versionOf = (release: Release | undefined) => release?.version ?? '—';
+// Escaped text is redacted too: a secret with & or < in it would otherwise slip past redact().
+const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ENTITIES[c]!);
+}
+
+/** Text as HTML that adds no markup: for table cells and paragraphs holding outside text. */
+export function htmlText(text: string): string {
+  // A line break becomes <br>: a blank line would end the HTML block and start Markdown.
+  return escapeHtml(text).replace(/\r\n|\r|\n/g, '<br>');
+}
+
+/**
+ * A block of text shown as it is (logs, error messages, HAProxy answers). It is an HTML <pre>
+ * on lines of its own, HTML-escaped: GitHub's Markdown ends such a block only at `</pre>`, which
+ * escaped text cannot contain, so neither a fence nor markup in the text breaks out of it.
+ * (core.summary.addCodeBlock escapes nothing.)
+ */
+export function preformatted(text: string): string {
+  return `\n<pre><code>${escapeHtml(text)}</code></pre>\n\n`;
+}
+
+const versionOf = (release: Release | undefined) => htmlText(release?.version ?? '—');
 
 export function rolloutSummary(
   s: Summary,
@@ -30,17 +53,19 @@ export function rolloutSummary(
       `${versionOf(h.before.backup)} → ${versionOf(h.after.backup)}`,
       `${h.seconds.toFixed(1)} s`,
       h.phases.map(describePhases).join('<br>') || '—',
-      h.health || '—',
+      htmlText(h.health || '—'),
     ]),
   ]);
   if (result.failure) {
-    s.addRaw(`Failed on ${result.failure.host}: ${result.failure.role} ${result.failure.reason}.`, true);
+    s.addRaw(`<p>${htmlText(`Failed on ${result.failure.host}: ${result.failure.role} ${result.failure.reason}.`)}</p>`, true);
     s.addRaw(
-      result.rollbackErrors.length === 0
-        ? `Rolled back: ${result.hosts.filter((h) => h.rolledBack).map((h) => h.host).join(', ') || 'nothing had changed'}.`
-        : `Rollback incomplete: ${result.rollbackErrors.join('; ')}`,
+      `<p>${htmlText(
+        result.rollbackErrors.length === 0
+          ? `Rolled back: ${result.hosts.filter((h) => h.rolledBack).map((h) => h.host).join(', ') || 'nothing had changed'}.`
+          : `Rollback incomplete: ${result.rollbackErrors.join('; ')}`,
+      )}</p>`,
       true,
     );
-    if (result.failure.logs) s.addDetails('Last log lines of the failing container', `\n\n\`\`\`\n${result.failure.logs}\n\`\`\`\n`);
+    if (result.failure.logs) s.addDetails('Last log lines of the failing container', `\n${preformatted(result.failure.logs)}`);
   }
 }

@@ -51,6 +51,8 @@ export interface ContainerSpec {
   role: Role;
   release: Release;
   hostPort: number;
+  /** container.bind: the address hostPort is published on, or `host`; absent: every interface. */
+  bind?: string | undefined;
   containerPort: number;
   /** Plain and secret variables, merged; never logged. */
   env: Record<string, string>;

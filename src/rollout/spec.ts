@@ -24,6 +24,7 @@ export function containerSpec(ctx: SpecContext, role: Role, release: Release): C
     role,
     release,
     hostPort: ports[role],
+    bind: container.bind,
     containerPort: container.port,
     env: { ...container.env, ...ctx.secrets },
     volumes: container.volumes,

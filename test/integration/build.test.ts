@@ -1,7 +1,7 @@
 // command: build, run as the runner runs it, against the estate's runner engine and registry.
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -42,8 +42,17 @@ async function docker(...args: string[]): Promise<string> {
   return stdout;
 }
 
-async function build(ref: string, options: { password?: string; config?: string; secret?: string } = {}): Promise<ActionRun> {
+interface BuildOptions {
+  password?: string;
+  config?: string;
+  secret?: string;
+  env?: Record<string, string>;
+  post?: { state: Record<string, string> };
+}
+
+async function build(ref: string, options: BuildOptions = {}): Promise<ActionRun> {
   return runAction({
+    ...(options.post ? { post: options.post } : {}),
     workspace: workspace(options.config ?? config()),
     ref,
     inputs: {
@@ -56,8 +65,36 @@ async function build(ref: string, options: { password?: string; config?: string;
       DOCKER_HOST: estate.runnerDockerHost,
       PATH: `${binDir}:${process.env.PATH}`,
       NPM_TOKEN: options.secret ?? BUILD_SECRET,
+      ...options.env,
     },
   });
+}
+
+/**
+ * A self-hosted runner's traps for the registry password: every credential helper the docker CLI
+ * could pick (its Linux defaults pass and secretservice, and one the user's own config names) on
+ * PATH, each recording what it is handed; and DEBUG=* for the libraries the action bundles.
+ */
+function hostileRunner(): { env: Record<string, string>; helperRecord: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'hostile-runner-'));
+  const helperRecord = join(dir, 'helpers-called');
+  mkdirSync(join(dir, 'bin'));
+  for (const name of ['docker-credential-pass', 'docker-credential-secretservice', 'docker-credential-evil', 'pass']) {
+    writeFileSync(join(dir, 'bin', name), `#!/bin/sh\n{ echo "$0 $*"; cat; echo; } >> '${helperRecord}'\necho '{}'\n`);
+    chmodSync(join(dir, 'bin', name), 0o755);
+  }
+  symlinkSync(estate.dockerCli, join(dir, 'bin', 'docker'));
+  mkdirSync(join(dir, 'user-docker-config'));
+  writeFileSync(join(dir, 'user-docker-config', 'config.json'), JSON.stringify({ credsStore: 'evil', credHelpers: { [estate.registry.address]: 'evil' } }));
+  return {
+    helperRecord,
+    env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}`, DOCKER_CONFIG: join(dir, 'user-docker-config'), DEBUG: '*' },
+  };
+}
+
+/** Every base64 / base64url run of 16+ characters in `text`, decoded. */
+function decodedRuns(text: string): string[] {
+  return [...text.matchAll(/[A-Za-z0-9+/_-]{16,}={0,2}/g)].map((m) => Buffer.from(m[0].replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('latin1'));
 }
 
 /** What the registry holds for a tag, asked with a fresh pull through the runner engine. */
@@ -92,8 +129,11 @@ beforeAll(async () => {
 
 describe('command: build', () => {
   let v1: ActionRun;
+  let helperRecord: string;
   beforeAll(async () => {
-    v1 = await build('refs/tags/v1.0.0');
+    const runner = hostileRunner();
+    helperRecord = runner.helperRecord;
+    v1 = await build('refs/tags/v1.0.0', { env: runner.env });
   }, 300_000);
 
   it('pushes the release tag and outputs the digest the registry holds', async () => {
@@ -138,6 +178,18 @@ describe('command: build', () => {
     }
   });
 
+  it('keeps the registry credential from every credential helper on PATH', () => {
+    expect(v1.code, v1.log).toBe(0);
+    expect(existsSync(helperRecord) ? readFileSync(helperRecord, 'utf8') : '').toBe('');
+  });
+
+  it('prints no debug output of its libraries under DEBUG=*, so no auth header in any encoding', () => {
+    const { password } = estate.registry;
+    expect(v1.log).not.toMatch(/X-Registry-Auth|modem/i);
+    expect(v1.log).not.toContain(password);
+    expect(decodedRuns(v1.log).filter((decoded) => decoded.includes(password))).toEqual([]);
+  });
+
   it('writes a job summary with image, tag and digest', () => {
     expect(v1.summary).toContain(repository);
     expect(v1.summary).toContain('v1.0.0, latest');
@@ -151,6 +203,23 @@ describe('command: build', () => {
   });
 });
 
+describe('the post step of a cancelled build', () => {
+  it('removes the private DOCKER_CONFIG the build left, and nothing that is not one', async () => {
+    const temp = mkdtempSync(join(tmpdir(), 'runner-temp-'));
+    const left = join(temp, 'deploy-action-docker-0123456789abcdef01234567');
+    mkdirSync(left);
+    writeFileSync(join(left, 'config.json'), JSON.stringify({ auths: { [estate.registry.address]: { auth: 'dTpw' } } }));
+    const result = await build('refs/tags/v1.0.0', { post: { state: { post: 'true', 'docker-config': left } } });
+    expect(result.code, result.log).toBe(0);
+    expect(result.log).toContain('Removed the private DOCKER_CONFIG a cancelled build left');
+    expect(existsSync(left)).toBe(false);
+    const notOurs = mkdtempSync(join(tmpdir(), 'not-a-docker-config-'));
+    const again = await build('refs/tags/v1.0.0', { post: { state: { post: 'true', 'docker-config': notOurs } } });
+    expect(again.code, again.log).toBe(0);
+    expect(existsSync(notOurs)).toBe(true);
+  });
+});
+
 describe('command: build refuses bad input before pushing anything', () => {
   it.each([
     ['a branch push', 'refs/heads/main', {}, /GITHUB_REF "refs\/heads\/main" is not a tag/],
@@ -158,6 +227,7 @@ describe('command: build refuses bad input before pushing anything', () => {
     ['an invalid config', 'refs/tags/v9.0.1', { config: 'app: demo\nimage: x\nbogus: 1\n' }, /bogus: unknown key/],
     ['a missing Dockerfile', 'refs/tags/v9.0.2', { config: config().replace('dockerfile: Dockerfile', 'dockerfile: Nope') }, /build\.dockerfile: .*app\/Nope does not exist/],
     ['a missing build secret', 'refs/tags/v9.0.3', { secret: '' }, /build\.secrets: NPM_TOKEN is not set in the step's env/],
+    ['an ssh:// build engine', 'refs/tags/v9.0.5', { env: { DOCKER_HOST: 'ssh://deploy@10.231.0.11' } }, /DOCKER_HOST: an ssh:\/\/ engine is refused/],
   ])('%s', async (_name, ref, options, message) => {
     const result = await build(ref, options);
     expect(result.code).toBe(1);

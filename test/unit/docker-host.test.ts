@@ -98,6 +98,45 @@ describe('DockerHost on a scripted engine', () => {
     });
   });
 
+  it.each([
+    ['10.0.0.5', '10.0.0.5'],
+    ['host', 'fake-host'],
+  ])('publishes the ports on container.bind %s as HostIp %s', async (bind, hostIp) => {
+    routes['POST /containers/create'] = (_request, response) => json(response, 201, { Id: 'c1' });
+    routes['POST /containers/c1/start'] = (_request, response) => response.writeHead(204).end();
+    await new DockerHost(tunnel).run({ ...spec, bind });
+    const create = seen.find((request) => request.url.startsWith('/containers/create'))!;
+    expect((JSON.parse(create.body) as { HostConfig: unknown }).HostConfig).toMatchObject({
+      PortBindings: { '3000/tcp': [{ HostIp: hostIp, HostPort: '50000' }] },
+    });
+  });
+
+  it.each([
+    ['10.0.0.5', '10.0.0.5'],
+    ['0.0.0.0', '127.0.0.1'],
+    ['', '127.0.0.1'],
+  ])('probes a port published on %j at %s, from the host itself', async (hostIp, probed) => {
+    routes['GET /containers/demo/json'] = (_request, response) =>
+      json(response, 200, {
+        Id: 'c1',
+        Name: '/demo',
+        State: { Status: 'running', Running: true, ExitCode: 0, Error: '' },
+        HostConfig: { PortBindings: { '3000/tcp': [{ HostIp: hostIp, HostPort: '50000' }] } },
+      });
+    const forwarded: string[] = [];
+    const recording: Tunnel = {
+      ...tunnel,
+      forwardTcp: (address: string, port: number) => {
+        forwarded.push(`${address}:${port}`);
+        return Promise.reject(new Error('refused'));
+      },
+    };
+    const verdict = await new DockerHost(recording).waitHealthy('demo', 50000, { path: '/healthcheck', timeoutSeconds: 1, intervalSeconds: 1 });
+    expect(verdict.healthy).toBe(false);
+    expect(forwarded.length).toBeGreaterThan(0);
+    expect(new Set(forwarded)).toEqual(new Set([`${probed}:50000`]));
+  });
+
   it('removes a container it could not start, and says why with the host name', async () => {
     routes['POST /containers/create'] = (_request, response) => json(response, 201, { Id: 'c1' });
     routes['POST /containers/c1/start'] = (_request, response) =>

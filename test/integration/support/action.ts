@@ -11,7 +11,8 @@ export interface ActionRun {
   code: number | null;
   /**
    * Everything the step printed, stdout and stderr interleaved, without the `::add-mask::`
-   * commands the runner consumes. Masking is NOT applied: a secret found here was printed.
+   * commands the runner consumes (outside stop-commands blocks, where the runner obeys them).
+   * Masking is NOT applied: a secret found here was printed.
    */
   log: string;
   /** Values the step asked the runner to mask. */
@@ -83,8 +84,16 @@ export async function runAction(options: ActionOptions): Promise<ActionRun> {
   child.stderr.on('data', (d) => (log += d.toString()));
   const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
   const masks: string[] = [];
+  // As the runner does: no command runs inside a ::stop-commands::TOKEN ... ::TOKEN:: block.
+  let stopToken: string | undefined;
   log = log.split('\n').filter((line) => {
-    const mask = /^::add-mask::(.*)$/.exec(line);
+    const command = line.trimStart();
+    if (stopToken !== undefined) {
+      if (command === `::${stopToken}::`) stopToken = undefined;
+      return true;
+    }
+    stopToken = /^::stop-commands::(.+)$/.exec(command)?.[1];
+    const mask = /^::add-mask::(.*)$/.exec(command);
     if (mask) masks.push(mask[1]!);
     return !mask;
   }).join('\n');
