@@ -1,6 +1,7 @@
-// npm run bench: a deploy of a new release on 2 and 4 staging hosts, under steady traffic,
-// done by the action and done the seed's way (remove the master, run the new one, rely on
-// HAProxy's health checks), side by side. Prints figures; asserts nothing.
+// npm run bench: a deploy of a new release on 1, 2, 4 and 8 staging hosts (one load balancer)
+// and on 2 production hosts (two load balancers, traffic through both), under steady traffic,
+// done by the action and, on staging, the seed's way (remove the master, run the new one, rely
+// on HAProxy's health checks), side by side. Prints figures; asserts nothing.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,14 +25,28 @@ function sshLogins(node: string): number {
   return log.split('\n').filter((line) => line.includes('Accepted publickey for deploy')).length;
 }
 
-async function underLoad<T>(work: () => Promise<T>): Promise<[T, LoadReport, number]> {
-  const load = startLoad({ url: `${staging.lb.frontend}/`, clients: 8, ratePerClient: 50, maxSeconds: 600 });
-  await new Promise((r) => setTimeout(r, 1000));
+/** Load through every frontend (8 clients in all); the p99 of the 3 s before the work is the baseline. */
+async function underLoad<T>(frontends: string[], work: () => Promise<T>): Promise<[T, LoadReport, number, number]> {
+  const loads = frontends.map((f) => startLoad({ url: `${f}/`, clients: 8 / frontends.length, ratePerClient: 50, maxSeconds: 600 }));
+  await new Promise((r) => setTimeout(r, 3000));
+  const baseline = Math.max(...loads.map((l) => l.snapshot().latency.p99));
   const started = performance.now();
   const result = await work();
   const seconds = (performance.now() - started) / 1000;
   await new Promise((r) => setTimeout(r, 1000));
-  return [result, await load.stop(), seconds];
+  const reports = await Promise.all(loads.map((l) => l.stop()));
+  const load: LoadReport = {
+    ...reports[0]!,
+    sent: reports.reduce((n, r) => n + r.sent, 0),
+    failed: reports.reduce((n, r) => n + r.failed, 0),
+    failures: reports.flatMap((r) => r.failures),
+    latency: {
+      p50: Math.max(...reports.map((r) => r.latency.p50)),
+      p99: Math.max(...reports.map((r) => r.latency.p99)),
+      max: Math.max(...reports.map((r) => r.latency.max)),
+    },
+  };
+  return [result, load, seconds, baseline];
 }
 
 async function haproxyUp(server: string): Promise<boolean> {
@@ -67,40 +82,53 @@ async function pullEverywhere(hosts: string[], release: TestAppRelease): Promise
 
 interface Row {
   hosts: number;
+  lbs: number;
   way: string;
   wall: number;
   perHost: string;
   load: LoadReport;
+  p99Before: number;
   ssh: string;
 }
 
-async function measure(count: number, releases: TestAppRelease[]): Promise<Row[]> {
-  const hosts = staging.hosts.slice(0, count);
+async function measure(environment: 'staging' | 'production', count: number, releases: TestAppRelease[], seed: boolean): Promise<Row[]> {
+  const env = estate.environments[environment];
+  const hosts = env.hosts.slice(0, count);
+  const frontends = env.lbs.map((lb) => lb.frontend);
   const [from, to, seedTo] = releases as [TestAppRelease, TestAppRelease, TestAppRelease];
-  await clearHosts(estate, staging.hosts);
-  const first = await runDeploy(estate, { environment: 'staging', version: from.version, hosts, githubUrl: github.url });
+  await clearHosts(estate, env.hosts);
+  const first = await runDeploy(estate, { environment, version: from.version, hosts, githubUrl: github.url });
   if (first.code !== 0) throw new Error(`first deploy failed:\n${first.log}`);
 
-  const nodes = [...hosts.map((h) => nodeOf(estate, h)), 'lb-staging'];
+  const lbNodes = environment === 'staging' ? ['lb-staging'] : ['lb-production', 'lb-production2'];
+  const nodes = [...hosts.map((h) => nodeOf(estate, h)), ...lbNodes];
   const before = nodes.map(sshLogins);
-  const [deploy, load, wall] = await underLoad(() => runDeploy(estate, { environment: 'staging', version: to.version, hosts, githubUrl: github.url }));
+  const [deploy, load, wall, p99Before] = await underLoad(frontends, () => runDeploy(estate, { environment, version: to.version, hosts, githubUrl: github.url }));
   if (deploy.code !== 0) throw new Error(`deploy failed:\n${deploy.log}`);
   const logins = nodes.map((node, i) => sshLogins(node) - before[i]!);
   const perHost = [...deploy.summary.matchAll(/<td>([\d.]+) s<\/td>/g)].map((m) => Number(m[1]));
-
-  // The seed's way starts from the same state: every host on `to`, images already pulled.
-  await pullEverywhere(hosts, seedTo);
-  const [, seedLoad, seedWall] = await underLoad(() => seedDeploy(hosts, seedTo));
-  return [
+  const rows: Row[] = [
     {
       hosts: count,
+      lbs: lbNodes.length,
       way: 'deploy-action',
       wall,
       perHost: `${(perHost.reduce((a, b) => a + b, 0) / perHost.length).toFixed(1)} s`,
       load,
-      ssh: `${logins.slice(0, -1).join('/')} (+${logins.at(-1)} LB)`,
+      p99Before,
+      ssh: `${logins.slice(0, count).join('/')} (+${logins.slice(count).join('/')} LB)`,
     },
-    { hosts: count, way: 'seed (rm, run, HAProxy checks)', wall: seedWall, perHost: `${(seedWall / count).toFixed(1)} s`, load: seedLoad, ssh: 'n/a' },
+  ];
+  await clearHosts(estate, env.hosts);
+  if (!seed) return rows;
+  // The seed's way starts from the same state: every host on `to`, images already pulled.
+  await runDeploy(estate, { environment, version: to.version, hosts, githubUrl: github.url });
+  await pullEverywhere(hosts, seedTo);
+  const [, seedLoad, seedWall, seedBefore] = await underLoad(frontends, () => seedDeploy(hosts, seedTo));
+  await clearHosts(estate, env.hosts);
+  return [
+    ...rows,
+    { hosts: count, lbs: 1, way: 'seed (rm, run, HAProxy checks)', wall: seedWall, perHost: `${(seedWall / count).toFixed(1)} s`, load: seedLoad, p99Before: seedBefore, ssh: 'n/a' },
   ];
 }
 
@@ -110,21 +138,21 @@ for (const version of [`v9.0.0-bench.${stamp}`, `v9.1.0-bench.${stamp}`, `v9.2.0
   releases.push(await pushTestApp(estate, { version }));
 }
 const rows: Row[] = [];
-for (const count of [2, 4]) {
-  if (staging.hosts.length < count) throw new Error(`the estate has ${staging.hosts.length} staging hosts; run estate.sh up --staging 4`);
-  rows.push(...(await measure(count, releases)));
+for (const count of [1, 2, 4, 8]) {
+  if (staging.hosts.length < count) throw new Error(`the estate has ${staging.hosts.length} staging hosts; run estate.sh up --staging 8`);
+  rows.push(...(await measure('staging', count, releases, true)));
 }
-await clearHosts(estate, staging.hosts);
+rows.push(...(await measure('production', 2, releases, false)));
 await github.close();
 
-const header = ['hosts', 'way', 'wall', 'per host', 'requests', 'failed', 'p50', 'p99', 'max', 'SSH logins per host'];
+const header = ['hosts', 'LBs', 'way', 'wall', 'per host', 'requests', 'failed', 'p50', 'p99 before', 'p99', 'max', 'SSH logins per host'];
 const table = rows.map((r) => [
-  String(r.hosts), r.way, `${r.wall.toFixed(1)} s`, r.perHost, String(r.load.sent), String(r.load.failed),
-  `${r.load.latency.p50} ms`, `${r.load.latency.p99} ms`, `${r.load.latency.max} ms`, r.ssh,
+  String(r.hosts), String(r.lbs), r.way, `${r.wall.toFixed(1)} s`, r.perHost, String(r.load.sent), String(r.load.failed),
+  `${r.load.latency.p50} ms`, `${r.p99Before} ms`, `${r.load.latency.p99} ms`, `${r.load.latency.max} ms`, r.ssh,
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
 const print = (cells: string[]) => console.log(cells.map((c, i) => c.padEnd(widths[i]!)).join('  '));
-console.log('\nDeploy of a new release under steady load (8 keep-alive clients, up to 400 req/s)');
+console.log('\nDeploy of a new release under steady load (8 keep-alive clients in all, up to 400 req/s; with two load balancers, 4 through each)');
 print(header);
 for (const row of table) print(row);
 for (const r of rows) for (const f of r.load.failures.slice(0, 5)) console.log(`  ${r.hosts} hosts, ${r.way}: ${f}`);
