@@ -4,6 +4,8 @@ import * as core from '@actions/core';
 import { DOCKER_CONFIG_STATE, build, removeLeftoverDockerConfig } from './commands/build.js';
 import { deploy, plan, rollback } from './commands/deploy.js';
 import { LOCK_STATE, releaseLeftoverLock } from './commands/deploy-lock.js';
+import { finishInterruptedRollout } from './commands/interrupted.js';
+import { JOURNAL_STATE } from './commands/journal.js';
 import { DeployFailed } from './commands/rollout.js';
 import { GateError } from './commands/gates.js';
 import { haproxyConfig } from './commands/haproxy-config.js';
@@ -12,7 +14,7 @@ import type { Config } from './config/schema.js';
 import { readConfig, readInputs, readState, type Command, type Inputs } from './inputs.js';
 import { preformatted, writeSummary } from './report/summary.js';
 
-type Handler = (inputs: Inputs, config: Config) => Promise<Record<string, string>>;
+type Handler = (inputs: Inputs, config: Config, signal: AbortSignal) => Promise<Record<string, string>>;
 
 const handlers: Record<Command, Handler> = {
   build,
@@ -38,14 +40,30 @@ async function fail(error: unknown, configFile: string | undefined): Promise<voi
   }
 }
 
+/**
+ * GitHub cancels a job with SIGINT, then SIGTERM 7.5 s later, then kills the process tree: either
+ * signal cancels the command, which then settles what it has in flight and exits on its own.
+ */
+function cancellation(): AbortController {
+  const controller = new AbortController();
+  const cancel = (signal: NodeJS.Signals) => {
+    if (!controller.signal.aborted) core.warning(`${signal}: the job is being cancelled; no new step starts, what is in flight is settled`);
+    controller.abort();
+  };
+  process.on('SIGINT', cancel);
+  process.on('SIGTERM', cancel);
+  return controller;
+}
+
 export async function main(): Promise<void> {
   let configFile: string | undefined;
+  const cancelled = cancellation();
   try {
     core.saveState('post', 'true');
     const inputs = readInputs();
     configFile = inputs.configFile;
     const config = await readConfig(inputs);
-    const outputs = await handlers[inputs.command](inputs, config);
+    const outputs = await handlers[inputs.command](inputs, config, cancelled.signal);
     for (const [name, value] of Object.entries(outputs)) core.setOutput(name, value);
   } catch (error) {
     await fail(error, configFile);
@@ -61,11 +79,14 @@ export async function post(): Promise<void> {
     );
   }
   const saved = readState(LOCK_STATE);
-  if (!saved) return;
+  const journal = readState(JOURNAL_STATE);
+  if (!saved && !journal) return;
   try {
     const inputs = readInputs();
-    await releaseLeftoverLock(inputs, await readConfig(inputs), saved);
+    const config = await readConfig(inputs);
+    if (journal) await finishInterruptedRollout(inputs, config, journal, saved);
+    else await releaseLeftoverLock(inputs, config, saved);
   } catch (error) {
-    core.warning(`Could not release the deploy lock: ${error instanceof Error ? error.message : String(error)}`);
+    core.warning(`Could not finish the rollout cut short, nor release its lock: ${error instanceof Error ? error.message : String(error)}`);
   }
 }

@@ -11,21 +11,21 @@ import { connect, findServers, pinRelease, readHosts } from './preflight.js';
 import { rollOut } from './rollout.js';
 import { runningVersion } from './target.js';
 
-export async function deploy(inputs: Inputs, config: Config): Promise<Record<string, string>> {
+export async function deploy(inputs: Inputs, config: Config, signal?: AbortSignal): Promise<Record<string, string>> {
   const env = selectEnvironment(config, inputs.environment);
   const release = releaseFromRun(inputs.version, inputs.run.ref);
-  return rollOut(inputs, config, env, { task: 'deploy', tag: release.tag, digest: inputs.digest });
+  return rollOut(inputs, config, env, { task: 'deploy', tag: release.tag, digest: inputs.digest }, signal);
 }
 
 /**
  * command: rollback — `previous` (the release before the current one in the environment's
  * history), or an earlier release tag this environment ran, at the digest it ran.
  */
-export async function rollback(inputs: Inputs, config: Config): Promise<Record<string, string>> {
+export async function rollback(inputs: Inputs, config: Config, signal?: AbortSignal): Promise<Record<string, string>> {
   const env = selectEnvironment(config, inputs.environment);
   if (!inputs.version) throw new InputError('version: required for rollback: a release tag like v1.3.0, or previous');
   const version = inputs.version === 'previous' ? 'previous' : parseRelease(inputs.version, 'version').tag;
-  return rollOut(inputs, config, env, { task: 'rollback', version, allowNeverDeployed: inputs.allowNeverDeployed });
+  return rollOut(inputs, config, env, { task: 'rollback', version, allowNeverDeployed: inputs.allowNeverDeployed }, signal);
 }
 
 /** command: plan — what a deploy would do on each host, changing nothing. */
@@ -36,7 +36,7 @@ export async function plan(inputs: Inputs, config: Config): Promise<Record<strin
   try {
     const current = await readHosts(connected, config.app);
     const target = await pinRelease(connected, config.image, release.tag, inputs.digest, 'the digest input (the build job\'s)');
-    await findServers(connected, { tookOverLock: false });
+    await findServers(connected, { tookOverLock: false, running: current });
     const lines = [
       ...describePlan(planRollout(target, env.hosts.map((host) => ({ host, current: current.get(host) ?? {} })), env.maxParallel)),
       `Load balancers: ${env.haproxy ? env.haproxy.hosts.join(', ') : 'none (no haproxy section)'}`,

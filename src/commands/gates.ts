@@ -102,6 +102,11 @@ export class GitHubDeployment {
     private readonly urls: { environmentUrl?: string; logUrl: string },
   ) {}
 
+  /** A record an earlier step of this job opened (the post step of a cancelled deploy). */
+  static existing(github: GitHubApi, inputs: Inputs, env: EnvironmentConfig, id: number): GitHubDeployment {
+    return new GitHubDeployment(github, id, { ...(env.url ? { environmentUrl: env.url } : {}), logUrl: runUrl(inputs) });
+  }
+
   static async open(
     github: GitHubApi | undefined,
     inputs: Inputs,

@@ -5,7 +5,7 @@ import * as core from '@actions/core';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import { connectHost, type DockerHost } from '../drivers/docker.js';
 import { connectLoadBalancer, type HaproxyRuntime } from '../drivers/haproxy.js';
-import { LoadBalancers } from '../drivers/load-balancers.js';
+import { LoadBalancers, type HeldSnapshot } from '../drivers/load-balancers.js';
 import type { SshOptions } from '../drivers/ssh.js';
 import { InputError, type Inputs } from '../inputs.js';
 import { splitRepository } from '../release/image.js';
@@ -128,7 +128,10 @@ export async function pinRelease(connected: Connected, image: string, tag: strin
  * after taking over the lock of a run that ended, they are that run's leftovers instead, and go
  * back in service once healthy.
  */
-export async function findServers(connected: Connected, { tookOverLock }: { tookOverLock: boolean }): Promise<LoadBalancing | undefined> {
+export async function findServers(
+  connected: Connected,
+  { tookOverLock, heldBefore, running }: { tookOverLock: boolean; heldBefore?: HeldSnapshot; running?: Map<string, HostTarget> },
+): Promise<(LoadBalancing & { heldOn: HeldSnapshot }) | undefined> {
   const { env, lbs } = connected;
   if (lbs.length === 0 || !env.haproxy) return undefined;
   const { fleet, servers, missing } = await LoadBalancers.locate(lbs, env.hosts, env.ports);
@@ -137,8 +140,22 @@ export async function findServers(connected: Connected, { tookOverLock }: { took
       `HAProxy backend ${env.haproxy.backend}: ${missing.join('; ')}; add them (command: haproxy-config prints a backend that fits)`,
     );
   }
+  if (heldBefore) {
+    // The post step of a killed run: what the operator had then, not what that run left.
+    const held = fleet.loadHeld(heldBefore);
+    return { driver: fleet, servers, held, heldOn: heldBefore, drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
+  }
   const held = new Map<string, 'maint' | 'drain'>();
+  const roleOf = new Map([...servers].flatMap(([host, roles]) => (['master', 'backup'] as const).map((role) => [roles[role], { host, role }] as const)));
   for (const [server, { state, where }] of await fleet.readHeld()) {
+    const { host, role } = roleOf.get(server)!;
+    if (running && !running.get(host)?.[role]) {
+      // No container serves there: nothing for an operator to hold; a rollback of a first deploy
+      // leaves its servers so. It goes in service once its new container is healthy.
+      core.info(`${server} is out of service (${where}) and has no running container: it goes in service once one is healthy`);
+      fleet.forgetHeld(server);
+      continue;
+    }
     if (tookOverLock) {
       core.warning(`${server} is out of service (${where}), left so by the run whose lock was taken over: it goes back in service once healthy`);
     } else {
@@ -150,5 +167,5 @@ export async function findServers(connected: Connected, { tookOverLock }: { took
     }
   }
   if (tookOverLock) fleet.forgetHeld();
-  return { driver: fleet, servers, held, drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
+  return { driver: fleet, servers, held, heldOn: fleet.heldSnapshot(), drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
 }

@@ -9,6 +9,7 @@ import { parseHistoryLabel } from '../release/history.js';
 import { rolloutSummary, writeSummary } from '../report/summary.js';
 import { infoUntrusted } from '../report/untrusted.js';
 import { executeRollout, type LoadBalancing, type RolloutDeps, type RolloutResult } from '../rollout/execute.js';
+import { JournalWriter } from './journal.js';
 import { describePlan, planRollout } from '../rollout/plan.js';
 import type { Release } from '../rollout/ports.js';
 import { asideName, containerName, containerSpec } from '../rollout/spec.js';
@@ -31,7 +32,13 @@ interface Prepared {
   lb?: LoadBalancing;
 }
 
-export async function rollOut(inputs: Inputs, config: Config, env: EnvironmentConfig, request: RolloutRequest): Promise<Record<string, string>> {
+export async function rollOut(
+  inputs: Inputs,
+  config: Config,
+  env: EnvironmentConfig,
+  request: RolloutRequest,
+  signal?: AbortSignal,
+): Promise<Record<string, string>> {
   const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
   const github = gitHub(inputs);
   await checkApproval(github, env, inputs.run.runId);
@@ -42,23 +49,39 @@ export async function rollOut(inputs: Inputs, config: Config, env: EnvironmentCo
   let lock: HeldLock | undefined;
   let record: GitHubDeployment | undefined;
   let succeeded = false;
+  // Until the hosts are known to be settled, the post step must finish what this run started.
+  let leftForPostStep = false;
+  const stopIfCancelled = () => {
+    if (signal?.aborted) throw new DeployFailed(`cancelled before any container changed in ${env.name}`);
+  };
   try {
     const prepared = await core.group('Pre-flight', async () => {
       // A first reading picks what to pull: the lock is a container created from that image,
       // which must be on the host first, and pulls change no container.
       const guess = await choose(inputs, config, connected, request);
       await pullEverywhere(connected, guess.target);
+      stopIfCancelled();
       lock = await takeLock(inputs, config, connected, guess.target);
       // Another run may have finished in between: everything the plan depends on is read again.
       const chosen = await choose(inputs, config, connected, request);
       if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target);
       if (request.task === 'deploy' || chosen.wanted.neverRan) await checkPromotionGate(github, env, chosen.target);
-      const lb = await findServers(connected, { tookOverLock: lock.tookOver });
+      const lb = await findServers(connected, { tookOverLock: lock.tookOver, running: chosen.state.current });
       record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
+      stopIfCancelled();
       return { ...chosen, ...(lb ? { lb } : {}) };
     });
-    const result = await execute(inputs, config, env, connected, prepared, secrets);
+    const journal = new JournalWriter({ environment: env.name, touched: [], outOfService: [], heldOn: prepared.lb?.heldOn ?? [], ...(record ? { deploymentId: record.id } : {}) });
+    leftForPostStep = true;
+    const result = await executeRollout(planFor(env, prepared), {
+      ...rolloutDeps(inputs, config, env, connected, prepared.lb, secrets),
+      ...(signal ? { signal } : {}),
+      journal,
+    });
+    leftForPostStep = result.cancelled !== undefined && !result.cancelled.settled;
+    if (!leftForPostStep) journal.clear();
     await writeSummary((s) => rolloutSummary(s, { environment: env.name, target: prepared.target, result }));
+    if (result.cancelled) throw new DeployFailed(cancelledMessage(env, result));
     if (!result.ok) throw new DeployFailed(failureMessage(env, prepared.target, result));
     succeeded = true;
     await tidyUp(config, env, connected, prepared, record);
@@ -79,7 +102,8 @@ export async function rollOut(inputs: Inputs, config: Config, env: EnvironmentCo
     }
     throw error;
   } finally {
-    if (lock) await releaseLock(connected, lock);
+    // A lock over hosts left unsettled is the post step's to release, once it has settled them.
+    if (lock && !leftForPostStep) await releaseLock(connected, lock);
     connected.dispose();
   }
 }
@@ -108,19 +132,23 @@ async function pullEverywhere(connected: Connected, target: Release): Promise<vo
   });
 }
 
-async function execute(
+function planFor(env: EnvironmentConfig, { state, target }: Prepared) {
+  const plan = planRollout(target, env.hosts.map((host) => ({ host, current: state.current.get(host) ?? {} })), env.maxParallel);
+  core.info(describePlan(plan).join('\n'));
+  return plan;
+}
+
+/** What the executor needs to drive this environment: shared by a rollout and the post step's repair. */
+export function rolloutDeps(
   inputs: Inputs,
   config: Config,
   env: EnvironmentConfig,
   connected: Connected,
-  prepared: Prepared,
+  lb: LoadBalancing | undefined,
   secrets: Record<string, string>,
-): Promise<RolloutResult> {
-  const { state, target, lb } = prepared;
-  const plan = planRollout(target, env.hosts.map((host) => ({ host, current: state.current.get(host) ?? {} })), env.maxParallel);
-  core.info(describePlan(plan).join('\n'));
+): RolloutDeps {
   const now = () => new Date();
-  const deps: RolloutDeps = {
+  return {
     hosts: connected.hosts,
     ...(lb ? { lb } : {}),
     containerName: (role) => containerName(config.app, role),
@@ -133,7 +161,12 @@ async function execute(
     sleep,
     pollMs: 100,
   };
-  return executeRollout(plan, deps);
+}
+
+function cancelledMessage(env: EnvironmentConfig, result: RolloutResult): string {
+  const runs = result.hosts.map((h) => `${h.host}: master ${h.after.master?.version ?? 'none'}, backup ${h.after.backup?.version ?? 'none'}`).join('; ');
+  const left = result.cancelled!.settled ? 'every host serves, in service' : `the post step settles ${result.cancelled!.unsettled.join(', ')} and releases the lock`;
+  return `cancelled in ${env.name}: ${left} (${runs})`;
 }
 
 function failureMessage(env: EnvironmentConfig, target: Release, result: RolloutResult): string {

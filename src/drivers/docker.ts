@@ -240,6 +240,7 @@ export class DockerHost implements HostDriver {
     hostPort: number,
     check: HealthCheck,
     onProgress?: (line: string) => void,
+    signal?: AbortSignal,
   ): Promise<HealthVerdict> {
     const started = Date.now();
     const deadline = started + check.timeoutSeconds * 1000;
@@ -247,6 +248,7 @@ export class DockerHost implements HostDriver {
     let reported = { at: 0, summary: '' };
     let pause = Math.min(FIRST_PROBE_PAUSE_MS, check.intervalSeconds * 1000);
     for (;;) {
+      if (signal?.aborted) return { healthy: false, detail: 'cancelled', logs: '' };
       const info = await this.inspect(name);
       if (!info) return { healthy: false, detail: `container ${name} does not exist`, logs: '' };
       const state = info.State;
@@ -287,7 +289,7 @@ export class DockerHost implements HostDriver {
         reported = { at: now, summary };
       }
       // Quick probes while the app starts, backing off to health.interval.
-      await sleep(Math.min(pause, deadline - now));
+      await sleep(Math.min(pause, deadline - now), signal);
       pause = Math.min(pause * 2, check.intervalSeconds * 1000);
     }
   }
@@ -582,6 +584,13 @@ function probe(agent: http.Agent, host: string, port: number, path: string): Pro
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
 }

@@ -7,6 +7,9 @@ import type { LoadBalancerDriver, LoadBalancerFleet, Role, ServerStatus } from '
 
 type AdminState = 'ready' | 'drain' | 'maint';
 
+/** Servers an operator had out of service, per load balancer, as plain data. */
+export type HeldSnapshot = [server: string, members: [host: string, state: 'maint' | 'drain'][]][];
+
 export interface FleetMember {
   /** The load balancer's host, as configured (haproxy.hosts). */
   host: string;
@@ -82,9 +85,30 @@ export class LoadBalancers implements LoadBalancerFleet {
     return out;
   }
 
-  /** Forgets what readHeld found: after a lock takeover those states are a dead run's leftovers. */
-  forgetHeld(): void {
+  /**
+   * Forgets what readHeld found (of one server, or all): after a lock takeover those states are a
+   * dead run's leftovers.
+   */
+  forgetHeld(server?: string): void {
+    if (server === undefined) this.held.clear();
+    else this.held.delete(server);
+  }
+
+  /** What readHeld found, per server and load balancer: for the post step of a killed run. */
+  heldSnapshot(): HeldSnapshot {
+    return [...this.held].map(([server, members]) => [server, [...members]]);
+  }
+
+  /** Takes what an earlier readHeld found (heldSnapshot), instead of reading states changed since. */
+  loadHeld(snapshot: HeldSnapshot): Map<string, 'maint' | 'drain'> {
     this.held.clear();
+    const out = new Map<string, 'maint' | 'drain'>();
+    for (const [server, members] of snapshot) {
+      if (!this.names.has(server)) continue;
+      this.held.set(server, new Map(members));
+      out.set(server, members.some(([, state]) => state === 'maint') ? 'maint' : 'drain');
+    }
+    return out;
   }
 
   async setState(server: string, state: AdminState): Promise<void> {
@@ -99,10 +123,11 @@ export class LoadBalancers implements LoadBalancerFleet {
 
   async status(server: string): Promise<ServerStatus> {
     const statuses = [...(await this.each(server, (runtime, name) => runtime.status(name)))];
-    const up = statuses.every(([, s]) => s.status.startsWith('UP'));
+    // One load balancer: its own words; several: the state they all agree on (UP, MAINT, DRAIN…),
+    // else each one's.
+    const agreed = ['UP', 'MAINT', 'DRAIN', 'DOWN'].find((state) => statuses.every(([, s]) => s.status.startsWith(state)));
     return {
-      // One load balancer: its own words; several: each one's, unless all agree on UP.
-      status: up ? 'UP' : statuses.length === 1 ? statuses[0]![1].status : statuses.map(([member, s]) => `${member}: ${s.status}`).join(', '),
+      status: statuses.length === 1 ? statuses[0]![1].status : (agreed ?? statuses.map(([member, s]) => `${member}: ${s.status}`).join(', ')),
       sessions: statuses.reduce((sum, [, s]) => sum + s.sessions, 0),
       queued: statuses.reduce((sum, [, s]) => sum + s.queued, 0),
     };

@@ -1,7 +1,7 @@
 // Runs a rollout plan against the drivers, host after host (max-parallel at once), and on any
 // failure puts every host it touched back on the release it ran before, with the same
 // backup-first procedure, so that a failed deploy drops no request either.
-import { planHost, sameRelease, type HostPlan, type HostTarget, type RolloutPlan, type Step } from './plan.js';
+import { planHost, sameRelease, settleTarget, type HostPlan, type HostTarget, type RolloutPlan, type Step } from './plan.js';
 import type {
   ContainerSpec,
   HealthCheck,
@@ -36,8 +36,22 @@ export interface LoadBalancing {
   onDrainTimeout: 'fail' | 'cut';
 }
 
+/** Told of every change the post step may have to finish when the job is killed mid-rollout. */
+export interface RolloutJournal {
+  touched(host: string): void;
+  /** A server this rollout took out of service (true) or put back (false). */
+  outOfService(server: string, out: boolean): void;
+}
+
 export interface RolloutDeps {
   hosts: Map<string, HostDriver>;
+  /** Cancellation (the job cancelled: SIGINT/SIGTERM): no new step starts, waits end at once. */
+  signal?: AbortSignal;
+  /** How long a cancelled rollout settles the hosts in flight before leaving them to the post step. */
+  settleMs?: number;
+  /** false: a failure is reported, not rolled back (the post step's repair of a killed run). */
+  rollBackOnFailure?: boolean;
+  journal?: RolloutJournal;
   /** Absent: containers are replaced in place and HAProxy's own checks notice (may fail requests). */
   lb?: LoadBalancing;
   containerName(role: Role): string;
@@ -51,6 +65,17 @@ export interface RolloutDeps {
   sleep(ms: number): Promise<void>;
   /** How often HAProxy is polled while draining and while waiting for UP. */
   pollMs: number;
+}
+
+/** The rollout was cancelled; what was in flight is settled (or left to the post step). */
+/** A cancelled job gets SIGTERM 7.5 s after SIGINT: settling must leave time to release and report. */
+const DEFAULT_SETTLE_MS = 5_000;
+
+export class Cancelled extends Error {
+  override name = 'Cancelled';
+  constructor() {
+    super('cancelled');
+  }
 }
 
 export class StepFailed extends Error {
@@ -101,6 +126,11 @@ export interface RolloutResult {
   failures: StepFailed[];
   /** Problems met while rolling back (each names its host); empty when the rollback was clean. */
   rollbackErrors: string[];
+  /**
+   * Set when cancelled: whether every host in flight was settled (both roles on one release, in
+   * service); hosts left unsettled are the post step's to finish.
+   */
+  cancelled?: { settled: boolean; unsettled: string[] };
 }
 
 /** One host's live state during the run: which release each role runs right now. */
@@ -116,7 +146,9 @@ class HostRun {
   /** Roles whose adopted container is set aside (stopped, renamed) during this run. */
   readonly asides = new Set<Role>();
   /** Roles proven healthy and in service during this run. */
-  private readonly verified = new Set<Role>();
+  readonly verified = new Set<Role>();
+  /** The cancellation this run's waits obey (swapped for a deadline while settling). */
+  signal: AbortSignal | undefined;
 
   constructor(
     readonly plan: HostPlan,
@@ -124,6 +156,11 @@ class HostRun {
     private readonly deps: RolloutDeps,
   ) {
     this.current = { ...plan.before };
+    this.signal = deps.signal;
+  }
+
+  private checkCancelled(): void {
+    if (this.signal?.aborted) throw new Cancelled();
   }
 
   private log(line: string) {
@@ -133,7 +170,10 @@ class HostRun {
   async run(steps: Step[], target: HostTarget): Promise<void> {
     const started = Date.now();
     try {
-      for (const step of steps) await this.step(step, target);
+      for (const step of steps) {
+        this.checkCancelled();
+        await this.step(step, target);
+      }
     } finally {
       this.seconds += (Date.now() - started) / 1000;
     }
@@ -172,7 +212,7 @@ class HostRun {
     const name = this.deps.containerName(role);
     const from = this.current[role];
     this.log(`${role}: ${from?.version ?? 'nothing'} → ${to.version}`);
-    this.touched = true;
+    this.markTouched();
     const times: PhaseTimes = { role, drain: 0, stop: 0, start: 0, healthy: 0, inService: 0 };
     const timed = async <T>(phase: Exclude<keyof PhaseTimes, 'role'>, run: () => Promise<T>): Promise<T> => {
       const started = Date.now();
@@ -203,6 +243,8 @@ class HostRun {
       }
     });
     const verdict = await timed('healthy', () => this.waitHealthy(role));
+    // Cancelled while it started: it stays, unproven and out of service, for settling to judge.
+    if (!verdict.healthy && this.signal?.aborted) throw new Cancelled();
     if (!verdict.healthy) {
       this.log(`${role} ${to.version} did not become healthy: ${verdict.detail}`);
       if (verdict.logs) this.log(verdict.logs);
@@ -217,8 +259,13 @@ class HostRun {
     this.log(describePhases(times));
   }
 
-  private async remove(role: Role): Promise<void> {
+  private markTouched(): void {
+    if (!this.touched) this.deps.journal?.touched(this.plan.host);
     this.touched = true;
+  }
+
+  private async remove(role: Role): Promise<void> {
+    this.markTouched();
     await this.takeOutOfService(role);
     await this.driver.stopAndRemove(this.deps.containerName(role), this.deps.stopTimeoutSeconds);
     delete this.current[role];
@@ -232,6 +279,7 @@ class HostRun {
       this.deps.hostPort(role),
       this.deps.health,
       (line) => this.log(line),
+      this.signal,
     );
     if (role === 'master') this.health = verdict.detail;
     return verdict;
@@ -247,12 +295,20 @@ class HostRun {
     const server = this.server(role);
     if (!lb || !server) return;
     const held = lb.held.get(server);
+    const putBack = () => (held ? lb.driver.restoreState(server) : lb.driver.setState(server, 'ready'));
+    this.deps.journal?.outOfService(server, true);
     if (this.current[role]) {
       // A server the operator had in MAINT everywhere gets no drain: nothing reaches it.
       await lb.driver.setState(server, 'drain');
       const deadline = Date.now() + lb.drainTimeoutSeconds * 1000;
       let status = await lb.driver.status(server);
       while (status.sessions + status.queued > 0 && Date.now() < deadline) {
+        if (this.signal?.aborted) {
+          // Nothing was stopped: the container serves on.
+          await putBack();
+          this.deps.journal?.outOfService(server, false);
+          throw new Cancelled();
+        }
         await this.deps.sleep(this.deps.pollMs);
         status = await lb.driver.status(server);
       }
@@ -260,8 +316,8 @@ class HostRun {
       if (left > 0 && lb.onDrainTimeout === 'cut') {
         this.deps.log.warning(`[${this.plan.host}] ${server} still had ${left} sessions after the ${lb.drainTimeoutSeconds}s drain timeout: cutting them (haproxy.on-drain-timeout: cut)`);
       } else if (left > 0) {
-        if (held) await lb.driver.restoreState(server);
-        else await lb.driver.setState(server, 'ready');
+        await putBack();
+        this.deps.journal?.outOfService(server, false);
         throw new StepFailed(
           this.plan.host,
           role,
@@ -274,6 +330,16 @@ class HostRun {
       }
     }
     await lb.driver.setState(server, 'maint');
+    // A load balancer reloaded without its state file, or a peer that missed the command, would
+    // route to the container about to stop: it must be MAINT on every one of them right now.
+    const status = await lb.driver.status(server);
+    if (!status.status.startsWith('MAINT')) {
+      await lb.driver.setState(server, 'maint');
+      const again = await lb.driver.status(server);
+      if (!again.status.startsWith('MAINT')) {
+        throw new StepFailed(this.plan.host, role, this.current[role], `was not stopped: ${server} is ${again.status} after it was put in maintenance (a load balancer reloaded?)`);
+      }
+    }
   }
 
   /**
@@ -287,15 +353,21 @@ class HostRun {
     const held = lb.held.get(server);
     if (held) {
       await lb.driver.restoreState(server);
+      this.deps.journal?.outOfService(server, false);
       this.log(`${server} left out of service (${held.toUpperCase()}), as it was before the deploy`);
       return;
     }
     let status = await lb.driver.status(server);
-    if (status.status.startsWith('UP')) return;
+    if (status.status.startsWith('UP')) {
+      this.deps.journal?.outOfService(server, false);
+      return;
+    }
     await lb.driver.setState(server, 'ready');
     const deadline = Date.now() + this.deps.health.timeoutSeconds * 1000;
     status = await lb.driver.status(server);
+    this.deps.journal?.outOfService(server, false);
     while (!status.status.startsWith('UP')) {
+      this.checkCancelled();
       if (Date.now() >= deadline) {
         throw new StepFailed(this.plan.host, role, this.current[role], `is healthy but HAProxy reports ${server} ${status.status} after ${this.deps.health.timeoutSeconds}s`);
       }
@@ -327,7 +399,9 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
   }
   const started: HostRun[] = [];
   const failures: StepFailed[] = [];
+  const interrupted: HostRun[] = [];
   for (const batch of plan.batches) {
+    if (deps.signal?.aborted) break;
     const batchRuns = batch.map((host) => runs.get(host)!);
     started.push(...batchRuns);
     const results = await Promise.allSettled(
@@ -337,17 +411,26 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
       if (result.status === 'fulfilled') return;
       const reason = result.reason as unknown;
       const run = batchRuns[i]!;
+      interrupted.push(run);
+      if (reason instanceof Cancelled) return;
       failures.push(
         reason instanceof StepFailed
           ? reason
           : new StepFailed(run.plan.host, run.role, run.current[run.role], `failed: ${reason instanceof Error ? reason.message : String(reason)}`),
       );
     });
-    if (failures.length > 0) break;
+    if (interrupted.length > 0) break;
   }
   const failure = failures[0];
   const rollbackErrors: string[] = [];
-  if (failure) {
+  let cancelled: RolloutResult['cancelled'];
+  if (deps.signal?.aborted) {
+    // No rollback of hosts that completed (that takes as long as the deploy did): the hosts in
+    // flight are settled within the time left, and what is left over is the post step's.
+    const unsettled: string[] = [];
+    for (const run of interrupted) if (!(await settle(run, deps))) unsettled.push(run.plan.host);
+    cancelled = { settled: unsettled.length === 0, unsettled };
+  } else if (failure && deps.rollBackOnFailure !== false) {
     for (const run of [...started].reverse()) {
       if (!run.touched) continue;
       try {
@@ -359,7 +442,7 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
         rollbackErrors.push(error instanceof Error ? error.message : String(error));
       }
     }
-  } else {
+  } else if (!failure) {
     for (const run of started) {
       await run.discardAsides().catch((error: Error) => deps.log.warning(`[${run.plan.host}] could not remove an adopted container set aside: ${error.message}`));
     }
@@ -376,5 +459,26 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
       rolledBack: failure !== undefined && run.touched,
     };
   });
-  return { ok: failure === undefined, hosts, ...(failure ? { failure } : {}), failures, rollbackErrors };
+  return {
+    ok: failure === undefined && cancelled === undefined,
+    hosts,
+    ...(failure ? { failure } : {}),
+    failures,
+    rollbackErrors,
+    ...(cancelled ? { cancelled } : {}),
+  };
+}
+
+/** Brings a host cut short by a cancel to both roles on one release, in service, within settleMs. */
+async function settle(run: HostRun, deps: RolloutDeps): Promise<boolean> {
+  run.signal = AbortSignal.timeout(deps.settleMs ?? DEFAULT_SETTLE_MS);
+  const target = settleTarget(run.current, run.verified.has('master'));
+  const plan = planHost(run.plan.host, run.current, target);
+  try {
+    await deps.log.group(`Settle ${run.plan.host} after the cancel`, () => run.run(plan.steps, plan.target));
+    return true;
+  } catch (error) {
+    deps.log.warning(`[${run.plan.host}] not settled before the deadline (${error instanceof Error ? error.message : String(error)}): the post step finishes it`);
+    return false;
+  }
 }

@@ -91,6 +91,17 @@ export function planHost(host: string, current: HostTarget, target: HostTarget):
   return { host, before: current, target, steps };
 }
 
+/**
+ * What a host goes back to after a cancel or a kill mid-rollout: both roles on one release. The
+ * master's when it is proven in service (the host had moved on), else the backup's (the backup
+ * moves last, so it still runs what the host ran), else whatever runs. Finishing a half-replaced
+ * master would mean waiting on an unproven release; going back needs a release that served.
+ */
+export function settleTarget(current: HostTarget, masterInService: boolean): HostTarget {
+  const release = masterInService && current.master ? current.master : (current.backup ?? current.master);
+  return release ? { master: release, backup: release } : {};
+}
+
 export function planRollout(
   target: Release,
   hosts: { host: string; current: HostTarget }[],

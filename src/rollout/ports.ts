@@ -116,9 +116,10 @@ export interface HostDriver {
   run(spec: ContainerSpec): Promise<string>;
   /**
    * Waits until the container is healthy: Docker's HEALTHCHECK when the image has one, and a
-   * 2xx answer from http://127.0.0.1:hostPort{path} on the host. Reports progress.
+   * 2xx answer from http://127.0.0.1:hostPort{path} on the host. Reports progress. Ends at
+   * once, not healthy, when `signal` aborts.
    */
-  waitHealthy(name: string, hostPort: number, check: HealthCheck, onProgress?: (line: string) => void): Promise<HealthVerdict>;
+  waitHealthy(name: string, hostPort: number, check: HealthCheck, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<HealthVerdict>;
   /** Atomically takes the deploy lock (a created, never started, labelled container). */
   acquireLock(name: string, lock: DeployLock, image: string): Promise<{ acquired: true } | { acquired: false; current: DeployLock }>;
   /** Removes the lock when it is ours (run id and attempt match); returns whether it removed one. */

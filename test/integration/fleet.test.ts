@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clearHosts, containersOn, runDeploy, versionsOn } from './support/deploy.js';
-import { REPO_ROOT, lbCommand, loadEstate, nodeOf, type Estate } from './support/estate.js';
+import { REPO_ROOT, loadEstate, nodeOf, serverStatus, type Estate } from './support/estate.js';
 import { pushTestApp } from './support/images.js';
 import { startLoad, type LoadReport } from './support/load.js';
 
@@ -28,13 +28,7 @@ async function underLoadThrough<T>(frontends: string[], work: () => Promise<T>):
   }
 }
 
-/** The status column HAProxy shows for a server, on one load balancer. */
-async function statusOn(lb: Estate['environments']['production']['lb'], server: string): Promise<string> {
-  const csv = await lbCommand(estate, lb, `show stat ${lb.backend} 4 -1`);
-  const header = csv.split('\n')[0]!.replace(/^# /, '').split(',');
-  const row = csv.split('\n').map((line) => line.split(',')).find((cells) => cells[1] === server);
-  return row?.[header.indexOf('status')] ?? '?';
-}
+const statusOn = (lb: Estate['environments']['production']['lb'], server: string) => serverStatus(estate, lb, server);
 
 /**
  * Watches host 1's master while `work` runs: at each signal Docker sends its container (the

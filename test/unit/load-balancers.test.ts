@@ -66,6 +66,8 @@ describe('LoadBalancers', () => {
     expect((await fleet.status(master)).status).toBe('lb1: UP, lb2: DOWN');
     b.up.set('web1', true);
     expect((await fleet.status(master)).status).toBe('UP');
+    await fleet.setState(master, 'maint');
+    expect((await fleet.status(master)).status).toBe('MAINT');
   });
 
   it('leaves what an operator took out on one load balancer as it was there, and only there', async () => {

@@ -3,7 +3,7 @@
 // healthy, and some healthy server is always in service once the site has been up.
 import { describe, expect, it } from 'vitest';
 import { executeRollout, type Logger, type RolloutDeps } from '../../src/rollout/execute.js';
-import { describePlan, planHost, planRollout, type HostTarget } from '../../src/rollout/plan.js';
+import { describePlan, planHost, planRollout, settleTarget, type HostTarget } from '../../src/rollout/plan.js';
 import type {
   AppContainer,
   ContainerSpec,
@@ -481,5 +481,75 @@ describe('failures', () => {
     };
     const result = await executeRollout(await plan(v1), deps);
     expect(result.failure?.role).toBe('backup');
+  });
+});
+
+describe('cancellation', () => {
+  const journalOf = () => {
+    const out = new Set<string>();
+    const touched: string[] = [];
+    return { out, touched, journal: { touched: (h: string) => void touched.push(h), outOfService: (s: string, o: boolean) => void (o ? out.add(s) : out.delete(s)) } };
+  };
+
+  it('cancelled before the first step: nothing changes', async () => {
+    const { world, deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    const result = await executeRollout(await plan(v2), { ...deps, signal: AbortSignal.abort() });
+    expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
+    expect(world.events.filter((e) => !e.startsWith('health') && e !== 'start')).toEqual([]);
+  });
+
+  it('cancelled while draining: the server goes back in service, nothing stops', async () => {
+    const { world, deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    world.sessions.set('h1-master', 1);
+    const controller = new AbortController();
+    const { out, journal } = journalOf();
+    const result = await executeRollout(await plan(v2), {
+      ...deps,
+      lb: { ...deps.lb!, drainTimeoutSeconds: 60 },
+      signal: controller.signal,
+      journal,
+      sleep: async () => controller.abort(),
+    });
+    expect(result.cancelled?.settled).toBe(true);
+    expect(world.violations).toEqual([]);
+    expect(world.events).not.toContain('stop h1/master');
+    expect(Object.values(served(world))).toEqual(Array(4).fill('v1.0.0'));
+    expect([...world.lbState.values()]).toEqual(Array(4).fill('ready'));
+    expect([...out]).toEqual([]);
+  });
+
+  it('cancelled while the new master starts: the host goes back to what its backup runs, both roles in service', async () => {
+    const { world, deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    const controller = new AbortController();
+    const host = deps.hosts.get('h1')! as unknown as FakeHost;
+    const waitHealthy = host.waitHealthy.bind(host);
+    host.waitHealthy = async (name: string) => {
+      if (name === 'app' && world.boxes.get('h1/master')?.release === v2 && !controller.signal.aborted) {
+        controller.abort();
+        return { healthy: false as const, detail: 'cancelled', logs: '' };
+      }
+      return waitHealthy(name);
+    };
+    const { out, touched, journal } = journalOf();
+    const result = await executeRollout(await plan(v2), { ...deps, signal: controller.signal, journal });
+    expect(result.ok).toBe(false);
+    expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
+    expect(world.violations).toEqual([]);
+    expect(served(world)).toEqual({ 'h1/master': 'v1.0.0', 'h1/backup': 'v1.0.0', 'h2/master': 'v1.0.0', 'h2/backup': 'v1.0.0' });
+    expect([...world.lbState.values()]).toEqual(Array(4).fill('ready'));
+    expect(touched).toEqual(['h1']);
+    expect([...out]).toEqual([]);
+    // h2 never started.
+    expect(world.events.some((e) => e.includes('h2') && !e.startsWith('health'))).toBe(false);
+  });
+
+  it.each<[string, HostTarget, boolean, HostTarget]>([
+    ['master proven: the host had moved on', { master: v2, backup: v1 }, true, { master: v2, backup: v2 }],
+    ['master not in service: back to the backup', { master: v2, backup: v1 }, false, { master: v1, backup: v1 }],
+    ['no master: the backup', { backup: v1 }, false, { master: v1, backup: v1 }],
+    ['no backup: the master', { master: v2 }, false, { master: v2, backup: v2 }],
+    ['nothing', {}, false, {}],
+  ])('settleTarget: %s', (_case, current, inService, expected) => {
+    expect(settleTarget(current, inService)).toEqual(expected);
   });
 });

@@ -106,3 +106,11 @@ export async function execIn(node: string, ...command: string[]): Promise<string
   });
   return stdout;
 }
+
+/** The status column HAProxy shows for a server on one load balancer (UP, MAINT, DRAIN, ...). */
+export async function serverStatus(estate: Estate, lb: EstateLoadBalancer, server: string): Promise<string> {
+  const csv = await lbCommand(estate, lb, `show stat ${lb.backend} 4 -1`);
+  const header = csv.split('\n')[0]!.replace(/^# /, '').split(',');
+  const row = csv.split('\n').map((line) => line.split(',')).find((cells) => cells[1] === server);
+  return row?.[header.indexOf('status')] ?? '?';
+}
