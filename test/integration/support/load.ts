@@ -132,3 +132,17 @@ export async function underLoad<T>(url: string, work: () => Promise<T>, waitUnti
     throw error;
   }
 }
+
+/** Runs `work` under steady load through every frontend (4 clients each), one report per frontend. */
+export async function underLoadThrough<T>(frontends: string[], work: () => Promise<T>): Promise<[T, LoadReport[]]> {
+  const loads = frontends.map((frontend) => startLoad({ url: `${frontend}/`, clients: 4, ratePerClient: 40, maxSeconds: 300 }));
+  await new Promise((r) => setTimeout(r, 500));
+  try {
+    const result = await work();
+    await new Promise((r) => setTimeout(r, 500));
+    return [result, await Promise.all(loads.map((load) => load.stop()))];
+  } catch (error) {
+    await Promise.all(loads.map((load) => load.stop()));
+    throw error;
+  }
+}
