@@ -9,7 +9,7 @@ import { clearHosts, containersOn, runDeploy, versionsOn, type DeployRunOptions 
 import { REPO_ROOT, loadEstate, nodeOf, serverStatus, type Estate } from './support/estate.js';
 import { startGitHub, type GitHubStandIn } from './support/github.js';
 import { pushTestApp } from './support/images.js';
-import { startLoad, type LoadReport } from './support/load.js';
+import { underLoadThrough } from './support/load.js';
 
 let estate: Estate;
 let github: GitHubStandIn;
@@ -30,18 +30,7 @@ function onFirstMasterStop(then: () => void): () => void {
   return () => events.kill();
 }
 
-async function underLoad<T>(work: () => Promise<T>): Promise<[T, LoadReport[]]> {
-  const loads = estate.environments.production.lbs.map((lb) => startLoad({ url: `${lb.frontend}/`, clients: 4, ratePerClient: 40, maxSeconds: 300 }));
-  await new Promise((r) => setTimeout(r, 500));
-  try {
-    const result = await work();
-    await new Promise((r) => setTimeout(r, 500));
-    return [result, await Promise.all(loads.map((l) => l.stop()))];
-  } catch (error) {
-    await Promise.all(loads.map((l) => l.stop()));
-    throw error;
-  }
-}
+const underLoad = <T>(work: () => Promise<T>) => underLoadThrough(estate.environments.production.lbs.map((lb) => lb.frontend), work);
 
 /** The clean state every fault must end in. */
 async function expectClean(): Promise<void> {

@@ -8,25 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clearHosts, containersOn, runDeploy, versionsOn } from './support/deploy.js';
 import { REPO_ROOT, loadEstate, nodeOf, serverStatus, type Estate } from './support/estate.js';
 import { pushTestApp } from './support/images.js';
-import { startLoad, type LoadReport } from './support/load.js';
+import { underLoadThrough } from './support/load.js';
 
 let estate: Estate;
 const production = () => estate.environments.production.hosts.slice(0, 2);
 const everywhere = (hosts: string[], version: string) => Object.fromEntries(hosts.map((h) => [h, { demo: `${version} running`, 'demo-backup': `${version} running` }]));
-
-/** Runs `work` under steady load through every given frontend, one report per frontend. */
-async function underLoadThrough<T>(frontends: string[], work: () => Promise<T>): Promise<[T, LoadReport[]]> {
-  const loads = frontends.map((frontend) => startLoad({ url: `${frontend}/`, clients: 4, ratePerClient: 40, maxSeconds: 300 }));
-  await new Promise((r) => setTimeout(r, 500));
-  try {
-    const result = await work();
-    await new Promise((r) => setTimeout(r, 500));
-    return [result, await Promise.all(loads.map((load) => load.stop()))];
-  } catch (error) {
-    await Promise.all(loads.map((load) => load.stop()));
-    throw error;
-  }
-}
 
 const statusOn = (lb: Estate['environments']['production']['lb'], server: string) => serverStatus(estate, lb, server);
 
