@@ -66,8 +66,8 @@ function httpStatus(error: unknown): number {
 }
 
 /**
- * Wraps a failed request: what was being done, the HTTP status, GitHub's message, and for a
- * refusal the permission the token lacks, in the words a workflow's `permissions:` uses.
+ * Wraps a failed request of `operation`: what was being done, the HTTP status, GitHub's message,
+ * and for a refusal the permission the token lacks (GITHUB_OPERATIONS), as `permissions:` says it.
  */
 function failure(error: unknown, doing: string, operation: OperationId): GitHubApiError {
   const permission = GITHUB_OPERATIONS[operation];
