@@ -21,6 +21,29 @@ export interface DeploymentStatusDetails {
   description: string;
 }
 
+/**
+ * The REST API version the action is written and tested for (test/fixtures/github-api.json, from
+ * GitHub's description of it), named in every request so that a later default cannot change the
+ * answers under it.
+ */
+export const GITHUB_API_VERSION = '2022-11-28';
+
+/**
+ * The REST operations the action calls (GitHub's operationIds), each with the permission it needs
+ * of the token, in the words of a workflow's `permissions:` (GitHub's REST reference). The README
+ * lists them; tests hold the calls below, the fixture and the example workflows to this table.
+ */
+export const GITHUB_OPERATIONS = {
+  'actions/get-workflow-run': 'actions: read',
+  'actions/get-reviews-for-run': 'actions: read',
+  'repos/get-environment': 'actions: read',
+  'repos/list-deployments': 'deployments: read',
+  'repos/list-deployment-statuses': 'deployments: read',
+  'repos/create-deployment': 'deployments: write',
+  'repos/create-deployment-status': 'deployments: write',
+} as const;
+type OperationId = keyof typeof GITHUB_OPERATIONS;
+
 /** GitHub's limit for a deployment status description. */
 const DESCRIPTION_MAX = 140;
 /** Status requests in flight at once: GitHub asks integrations not to fire many concurrently. */
@@ -43,10 +66,11 @@ function httpStatus(error: unknown): number {
 }
 
 /**
- * Wraps a failed request: what was being done, the HTTP status, GitHub's message, and for a
- * refusal the permission the token lacks, in the words a workflow's `permissions:` uses.
+ * Wraps a failed request of `operation`: what was being done, the HTTP status, GitHub's message,
+ * and for a refusal the permission the token lacks (GITHUB_OPERATIONS), as `permissions:` says it.
  */
-function failure(error: unknown, doing: string, permission: string): GitHubApiError {
+function failure(error: unknown, doing: string, operation: OperationId): GitHubApiError {
+  const permission = GITHUB_OPERATIONS[operation];
   const status = httpStatus(error);
   const message = error instanceof Error ? error.message : String(error);
   const hint =
@@ -105,6 +129,9 @@ export class GitHubApi {
 
   constructor(token: string, apiUrl: string, repository: string) {
     this.octokit = getOctokit(token, { baseUrl: apiUrl });
+    this.octokit.hook.before('request', (options) => {
+      options.headers['x-github-api-version'] = GITHUB_API_VERSION;
+    });
     const [owner = '', repo = ''] = repository.split('/');
     this.owner = owner;
     this.repo = repo;
@@ -128,7 +155,7 @@ export class GitHubApi {
     } catch (error) {
       // GitHub answers 404 for an environment that was never created (in Settings or by a job).
       if (httpStatus(error) === 404) return { exists: false, reviewers: 0 };
-      throw failure(error, `read the GitHub environment ${environment}`, 'actions: read');
+      throw failure(error, `read the GitHub environment ${environment}`, 'repos/get-environment');
     }
   }
 
@@ -140,7 +167,7 @@ export class GitHubApi {
     const { data } = await this.octokit.rest.actions
       .getReviewsForRun({ owner: this.owner, repo: this.repo, run_id: Number(runId) })
       .catch((error: unknown) => {
-        throw failure(error, `read the approvals of workflow run ${runId}`, 'actions: read');
+        throw failure(error, `read the approvals of workflow run ${runId}`, 'actions/get-reviews-for-run');
       });
     return data.map((review) => ({
       state: review.state,
@@ -169,7 +196,7 @@ export class GitHubApi {
         transient_environment: false,
       })
       .catch((error: unknown) => {
-        throw failure(error, doing, 'deployments: write');
+        throw failure(error, doing, 'repos/create-deployment');
       });
     // 202 means GitHub merged or will merge instead of deploying, which auto_merge: false rules
     // out; it carries a message and no id.
@@ -194,7 +221,7 @@ export class GitHubApi {
         ...(s.environmentUrl ? { environment_url: s.environmentUrl } : {}),
       })
       .catch((error: unknown) => {
-        throw failure(error, `set the GitHub deployment ${id} to ${state}`, 'deployments: write');
+        throw failure(error, `set the GitHub deployment ${id} to ${state}`, 'repos/create-deployment-status');
       });
   }
 
@@ -208,13 +235,13 @@ export class GitHubApi {
     const { data } = await this.octokit.rest.repos
       .listDeployments({ owner: this.owner, repo: this.repo, environment, per_page: limit })
       .catch((error: unknown) => {
-        throw failure(error, doing, 'deployments: read');
+        throw failure(error, doing, 'repos/list-deployments');
       });
     const records = await mapBounded(data.slice(0, limit), STATUS_READS_AT_ONCE, async (d): Promise<DeploymentRecord> => {
       const statuses = await this.octokit.rest.repos
         .listDeploymentStatuses({ owner: this.owner, repo: this.repo, deployment_id: d.id, per_page: 1 })
         .catch((error: unknown) => {
-          throw failure(error, `${doing} (statuses of ${d.id})`, 'deployments: read');
+          throw failure(error, `${doing} (statuses of ${d.id})`, 'repos/list-deployment-statuses');
         });
       return {
         id: d.id,

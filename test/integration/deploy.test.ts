@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { APP_SECRET, clearHosts, containersOn, runDeploy, versionsOn } from './support/deploy.js';
 import { connectHost } from '../../src/drivers/docker.js';
 import { execIn, loadEstate, sshOptions, type Estate } from './support/estate.js';
@@ -34,6 +34,11 @@ beforeAll(async () => {
   }
   await clearHosts(estate, estate.environments.staging.hosts);
 }, 600_000);
+
+// Every request the action sent and every answer the stand-in gave was what GitHub's description allows.
+afterEach(() => {
+  expect(github?.violations.splice(0) ?? []).toEqual([]);
+});
 
 afterAll(async () => {
   await github?.close();

@@ -1,7 +1,7 @@
 // Rollout integrity on the estate: hosts the old process deployed (containers started by hand)
 // are adopted, drained and put back as they were; the plan is made from what the hosts run once
 // the lock is held; a rollback goes only to a release the environment ran, at the digest it ran.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectHost } from '../../src/drivers/docker.js';
 import { clearHosts, containersOn, runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
 import { execIn, loadEstate, registryAuth, sshOptions, type Estate } from './support/estate.js';
@@ -73,6 +73,11 @@ beforeAll(async () => {
   await clearHosts(estate, estate.environments.staging.hosts);
   await allServersReady();
 }, 600_000);
+
+// Every request the action sent and every answer the stand-in gave was what GitHub's description allows.
+afterEach(() => {
+  expect(github?.violations.splice(0) ?? []).toEqual([]);
+});
 
 afterAll(async () => {
   await github?.close();

@@ -1,6 +1,6 @@
 // The release across environments: GitHub's gates (required reviewers, promotion by digest),
 // the deployment records the action writes, and rollback, against the local GitHub stand-in.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { clearHosts, containersOn, runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
 import { loadEstate, type Estate } from './support/estate.js';
 import { startGitHub, type GitHubStandIn } from './support/github.js';
@@ -41,6 +41,11 @@ beforeAll(async () => {
   for (const version of ['v2.0.0', 'v2.1.0']) releases[version] = await pushTestApp(estate, { version });
   await clearHosts(estate, [...estate.environments.staging.hosts, ...estate.environments.production.hosts]);
 }, 600_000);
+
+// Every request the action sent and every answer the stand-in gave was what GitHub's description allows.
+afterEach(() => {
+  expect(github?.violations.splice(0) ?? []).toEqual([]);
+});
 
 afterAll(async () => {
   await github?.close();

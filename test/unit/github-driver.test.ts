@@ -1,6 +1,6 @@
 // The GitHub driver against the local GitHub stand-in (an HTTP server in this process).
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { GitHubApi, type NewDeployment } from '../../src/drivers/github.js';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { GITHUB_API_VERSION, GitHubApi, type NewDeployment } from '../../src/drivers/github.js';
 import { startGitHub, type GitHubStandIn } from '../integration/support/github.js';
 
 const github: GitHubStandIn = await startGitHub();
@@ -15,6 +15,11 @@ beforeEach(() => {
   github.reviews.clear();
   github.overrides.clear();
   github.creator.login = 'github-actions[bot]';
+  github.runs.clear();
+});
+// Every request the driver sent, and every answer the stand-in gave, was what GitHub's description allows.
+afterEach(() => {
+  expect(github.violations.splice(0)).toEqual([]);
 });
 
 const deployment = (version: string, environment = 'staging', task: NewDeployment['task'] = 'deploy'): NewDeployment => ({
@@ -248,5 +253,89 @@ describe('runReviews', () => {
   it('a refusal names the run and the actions: read permission', async () => {
     github.overrides.set('GET /repos/clay/demo/actions/runs/1001/approvals', { status: 403, body: { message: 'Resource not accessible by integration' } });
     await expect(api.runReviews('1001')).rejects.toThrow(/^Could not read the approvals of workflow run 1001: HTTP 403 .*actions: read/);
+  });
+});
+
+describe('runEnded', () => {
+  it('a run in progress (conclusion null) has not ended; a completed one has', async () => {
+    github.runs.set(4242, { status: 'in_progress' });
+    github.runs.set(4243, { status: 'completed', conclusion: 'cancelled' });
+    expect(await api.runEnded('4242')).toBe(false);
+    expect(await api.runEnded('4243')).toBe(true);
+    expect(github.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /repos/clay/demo/actions/runs/4242', 'GET /repos/clay/demo/actions/runs/4243']);
+  });
+});
+
+describe('what GitHub\'s description allows to be null or left out', () => {
+  /** The stand-in's answer as sent, for a look at the fields the driver reads past. */
+  const raw = async (path: string) => (await (await fetch(`${github.url}/repos/clay/demo${path}`, { headers: { authorization: 'token test-token' } })).json()) as Array<Record<string, unknown>>;
+
+  it('a deployment with no creator, no description, a payload of "" and no status', async () => {
+    github.creator.login = null;
+    await post('/deployments', { ref: 'main', environment: 'staging', payload: '' });
+    const [answer] = await raw('/deployments');
+    expect(answer).toMatchObject({ creator: null, description: null, payload: '' });
+    expect(await api.deployments('staging')).toEqual([{ id: answer!.id, ref: 'main', task: 'deploy', createdAt: expect.any(Date), payload: {}, state: 'none' }]);
+  });
+
+  it('a status without log and environment URLs', async () => {
+    const id = await api.createDeployment(deployment('v1.4.0'));
+    await api.setDeploymentStatus(id, 'success', { logUrl: '', description: 'v1.4.0 is live' });
+    const [status] = await raw(`/deployments/${id}/statuses`);
+    expect(status).not.toHaveProperty('log_url');
+    expect(status).not.toHaveProperty('environment_url');
+    expect(status).toMatchObject({ state: 'success', target_url: '' });
+    expect((await api.deployments('staging')).map((r) => r.state)).toEqual(['success']);
+  });
+
+  it('an environment with no protection rules, and one with rules of other types only', async () => {
+    github.environments.set('staging', { reviewers: 0 });
+    github.environments.set('production', { reviewers: 0, waitTimer: 10, branchPolicy: true });
+    expect(await raw('/environments/staging')).not.toHaveProperty('protection_rules');
+    expect(await api.environmentReviewers('staging')).toEqual({ exists: true, reviewers: 0 });
+    expect(await api.environmentReviewers('production')).toEqual({ exists: true, reviewers: 0 });
+  });
+});
+
+describe('requests', () => {
+  it(`all name API version ${GITHUB_API_VERSION}, the one the fixture of GitHub's description is of`, async () => {
+    github.environments.set('production', { reviewers: 1 });
+    github.runs.set(4242, { status: 'queued' });
+    await api.environmentReviewers('production');
+    await api.runReviews('1001');
+    await api.runEnded('4242');
+    await deployed('v1.4.0', 'success');
+    await api.deployments('staging');
+    expect(new Set(github.requests.map((r) => r.operationId)).size).toBe(7);
+    expect(github.requests.filter((r) => r.apiVersion !== GITHUB_API_VERSION)).toEqual([]);
+  });
+
+  /**
+   * The real driver with one field misspelled on its way out, as a typo in the driver would send
+   * it: GitHub would ignore the field; the stand-in refuses the request, naming operation and field.
+   */
+  function misspelling(from: string, to: string): GitHubApi {
+    const driver = new GitHubApi('test-token', github.url, 'clay/demo');
+    const { octokit } = driver as unknown as { octokit: { hook: { before: (name: 'request', hook: (options: Record<string, unknown>) => void) => void } } };
+    octokit.hook.before('request', (options) => {
+      if (from in options) {
+        options[to] = options[from];
+        delete options[from];
+      }
+    });
+    return driver;
+  }
+
+  it('a misspelled body field is caught, naming the operation and the field', async () => {
+    await expect(misspelling('required_contexts', 'required_context').createDeployment(deployment('v1.4.0'))).rejects.toThrow(
+      /^Could not create a GitHub deployment of v1\.4\.0 to staging: HTTP 422 \(.*repos\/create-deployment: request body \/required_context: is not a field of this operation/,
+    );
+    expect(github.violations.splice(0)).toEqual(['repos/create-deployment: request body /required_context: is not a field of this operation']);
+    expect(github.deployments).toHaveLength(0);
+  });
+
+  it('a misspelled query parameter is caught, naming the operation and the parameter', async () => {
+    await expect(misspelling('per_page', 'perpage').deployments('staging', 5)).rejects.toThrow(/HTTP 422 .*repos\/list-deployments: query parameter perpage: is not a parameter of this operation/);
+    expect(github.violations.splice(0)).toEqual(['repos/list-deployments: query parameter perpage: is not a parameter of this operation']);
   });
 });

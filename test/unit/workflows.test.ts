@@ -4,7 +4,9 @@ import { validateAction, validateWorkflow, type ValidationError, type Validation
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseDocument } from 'yaml';
+import { parse, parseDocument } from 'yaml';
+import { GITHUB_OPERATIONS } from '../../src/drivers/github.js';
+import { specOperations } from '../integration/support/github-spec.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -85,5 +87,64 @@ describe('README shows the example workflows as they are', () => {
   it('finds the blocks and compares them byte for byte', () => {
     const markdown = ['Intro', '```yaml', '# a.yml', 'on: push', '```', '', '```yaml', '# a.yml', 'on: pull_request ', '```', '```sh', 'echo', '```', ''].join('\n');
     expect(yamlBlocks(markdown)).toEqual(['# a.yml\non: push\n', '# a.yml\non: pull_request \n']);
+  });
+});
+
+describe('the GitHub permissions the action needs', () => {
+  // deploy and rollback reach GitHub (src/commands/rollout.ts, through gates.ts and deploy-lock.ts),
+  // each through every operation: the run's approvals and the environment (require-approval),
+  // deployments and statuses (promote-from, previous, the record), a workflow run (stale lock).
+  // build, plan and haproxy-config call none.
+  const COMMANDS_USING_GITHUB = new Set(['deploy', 'rollback']);
+  const needed = [...new Set(Object.values(GITHUB_OPERATIONS))];
+
+  type Permissions = string | Record<string, string> | undefined;
+  /** Whether a job's `permissions:` grants `scope: level` to GITHUB_TOKEN (write includes read). */
+  function grants(permissions: Permissions, permission: string): boolean {
+    const [scope, level] = permission.split(': ') as [string, 'read' | 'write'];
+    if (permissions === 'write-all') return true;
+    if (permissions === 'read-all') return level === 'read';
+    // No permissions: key at all leaves the repository's default, which may be read-only or
+    // none: an example must say what it needs.
+    const given = typeof permissions === 'object' ? permissions[scope] : undefined;
+    return given === 'write' || (given === 'read' && level === 'read');
+  }
+
+  /** Each job's effective permissions (a job's replace the workflow's) and the commands its steps run. */
+  function jobs(yaml: string): Array<{ job: string; permissions: Permissions; commands: string[] }> {
+    const workflow = parse(yaml) as { permissions?: Permissions; jobs: Record<string, { permissions?: Permissions; steps?: Array<{ uses?: string; with?: { command?: string } }> }> };
+    return Object.entries(workflow.jobs).map(([job, definition]) => ({
+      job,
+      permissions: definition.permissions ?? workflow.permissions,
+      commands: (definition.steps ?? []).filter((step) => step.uses?.startsWith('clay/deploy-action@')).map((step) => String(step.with?.command)),
+    }));
+  }
+
+  /** `job: permission` for every permission a job's commands need and its permissions lack. */
+  const missing = (yaml: string) =>
+    jobs(yaml).flatMap(({ job, permissions, commands }) =>
+      commands.some((c) => COMMANDS_USING_GITHUB.has(c)) ? needed.filter((p) => !grants(permissions, p)).map((p) => `${job}: ${p}`) : [],
+    );
+
+  it.each(EXAMPLES)('%s grants them to every job that runs deploy or rollback', (path) => {
+    const found = jobs(read(path));
+    expect(found.flatMap((j) => j.commands).some((c) => COMMANDS_USING_GITHUB.has(c))).toBe(true);
+    expect(missing(read(path))).toEqual([]);
+  });
+
+  it('a job without them is found, whatever the workflow grants', () => {
+    const step = '      - uses: clay/deploy-action@v1\n        with: { command: deploy }\n';
+    const yaml = `permissions: { deployments: write, actions: read }\njobs:\n  deploy:\n    permissions: { contents: read, deployments: read }\n    steps:\n${step}  build:\n    permissions: {}\n    steps:\n      - uses: clay/deploy-action@v1\n        with: { command: build }\n`;
+    expect(missing(yaml)).toEqual(['deploy: actions: read', 'deploy: deployments: write']);
+    expect(missing(`permissions: write-all\njobs:\n  deploy:\n    steps:\n${step}`)).toEqual([]);
+  });
+
+  it('README lists each operation with its request and permission', () => {
+    const readme = read('README.md');
+    for (const [operationId, permission] of Object.entries(GITHUB_OPERATIONS)) {
+      const op = specOperations().find((o) => o.operationId === operationId)!;
+      const row = new RegExp(`^\\| \`${operationId}\` \\| \`${op.method} ${op.path.replace(/[{}]/g, '\\$&')}\` \\| \`${permission}\` \\|`, 'm');
+      expect(readme, `README.md has no row | \`${operationId}\` | \`${op.method} ${op.path}\` | \`${permission}\` | ...`).toMatch(row);
+    }
   });
 });
