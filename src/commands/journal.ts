@@ -35,6 +35,11 @@ export class JournalWriter implements RolloutJournal {
     this.save();
   }
 
+  /** Whether servers this run took out of service are still out (a rollback that failed). */
+  pending(): boolean {
+    return this.data.outOfService.length > 0;
+  }
+
   /** Nothing left to finish. */
   clear(): void {
     core.saveState(JOURNAL_STATE, '');

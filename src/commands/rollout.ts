@@ -78,7 +78,8 @@ export async function rollOut(
       ...(signal ? { signal } : {}),
       journal,
     });
-    leftForPostStep = result.cancelled !== undefined && !result.cancelled.settled;
+    // A cancel not settled in time, or a rollback that could not put every server back.
+    leftForPostStep = (result.cancelled !== undefined && !result.cancelled.settled) || journal.pending();
     if (!leftForPostStep) journal.clear();
     await writeSummary((s) => rolloutSummary(s, { environment: env.name, target: prepared.target, result }));
     if (result.cancelled) throw new DeployFailed(cancelledMessage(env, result));
