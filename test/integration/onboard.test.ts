@@ -3,9 +3,14 @@
 // address and state before and after. The broken cases are real and undone afterwards: a host
 // whose Docker socket the deploy user can no longer open, a backend whose server for one host's
 // backup has moved to another address.
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { parseConfig } from '../../src/config/parse.js';
 import { clearHosts, containersOn, runDeploy, type DeployRunOptions } from './support/deploy.js';
-import { execIn, lbCommand, loadEstate, nodeOf, type Estate } from './support/estate.js';
+import { REPO_ROOT, execIn, lbCommand, loadEstate, nodeOf, type Estate } from './support/estate.js';
 import { startGitHub, type GitHubStandIn } from './support/github.js';
 import { pushTestApp } from './support/images.js';
 
@@ -47,6 +52,7 @@ beforeAll(async () => {
   estate = loadEstate();
   github = await startGitHub();
   github.environments.set('staging', { reviewers: 0 });
+  github.environments.set('production', { reviewers: 1 });
   for (const version of ['v7.0.0', 'v7.1.0']) await pushTestApp(estate, { version });
   await clearHosts(estate, estate.environments.staging.hosts);
   // Health checks take a moment to see the containers gone; the snapshots compare a settled backend.
@@ -75,6 +81,25 @@ describe('command: check', () => {
     expect(result.outputs.check).toContain('admin socket at level admin');
     expect(result.summary).toContain('Check of staging');
   }, 120_000);
+
+  it('passes on production, with its two load balancers and required reviewers, and changes nothing', async () => {
+    const lbs = estate.environments.production.lbs;
+    const states = () => Promise.all(lbs.map((l) => lbCommand(estate, l, `show servers state ${l.backend}`).then((t) => t.split('\n').slice(2).map((line) => line.split(' ').slice(3, 7).join(' ')))));
+    const before = await states();
+    const result = await run({ command: 'check', environment: 'production', bothEnvironments: { staging: '', production: 'require-approval: true\n' } });
+    expect(result.code, result.log).toBe(0);
+    expect(await states()).toEqual(before);
+    expect(lbs).toHaveLength(2);
+    for (const l of lbs) expect(rowsOf(result.log, l.address, 'admin socket at level admin')[0]).toMatch(/^ok/);
+    expect(rowsOf(result.log, 'GitHub', 'required reviewers')[0]).toMatch(/^ok .*1 \(require-approval: true\)/);
+  }, 120_000);
+
+  it('the estate\'s own deploy.yml passes the parser and deploy.schema.json', () => {
+    const yaml = readFileSync(join(process.env.ESTATE_DIR || '/var/lib/deploy-action-estate', 'deploy.yml'), 'utf8');
+    expect(() => parseConfig('deploy.yml', yaml)).not.toThrow();
+    const validate = new Ajv2020({ strict: true, strictRequired: false, allowUnionTypes: true }).compile(JSON.parse(readFileSync(join(REPO_ROOT, 'deploy.schema.json'), 'utf8')));
+    expect(validate(parse(yaml)), JSON.stringify(validate.errors)).toBe(true);
+  });
 
   it('fails where the deploy user lost Docker access on one host, naming the host and the fix, and changes nothing', async () => {
     const node = nodeOf(estate, staging()[1]!);
