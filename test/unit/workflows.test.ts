@@ -8,7 +8,7 @@ import { parseDocument } from 'yaml';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
-const EXAMPLES = ['examples/workflows/release.yml', 'examples/workflows/rollback.yml'];
+const EXAMPLES = ['examples/workflows/release.yml', 'examples/workflows/rollback.yml', 'examples/workflows/check.yml'];
 
 /** The validator's errors, one line each, alternatives of a oneOf indented below it. */
 function describeErrors(errors: ValidationError[], indent = ''): string[] {
