@@ -7,10 +7,10 @@ import * as core from '@actions/core';
 import semver from 'semver';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import { probeAddress } from '../drivers/bind.js';
-import { connectHost, type DockerHost } from '../drivers/docker.js';
+import { DockerHost } from '../drivers/docker.js';
 import type { GitHubApi } from '../drivers/github.js';
 import { connectLoadBalancer, type HaproxyRuntime } from '../drivers/haproxy.js';
-import { HostKeyError } from '../drivers/ssh.js';
+import { HostKeyError, SshConnection } from '../drivers/ssh.js';
 import type { Inputs } from '../inputs.js';
 import { splitRepository } from '../release/image.js';
 import { htmlText, writeSummary } from '../report/summary.js';
@@ -25,6 +25,10 @@ import { requireSshInputs, sshOptions } from './preflight.js';
 
 /** The oldest engine the action is tested against (Debian 12's docker.io). */
 export const MIN_ENGINE = '20.10.0';
+/** Free space asked for beside twice the app's largest image on the host: a release's layers plus room. */
+export const MIN_FREE_BYTES = 2 ** 30;
+
+const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 
 export interface CheckRow {
   where: string;
@@ -68,8 +72,14 @@ async function open<T>(address: string, env: EnvironmentConfig, connecting: Prom
   }
 }
 
-/** Each host: Docker access, engine version, registry, ports, the lock. */
-export async function checkHost(host: DockerHost, config: Config, env: EnvironmentConfig, auth: RegistryCredentials | undefined): Promise<CheckRow[]> {
+/** Each host: Docker access, engine version, registry, ports, disk space. */
+export async function checkHost(
+  host: DockerHost,
+  config: Config,
+  env: EnvironmentConfig,
+  auth: RegistryCredentials | undefined,
+  freeBytes: (path: string) => Promise<number>,
+): Promise<CheckRow[]> {
   const where = host.host;
   const user = env.ssh.user;
   try {
@@ -113,7 +123,25 @@ export async function checkHost(host: DockerHost, config: Config, env: Environme
       rows.push(pass(where, `${role} port ${port}`, use.containers.length > 0 ? `held by ${use.containers.join(', ')}` : 'free'));
     }
   }
+  rows.push(await checkDisk(host, config, freeBytes));
   return rows;
+}
+
+/** Room for the next image where the engine keeps images: twice the app's largest image there, and at least MIN_FREE_BYTES. */
+async function checkDisk(host: DockerHost, config: Config, freeBytes: (path: string) => Promise<number>): Promise<CheckRow> {
+  const where = host.host;
+  const { root, largestImage } = await host.storage(config.image);
+  const need = Math.max(MIN_FREE_BYTES, 2 * largestImage);
+  let free: number;
+  try {
+    free = await freeBytes(root);
+  } catch (error) {
+    return { where, check: 'disk space', verdict: 'warn', detail: `not read over SFTP (${message(error)})`, fix: `check df -h ${root} on ${where} by hand, or enable Subsystem sftp in sshd_config` };
+  }
+  const detail = `${gib(free)} free in ${root}, need ${gib(need)}${largestImage ? ` (largest image of ${config.image}: ${gib(largestImage)})` : ''}`;
+  return free >= need
+    ? pass(where, 'disk space', detail)
+    : fail(where, 'disk space', detail, `on ${where}: docker image prune -a removes images no container uses; or free space in ${root}; retain-images keeps fewer releases`);
 }
 
 /** The deploy lock: held by a live run, the next deploy waits (lock.wait) or stops. */
@@ -212,10 +240,11 @@ export async function runChecks(inputs: Inputs, config: Config, env: Environment
   const auth = username ? { username, password, serveraddress: splitRepository(config.image).registry } : undefined;
   const lockAt = lockHost(env.hosts);
   const hosts = env.hosts.map(async (address) => {
-    const { rows, connection } = await open(address, env, connectHost(sshOptions(inputs, env, address)));
-    if (!connection) return rows;
+    const { rows, connection: ssh } = await open(address, env, SshConnection.connect(sshOptions(inputs, env, address)));
+    if (!ssh) return rows;
+    const connection = new DockerHost(ssh);
     try {
-      const hostRows = await checkHost(connection, config, env, auth);
+      const hostRows = await checkHost(connection, config, env, auth, (path) => ssh.freeBytes(path));
       const reachable = hostRows.every((row) => row.check !== 'Docker Engine access' || row.verdict === 'pass');
       return [...rows, ...hostRows, ...(address === lockAt && reachable ? [await checkLock(connection, config)] : [])];
     } catch (error) {

@@ -347,6 +347,15 @@ export class DockerHost implements HostDriver {
     return { version: answer.Version, apiVersion: answer.ApiVersion };
   }
 
+  /** Where the engine keeps images (DockerRootDir), and the size of the largest image of `repository` it holds. */
+  async storage(repository: string): Promise<{ root: string; largestImage: number }> {
+    const [info, images] = await this.call('read the engine\'s storage', this.timeouts.apiSeconds, (abortSignal) =>
+      Promise.all([this.engine.info() as Promise<{ DockerRootDir?: string }>, this.engine.listImages({ abortSignal })]),
+    );
+    const ours = images.filter((image) => [...(image.RepoTags ?? []), ...(image.RepoDigests ?? [])].some((ref) => repositoryOf(ref) === repository));
+    return { root: info.DockerRootDir ?? '/var/lib/docker', largestImage: Math.max(0, ...ours.map((image) => image.Size)) };
+  }
+
   /** A container's state as status shows it: running or not, Docker's health verdict, since when. */
   async containerState(name: string): Promise<{ state: string; health?: string; since: string; deployedAt?: string } | undefined> {
     const info = await this.inspect(name);

@@ -71,7 +71,7 @@ describe('command: check', () => {
     expect(result.code, result.log).toBe(0);
     expect(await snapshot()).toEqual(before);
     for (const host of staging()) {
-      for (const check of ['SSH', 'host key in ssh-known-hosts', 'Docker Engine access', 'engine version', 'registry', 'master port 50000', 'backup port 50001']) {
+      for (const check of ['SSH', 'host key in ssh-known-hosts', 'Docker Engine access', 'engine version', 'registry', 'master port 50000', 'backup port 50001', 'disk space']) {
         expect(rowsOf(result.log, host, check).some((line) => line.startsWith('ok')), `${host} ${check}\n${result.log}`).toBe(true);
       }
       expect(rowsOf(result.log, lb().address, `backup server for ${host}:50001`)[0]).toMatch(/^ok .*\(backup\): \w+, check L\d/);
