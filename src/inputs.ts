@@ -9,7 +9,7 @@ import type { Config } from './config/schema.js';
 import { DIGEST } from './release/trust.js';
 import { maskSecret } from './report/secrets.js';
 
-export const COMMANDS = ['build', 'deploy', 'rollback', 'plan', 'haproxy-config'] as const;
+export const COMMANDS = ['build', 'deploy', 'rollback', 'plan', 'haproxy-config', 'check', 'status'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export class InputError extends Error {

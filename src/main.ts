@@ -9,6 +9,8 @@ import { JOURNAL_STATE } from './commands/journal.js';
 import { DeployFailed } from './commands/rollout.js';
 import { GateError } from './commands/gates.js';
 import { haproxyConfig } from './commands/haproxy-config.js';
+import { CheckFailed, check } from './commands/check.js';
+import { status } from './commands/status.js';
 import { ConfigError } from './config/fields.js';
 import type { Config } from './config/schema.js';
 import { readConfig, readInputs, readState, type Command, type Inputs } from './inputs.js';
@@ -22,6 +24,8 @@ const handlers: Record<Command, Handler> = {
   rollback,
   plan,
   'haproxy-config': haproxyConfig,
+  check,
+  status,
 };
 
 async function fail(error: unknown, configFile: string | undefined): Promise<void> {
@@ -34,8 +38,8 @@ async function fail(error: unknown, configFile: string | undefined): Promise<voi
     core.error(message, { title: error.key, ...(configFile ? { file: configFile } : {}) });
   }
   core.setFailed(message);
-  // A rollout writes its own table; every other failure still leaves its reason in the summary.
-  if (!(error instanceof DeployFailed)) {
+  // A rollout and a check write their own table; every other failure still leaves its reason in the summary.
+  if (!(error instanceof DeployFailed || error instanceof CheckFailed)) {
     await writeSummary((s) => s.addHeading('❌ deploy-action failed', 3).addRaw(preformatted(message))).catch(() => undefined);
   }
 }

@@ -37,7 +37,7 @@ export const coreLogger = (fold: boolean): Logger => ({
   group: (title, run) => (fold ? core.group(title, run) : run()),
 });
 
-function sshOptions(inputs: Inputs, env: EnvironmentConfig, host: string): SshOptions {
+export function sshOptions(inputs: Inputs, env: EnvironmentConfig, host: string): SshOptions {
   const jump = env.ssh['proxy-jump'];
   const options: SshOptions = {
     host,

@@ -18,7 +18,20 @@ export class ConfigError extends Error {
   }
 }
 
-export type Reader<T> = (value: unknown, path: string, problems: Problem[]) => T | undefined;
+/** A fragment of JSON Schema (draft 2020-12): what an editor checks for one value. */
+export type JsonSchema = Record<string, unknown>;
+
+/**
+ * Reads one raw value. Each reader also says, as JSON Schema, what it accepts: the generated
+ * deploy.schema.json is built from these very readers (config/json-schema.ts), so the editor's
+ * checks and the parser's can only differ where JSON Schema cannot say it (noted per reader).
+ */
+export type Reader<T> = ((value: unknown, path: string, problems: Problem[]) => T | undefined) & { json: JsonSchema };
+
+/** A reader with the JSON Schema of what it accepts. */
+export function reader<T>(read: (value: unknown, path: string, problems: Problem[]) => T | undefined, json: JsonSchema): Reader<T> {
+  return Object.assign(read, { json });
+}
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
@@ -32,7 +45,7 @@ export function isMapping(value: unknown): value is Record<string, unknown> {
 }
 
 export function text(pattern?: RegExp, expected?: string): Reader<string> {
-  return (value, path, problems) => {
+  return reader((value, path, problems) => {
     if (typeof value !== 'string') {
       problems.push({ path, message: `expected ${expected ?? 'a string'}, got ${describe(value)}` });
       return undefined;
@@ -42,11 +55,11 @@ export function text(pattern?: RegExp, expected?: string): Reader<string> {
       return undefined;
     }
     return value;
-  };
+  }, { type: 'string', ...(pattern ? { pattern: pattern.source } : {}) });
 }
 
 export function integer(min: number, max: number): Reader<number> {
-  return (value, path, problems) => {
+  return reader((value, path, problems) => {
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
       problems.push({
         path,
@@ -55,19 +68,19 @@ export function integer(min: number, max: number): Reader<number> {
       return undefined;
     }
     return value;
-  };
+  }, { type: 'integer', minimum: min, maximum: max });
 }
 
-export const boolean: Reader<boolean> = (value, path, problems) => {
+export const boolean: Reader<boolean> = reader((value, path, problems) => {
   if (typeof value !== 'boolean') {
     problems.push({ path, message: `expected true or false, got ${describe(value)}` });
     return undefined;
   }
   return value;
-};
+}, { type: 'boolean' });
 
 export function list<T>(item: Reader<T>, { unique = false, nonEmpty = false } = {}): Reader<T[]> {
-  return (value, path, problems) => {
+  return reader((value, path, problems) => {
     if (!Array.isArray(value)) {
       problems.push({ path, message: `expected a list, got ${describe(value)}` });
       return undefined;
@@ -88,14 +101,14 @@ export function list<T>(item: Reader<T>, { unique = false, nonEmpty = false } = 
       out.push(read);
     });
     return problems.length === before ? out : undefined;
-  };
+  }, { type: 'array', items: item.json, ...(unique ? { uniqueItems: true } : {}), ...(nonEmpty ? { minItems: 1 } : {}) });
 }
 
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 // Environment variable maps: YAML numbers and booleans are accepted and kept as their text,
 // since `PORT: 3000` is what people write and Docker only takes strings anyway.
-export const stringMap: Reader<Record<string, string>> = (value, path, problems) => {
+export const stringMap: Reader<Record<string, string>> = reader((value, path, problems) => {
   if (!isMapping(value)) {
     problems.push({ path, message: `expected a mapping of NAME: value, got ${describe(value)}` });
     return undefined;
@@ -112,21 +125,24 @@ export const stringMap: Reader<Record<string, string>> = (value, path, problems)
     }
   }
   return problems.length === before ? out : undefined;
-};
+}, { type: 'object', propertyNames: { pattern: ENV_NAME.source }, additionalProperties: { type: ['string', 'number', 'boolean'] } });
 
 type Kind = 'required' | 'default' | 'optional';
 export interface Field<T, K extends Kind = Kind> {
   read: Reader<T>;
   kind: K;
   fallback?: T;
+  /** What the key means, for deploy.schema.json (editors show it on hover). */
+  description: string;
 }
 
-export const required = <T>(read: Reader<T>): Field<T, 'required'> => ({ read, kind: 'required' });
-export const optional = <T>(read: Reader<T>): Field<T, 'optional'> => ({ read, kind: 'optional' });
-export const withDefault = <T>(read: Reader<T>, fallback: T): Field<T, 'default'> => ({
+export const required = <T>(read: Reader<T>, description: string): Field<T, 'required'> => ({ read, kind: 'required', description });
+export const optional = <T>(read: Reader<T>, description: string): Field<T, 'optional'> => ({ read, kind: 'optional', description });
+export const withDefault = <T>(read: Reader<T>, fallback: T, description: string): Field<T, 'default'> => ({
   read,
   kind: 'default',
   fallback,
+  description,
 });
 
 export type Schema = Record<string, Field<any>>;

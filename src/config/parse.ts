@@ -8,17 +8,15 @@ import {
   isMapping,
   optional,
   readSection,
-  required,
-  text,
+  reader,
   type Problem,
   type Schema,
   type Partial_,
 } from './fields.js';
 import {
-  CONTAINER_NAME,
   ENVIRONMENT_NAME,
-  REPOSITORY,
   buildSchema,
+  identity,
   environmentScalars,
   overridable,
   topScalars,
@@ -29,13 +27,8 @@ import {
 
 type Sections = { [K in keyof typeof overridable]?: Partial_<(typeof overridable)[K]> };
 
-const identity = {
-  app: required(text(CONTAINER_NAME, 'a container name (letters, digits, _ . -)')),
-  image: required(text(REPOSITORY, 'an image repository without tag, like registry.example.com/team/app')),
-};
-
 // Sections are only named here (so unknown keys are caught); their own schema reads them.
-const section = optional((value: unknown) => value);
+const section = optional(reader((value: unknown) => value, {}), 'a section, read by its own schema');
 const sectionNames = Object.fromEntries(Object.keys(overridable).map((k) => [k, section]));
 const topSchema: Schema = { ...identity, build: section, ...sectionNames, ...topScalars, environments: section };
 const environmentSchema: Schema = { ...environmentScalars, ...sectionNames, ...topScalars };

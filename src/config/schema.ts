@@ -11,24 +11,29 @@ import {
   stringMap,
   text,
   withDefault,
+  reader,
   type Complete,
   type Reader,
 } from './fields.js';
 
 const HOST_LABEL = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-export const host: Reader<string> = (value, path, problems) => {
+// JSON Schema has no IP test of its own without format plugins: IPv4 addresses match HOST_LABEL,
+// IPv6 ones this looser pattern (the parser then applies node's isIP).
+const IPV6 = '^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$';
+
+export const host: Reader<string> = reader((value, path, problems) => {
   if (typeof value === 'string' && (isIP(value) !== 0 || HOST_LABEL.test(value))) return value;
   problems.push({ path, message: 'not a host name or address' });
   return undefined;
-};
+}, { type: 'string', anyOf: [{ pattern: HOST_LABEL.source }, { pattern: IPV6 }] });
 
 /** container.bind: an IP address, or `host` (each host's own address as listed in hosts). */
-const bindAddress: Reader<string> = (value, path, problems) => {
+const bindAddress: Reader<string> = reader((value, path, problems) => {
   if (typeof value === 'string' && (value === 'host' || isIP(value) !== 0)) return value;
   problems.push({ path, message: 'expected an IPv4 or IPv6 address (0.0.0.0: every interface), or host (the address each host is listed under)' });
   return undefined;
-};
+}, { type: 'string', anyOf: [{ const: 'host' }, { pattern: '^[0-9]{1,3}(\\.[0-9]{1,3}){3}$' }, { pattern: IPV6 }] });
 
 // Docker's own grammar for names, repositories and volume specs, kept strict because these
 // values end up in API calls on every host.
@@ -46,75 +51,82 @@ const PROXY_JUMP = /^(?:[a-z_][a-z0-9_.-]*@)?[A-Za-z0-9.:[\]-]+?(?::[0-9]{1,5})?
 const port = integer(1, 65535);
 
 /** A whole number from 1 to 100, or a percentage "1%" to "100%" (of the hosts). */
-const countOrPercent: Reader<number | `${number}%`> = (value, path, problems) => {
+const PERCENT = /^(100|[1-9][0-9]?)%$/;
+const countOrPercent: Reader<number | `${number}%`> = reader((value, path, problems) => {
   if (Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 100) return value as number;
-  if (typeof value === 'string' && /^(100|[1-9][0-9]?)%$/.test(value)) return value as `${number}%`;
+  if (typeof value === 'string' && PERCENT.test(value)) return value as `${number}%`;
   problems.push({ path, message: `expected a whole number from 1 to 100 or a percentage like "50%", got ${JSON.stringify(value)}` });
   return undefined;
-};
+}, { oneOf: [{ type: 'integer', minimum: 1, maximum: 100 }, { type: 'string', pattern: PERCENT.source }] });
 const seconds = (max: number) => integer(1, max);
 const names = list(text(ENV_NAME, 'an environment variable name'), { unique: true });
 
+/** What names the app and its image: top level only, one image per release for every environment. */
+export const identity = {
+  app: required(text(CONTAINER_NAME, 'a container name (letters, digits, _ . -)'), 'The master container\'s name on every host; the backup is APP-backup, the deploy lock APP-deploy-lock.'),
+  image: required(text(REPOSITORY, 'an image repository without tag, like registry.example.com/team/app'), 'The image repository without tag, e.g. registry.example.com/clay/mobile: built once per release, promoted by digest.'),
+};
+
 export const buildSchema = {
-  context: withDefault(text(/^[^\0]+$/, 'a directory'), '.'),
-  dockerfile: withDefault(text(/^[^\0]+$/, 'a file path'), 'Dockerfile'),
-  target: withDefault(text(/^([A-Za-z0-9][A-Za-z0-9_.-]*)?$/, 'a build stage name'), ''),
-  args: withDefault(stringMap, {}),
-  secrets: withDefault(names, []),
-  latest: withDefault(boolean, true),
+  context: withDefault(text(/^[^\0]+$/, 'a directory'), '.', 'The build context, relative to the workspace.'),
+  dockerfile: withDefault(text(/^[^\0]+$/, 'a file path'), 'Dockerfile', 'The Dockerfile, relative to build.context.'),
+  target: withDefault(text(/^([A-Za-z0-9][A-Za-z0-9_.-]*)?$/, 'a build stage name'), '', 'The build stage to build; empty: the last one.'),
+  args: withDefault(stringMap, {}, 'Build args (NAME: value); DEPLOY_VERSION and DEPLOY_REVISION are set by the action.'),
+  secrets: withDefault(names, [], 'Names of variables of the build step\'s env passed as BuildKit secrets (--secret id=NAME,env=NAME), never as build args.'),
+  latest: withDefault(boolean, true, 'Also move the latest tag, for stable releases only (never for a prerelease).'),
 };
 
 export const containerSchema = {
-  port: required(port),
-  env: withDefault(stringMap, {}),
-  secrets: withDefault(names, []),
-  volumes: withDefault(list(text(VOLUME, 'a volume like /host/path:/container/path[:ro]')), []),
-  restart: withDefault(text(RESTART, 'a Docker restart policy (no, always, unless-stopped, on-failure[:N])'), 'on-failure'),
-  'stop-timeout': withDefault(integer(0, 3600), 30),
-  init: withDefault(boolean, true),
+  port: required(port, 'The port the app listens on inside the container. Required, at the top level or in each environment.'),
+  env: withDefault(stringMap, {}, 'Environment variables of the container (NAME: value); an environment\'s map adds to the top level\'s.'),
+  secrets: withDefault(names, [], 'Names of variables whose values come from the deploy step\'s env (from secrets); never logged.'),
+  volumes: withDefault(list(text(VOLUME, 'a volume like /host/path:/container/path[:ro]')), [], 'Volumes like /host/path:/container/path[:ro].'),
+  restart: withDefault(text(RESTART, 'a Docker restart policy (no, always, unless-stopped, on-failure[:N])'), 'on-failure', 'Docker restart policy: no, always, unless-stopped, on-failure[:N].'),
+  'stop-timeout': withDefault(integer(0, 3600), 30, 'Seconds from SIGTERM to SIGKILL when a container is stopped.'),
+  init: withDefault(boolean, true, 'Docker\'s init as PID 1, so that SIGTERM reaches the app.'),
   // Absent: Docker's default, every interface (IPv4 and IPv6), as before this key existed; the
   // README advises the address HAProxy reaches.
-  bind: optional(bindAddress),
+  bind: optional(bindAddress, 'The host address the ports are published on: an IP address, or host (each host\'s own address as listed in hosts). Absent: every interface.'),
 };
 
 export const portsSchema = {
-  master: withDefault(port, 50000),
-  backup: withDefault(port, 50001),
+  master: withDefault(port, 50000, 'The host port of the master container (HAProxy\'s server for the host).'),
+  backup: withDefault(port, 50001, 'The host port of the backup container (HAProxy\'s backup server for the host).'),
 };
 
 export const healthSchema = {
-  path: withDefault(text(URL_PATH, 'a URL path starting with /'), '/healthcheck'),
-  timeout: withDefault(seconds(3600), 60),
-  interval: withDefault(seconds(60), 1),
+  path: withDefault(text(URL_PATH, 'a URL path starting with /'), '/healthcheck', 'The path that answers 2xx when the app is healthy.'),
+  timeout: withDefault(seconds(3600), 60, 'Seconds a new container has to become healthy.'),
+  interval: withDefault(seconds(60), 1, 'Seconds between health probes at most (they start at 100 ms and back off).'),
 };
 
 export const sshSchema = {
-  user: withDefault(text(/^[a-z_][a-z0-9_.-]{0,31}$/, 'a user name'), 'deploy'),
-  port: withDefault(port, 22),
-  'proxy-jump': optional(text(PROXY_JUMP, 'a jump host like user@bastion.example.com:22')),
-  'connect-timeout': withDefault(seconds(300), 15),
-  'keepalive-interval': withDefault(seconds(300), 10),
+  user: withDefault(text(/^[a-z_][a-z0-9_.-]{0,31}$/, 'a user name'), 'deploy', 'The deploy user on every host and load balancer.'),
+  port: withDefault(port, 22, 'The SSH port of every host and load balancer.'),
+  'proxy-jump': optional(text(PROXY_JUMP, 'a jump host like user@bastion.example.com:22'), 'A jump host, user@bastion.example.com:22; its host key is checked too.'),
+  'connect-timeout': withDefault(seconds(300), 15, 'Seconds to wait for an SSH connection.'),
+  'keepalive-interval': withDefault(seconds(300), 10, 'Seconds between SSH keepalives.'),
 };
 
 export const haproxySchema = {
   /** One load balancer; `hosts` for several (exactly one of the two). */
-  host: optional(host),
+  host: optional(host, 'The load balancer (HAProxy) in front of the hosts; hosts for several. Give one of the two.'),
   /** Every load balancer in front of the environment's hosts: all are driven as peers. */
-  hosts: optional(list(host, { unique: true, nonEmpty: true })),
-  socket: withDefault(text(SOCKET_PATH, 'an absolute socket path'), '/run/haproxy/admin.sock'),
-  backend: required(text(/^[A-Za-z0-9_.:-]+$/, 'an HAProxy backend name')),
-  'drain-timeout': withDefault(seconds(3600), 30),
+  hosts: optional(list(host, { unique: true, nonEmpty: true }), 'Every load balancer in front of the hosts, driven as peers; host for one. Give one of the two.'),
+  socket: withDefault(text(SOCKET_PATH, 'an absolute socket path'), '/run/haproxy/admin.sock', 'HAProxy\'s admin socket (stats socket ... level admin) on each load balancer.'),
+  backend: required(text(/^[A-Za-z0-9_.:-]+$/, 'an HAProxy backend name'), 'The HAProxy backend holding a master and a backup server per host. Required with a haproxy section.'),
+  'drain-timeout': withDefault(seconds(3600), 30, 'Seconds a draining server may keep sessions before on-drain-timeout applies.'),
   /** Sessions still open at the drain timeout: fail the step (server put back), or cut them. */
-  'on-drain-timeout': withDefault(text(/^(fail|cut)$/, 'fail or cut') as Reader<'fail' | 'cut'>, 'fail'),
+  'on-drain-timeout': withDefault(text(/^(fail|cut)$/, 'fail or cut') as Reader<'fail' | 'cut'>, 'fail', 'Sessions still open at the drain timeout: fail (put the server back, fail the step) or cut them.'),
 };
 
 export const lockSchema = {
   /** How long a deploy waits for another one on the same environment before failing. */
-  wait: withDefault(integer(0, 3600), 0),
+  wait: withDefault(integer(0, 3600), 0, 'Seconds a deploy waits for another one on the same environment before failing.'),
   /** A lock older than this, or whose run has ended, is stale (see takeover). */
-  'stale-after': withDefault(seconds(86400), 3600),
+  'stale-after': withDefault(seconds(86400), 3600, 'A lock older than this many seconds is stale, only when GitHub cannot tell whether its run has ended.'),
   /** Take over a stale lock (reported in the log) instead of failing. */
-  takeover: withDefault(boolean, false),
+  takeover: withDefault(boolean, false, 'Take over a stale lock (reported in the log) instead of failing.'),
 };
 
 /** Sections an environment may override (deep merge), as Kamal destinations do. */
@@ -127,17 +139,28 @@ export const overridable = {
   lock: lockSchema,
 } as const;
 
+/** What each section is, for deploy.schema.json. */
+export const SECTION_DESCRIPTIONS: Record<keyof typeof overridable | 'build', string> = {
+  build: 'How the image is built (command: build).',
+  container: 'How each container runs.',
+  ports: 'The host ports of the master and backup containers.',
+  health: 'The health probe a new container must pass before it serves.',
+  ssh: 'How the action logs in to hosts and load balancers.',
+  haproxy: 'The load balancers in front of the hosts. Absent: containers are replaced in place, with a gap.',
+  lock: 'The deploy lock: one deploy per environment at a time.',
+};
+
 export const topScalars = {
-  'retain-images': withDefault(integer(1, 100), 3),
+  'retain-images': withDefault(integer(1, 100), 3, 'Images of the app kept on each host (never one in use, the target, or the release before it).'),
   /** Hosts updated at once: a number, or a percentage of the environment's hosts ("50%"). */
-  'max-parallel': withDefault(countOrPercent, '50%' as number | `${number}%`),
+  'max-parallel': withDefault(countOrPercent, '50%' as number | `${number}%`, 'Hosts updated at once: a number, or a percentage of the hosts ("50%", rounded down, at least one).'),
 };
 
 export const environmentScalars = {
-  hosts: required(list(host, { unique: true, nonEmpty: true })),
-  url: optional(text(/^https?:\/\/\S+$/, 'an http(s) URL')),
-  'require-approval': withDefault(boolean, false),
-  'promote-from': optional(text(/^[A-Za-z0-9_-]+$/, 'an environment name')),
+  hosts: required(list(host, { unique: true, nonEmpty: true }), 'The application hosts of this environment.'),
+  url: optional(text(/^https?:\/\/\S+$/, 'an http(s) URL'), 'The environment\'s URL, shown in GitHub\'s deployment records.'),
+  'require-approval': withDefault(boolean, false, 'Deploy only in a run that a required reviewer of this GitHub environment approved.'),
+  'promote-from': optional(text(/^[A-Za-z0-9_-]+$/, 'an environment name'), 'Take only the digest this other environment ran successfully for the same version.'),
 };
 
 export const ENVIRONMENT_NAME = /^[A-Za-z0-9_-]{1,64}$/;

@@ -337,6 +337,58 @@ export class DockerHost implements HostDriver {
     );
   }
 
+  /** Who holds the deploy lock `name`, or undefined when no one does (read-only: check, status). */
+  async readLock(name: string): Promise<DeployLock | undefined> {
+    const current = await this.inspect(name);
+    return current ? this.lockOf(name, current.Config.Labels ?? {}) : undefined;
+  }
+
+  /** The engine's version and API version. */
+  async version(): Promise<{ version: string; apiVersion: string }> {
+    const answer = await this.call('read the engine version', this.timeouts.apiSeconds, () => this.engine.version());
+    return { version: answer.Version, apiVersion: answer.ApiVersion };
+  }
+
+  /** Where the engine keeps images (DockerRootDir), and the size of the largest image of `repository` it holds. */
+  async storage(repository: string): Promise<{ root: string; largestImage: number }> {
+    const [info, images] = await this.call('read the engine\'s storage', this.timeouts.apiSeconds, (abortSignal) =>
+      Promise.all([this.engine.info() as Promise<{ DockerRootDir?: string }>, this.engine.listImages({ abortSignal })]),
+    );
+    const ours = images.filter((image) => [...(image.RepoTags ?? []), ...(image.RepoDigests ?? [])].some((ref) => repositoryOf(ref) === repository));
+    return { root: info.DockerRootDir ?? '/var/lib/docker', largestImage: Math.max(0, ...ours.map((image) => image.Size)) };
+  }
+
+  /** A container's state as status shows it: running or not, Docker's health verdict, since when. */
+  async containerState(name: string): Promise<{ state: string; health?: string; since: string; deployedAt?: string } | undefined> {
+    const info = await this.inspect(name);
+    if (!info) return undefined;
+    const deployedAt = info.Config.Labels?.[LABELS.deployedAt];
+    return {
+      state: info.State.Status,
+      ...(info.State.Health?.Status ? { health: info.State.Health.Status } : {}),
+      since: info.State.Running ? info.State.StartedAt : info.State.FinishedAt,
+      ...(deployedAt ? { deployedAt } : {}),
+    };
+  }
+
+  /**
+   * What holds a host port: the containers publishing it, and, when none does, whether anything
+   * else accepts connections there (a TCP connect from the host itself to `address`).
+   */
+  async portUse(port: number, address: string): Promise<{ containers: string[]; listening: boolean }> {
+    const running = await this.call('list containers', this.timeouts.apiSeconds, (abortSignal) => this.engine.listContainers({ abortSignal }));
+    const containers = running.filter((c) => c.Ports.some((p) => p.PublicPort === port)).map((c) => (c.Names[0] ?? c.Id).replace(/^\//, ''));
+    if (containers.length > 0) return { containers, listening: true };
+    const listening = await this.tunnel.forwardTcp(address, port).then(
+      (channel) => {
+        channel.destroy();
+        return true;
+      },
+      () => false,
+    );
+    return { containers, listening };
+  }
+
   async pruneImages(repository: string, keep: number, protect: string[]): Promise<string[]> {
     const [images, containers] = await this.call(`list images of ${repository}`, this.timeouts.apiSeconds, (abortSignal) =>
       Promise.all([this.engine.listImages({ abortSignal }), this.engine.listContainers({ all: true, abortSignal })]),

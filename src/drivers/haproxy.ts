@@ -67,6 +67,31 @@ export class HaproxyRuntime implements LoadBalancerDriver {
     return { status: row.status ?? '', sessions: Number(row.scur || 0), queued: Number(row.qcur || 0) };
   }
 
+  /** The level of a session on the admin socket (show cli level): the deploy needs `admin`. */
+  async cliLevel(): Promise<string> {
+    return (await this.command('show cli level')).trim();
+  }
+
+  /** Every server of the backend as `show stat` reports it; undefined when there is no such backend. */
+  async servers(): Promise<BackendServer[] | undefined> {
+    const command = `show stat ${this.backend} 4 -1`;
+    const answer = await this.command(command);
+    if (/^No such proxy/m.test(answer)) return undefined;
+    const rows = parseStatCsv(answer);
+    if (!rows) throw this.refused(command, answer);
+    return rows
+      .filter((row) => row.pxname === this.backend && row.svname !== 'BACKEND')
+      .map((row) => ({
+        name: row.svname ?? '',
+        address: row.addr ?? '',
+        backup: row.bck === '1',
+        status: row.status ?? '',
+        checkStatus: row.check_status ?? '',
+        sessions: Number(row.scur || 0),
+        secondsInState: Number(row.lastchg || 0),
+      }));
+  }
+
   private refused(command: string, answer: string): HaproxyError {
     return new HaproxyError(`${this.where}: "${command}" was answered: ${answer.trim() || '(nothing)'}`);
   }
@@ -98,6 +123,20 @@ export class HaproxyRuntime implements LoadBalancerDriver {
       stream.end(`${command}\n`);
     });
   }
+}
+
+/** One server of a backend, from `show stat` (text HAProxy reports: print it as untrusted). */
+export interface BackendServer {
+  name: string;
+  /** address:port */
+  address: string;
+  backup: boolean;
+  /** UP, DOWN, MAINT, DRAIN, no check, ... */
+  status: string;
+  /** L7OK, L4CON, ...; empty when the server has no health check */
+  checkStatus: string;
+  sessions: number;
+  secondsInState: number;
 }
 
 /** Opens the load balancer's SSH connection and drives one backend over it. */

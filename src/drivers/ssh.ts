@@ -241,6 +241,22 @@ export class SshConnection {
     return this.lost;
   }
 
+  /**
+   * Bytes free to an unprivileged user on the filesystem holding `path`, by SFTP's
+   * statvfs@openssh.com: read-only, and no shell for the deploy user needed.
+   */
+  async freeBytes(path: string): Promise<number> {
+    const sftp = await this.ssh.requestSFTP();
+    try {
+      const fs = await new Promise<{ bavail: number | bigint; frsize: number | bigint }>((resolve, reject) =>
+        sftp.ext_openssh_statvfs(path, (error, info) => (error ? reject(error) : resolve(info))),
+      );
+      return Number(fs.bavail) * Number(fs.frsize);
+    } finally {
+      sftp.end();
+    }
+  }
+
   /** A channel to a unix socket on the host (OpenSSH stream-local forwarding). */
   forwardStreamLocal(socketPath: string): Promise<Duplex> {
     return this.channel(socketPath, (callback) => this.client.openssh_forwardOutStreamLocal(socketPath, callback));

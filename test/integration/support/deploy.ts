@@ -52,7 +52,7 @@ ${environments}`;
 export const APP_SECRET = 'app-s3cret-value-4e1b9';
 
 export interface DeployRunOptions extends DeployConfigOptions {
-  command?: 'deploy' | 'plan' | 'rollback' | 'haproxy-config';
+  command?: 'deploy' | 'plan' | 'rollback' | 'haproxy-config' | 'check' | 'status';
   version: string;
   digest?: string;
   githubUrl?: string;
