@@ -248,10 +248,13 @@ export class SshConnection {
   async freeBytes(path: string): Promise<number> {
     const sftp = await this.ssh.requestSFTP();
     try {
-      const fs = await new Promise<{ bavail: number | bigint; frsize: number | bigint }>((resolve, reject) =>
+      // ssh2 names the fields as statvfs(3) does: f_bavail blocks of f_frsize bytes.
+      const fs = await new Promise<{ f_bavail: number | bigint; f_frsize: number | bigint }>((resolve, reject) =>
         sftp.ext_openssh_statvfs(path, (error, info) => (error ? reject(error) : resolve(info))),
       );
-      return Number(fs.bavail) * Number(fs.frsize);
+      const free = Number(fs.f_bavail) * Number(fs.f_frsize);
+      if (!Number.isFinite(free)) throw new Error(`the SFTP server's statvfs answer for ${path} has no free-block count`);
+      return free;
     } finally {
       sftp.end();
     }
