@@ -2,12 +2,12 @@
 // peers), under load through both load balancers, one row per fault. After each: servers out of
 // rotation, hosts whose roles run different releases, the lock, the time from the fault to the
 // action's exit, and whether the next deploy succeeds. Prints figures; asserts nothing.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ActionRun } from '../test/integration/support/action.js';
 import { clearHosts, containersOn, runDeploy, versionsOn, type DeployRunOptions } from '../test/integration/support/deploy.js';
-import { REPO_ROOT, loadEstate, nodeOf, serverStatus } from '../test/integration/support/estate.js';
+import { REPO_ROOT, loadEstate, onMasterStop, serverStatus } from '../test/integration/support/estate.js';
 import { startGitHub } from '../test/integration/support/github.js';
 import { pushTestApp } from '../test/integration/support/images.js';
 import { underLoadThrough } from '../test/integration/support/load.js';
@@ -22,18 +22,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const deploy = (version: string, options: Partial<DeployRunOptions> = {}) =>
   runDeploy(estate, { environment: 'production', version, githubUrl: github.url, ...options });
 
-/** Calls `then` when Docker first signals host `index`'s master to stop (its replacement begins). */
-function onMasterStop(index: number, then: () => void): () => void {
-  const events = spawn('bash', [ESTATE, 'exec', nodeOf(estate, hosts[index]!), 'docker', 'events', '--filter', 'container=demo', '--filter', 'event=kill', '--format', '{{.Actor.Attributes.name}}']);
-  let fired = false;
-  events.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    if (!fired && chunk.split('\n').includes('demo')) {
-      fired = true;
-      then();
-    }
-  });
-  return () => events.kill();
-}
+const onHostMasterStop = (index: number, then: () => void) => onMasterStop(estate, hosts[index]!, then);
 
 /** A node's link to the bridge, down or up: the host or load balancer drops off the network. */
 const link = (address: string, state: 'up' | 'down') => run('ip', ['link', 'set', `daev${address.split('.').at(-1)}`, state]);
@@ -57,7 +46,7 @@ async function strikeAtFirstStop(version: string, strike: (pid: number) => void 
   const main = await deploy(version, {
     ...options,
     onStart: (pid) => {
-      stop = onMasterStop(0, () => {
+      stop = onHostMasterStop(0, () => {
         at = Date.now();
         void strike(pid);
       });

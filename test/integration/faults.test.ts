@@ -2,11 +2,9 @@
 // SIGTERM 7.5 s later, SIGKILL 2.5 s after that, then the post step), and the runner killed
 // outright mid-rollout followed by the post step. Afterwards every server is UP on both load
 // balancers, every host runs one release in both roles, no lock is left, and no request failed.
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clearHosts, containersOn, runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
-import { REPO_ROOT, loadEstate, nodeOf, serverStatus, type Estate } from './support/estate.js';
+import { loadEstate, onMasterStop, serverStatus, type Estate } from './support/estate.js';
 import { startGitHub, type GitHubStandIn } from './support/github.js';
 import { pushTestApp } from './support/images.js';
 import { underLoadThrough } from './support/load.js';
@@ -16,19 +14,7 @@ let github: GitHubStandIn;
 const hosts = () => estate.environments.production.hosts.slice(0, 2);
 const deploy = (options: Omit<DeployRunOptions, 'environment'>) => runDeploy(estate, { environment: 'production', githubUrl: github.url, ...options });
 
-/** Calls `then` the first time Docker signals host 1's master to stop (a replacement begins). */
-function onFirstMasterStop(then: () => void): () => void {
-  const node = nodeOf(estate, hosts()[0]!);
-  const events = spawn('bash', [join(REPO_ROOT, 'test/estate/estate.sh'), 'exec', node, 'docker', 'events', '--filter', 'container=demo', '--filter', 'event=kill', '--format', '{{.Actor.Attributes.name}}']);
-  let fired = false;
-  events.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    if (!fired && chunk.split('\n').includes('demo')) {
-      fired = true;
-      then();
-    }
-  });
-  return () => events.kill();
-}
+const onFirstMasterStop = (then: () => void) => onMasterStop(estate, hosts()[0]!, then);
 
 const underLoad = <T>(work: () => Promise<T>) => underLoadThrough(estate.environments.production.lbs.map((lb) => lb.frontend), work);
 

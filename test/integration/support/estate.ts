@@ -1,6 +1,6 @@
 // The running test estate (test/estate/estate.sh up), as its estate.json describes it: where
 // the registry, hosts and load balancers are, and how to reach them the way the action does.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,4 +113,20 @@ export async function serverStatus(estate: Estate, lb: EstateLoadBalancer, serve
   const header = csv.split('\n')[0]!.replace(/^# /, '').split(',');
   const row = csv.split('\n').map((line) => line.split(',')).find((cells) => cells[1] === server);
   return row?.[header.indexOf('status')] ?? '?';
+}
+
+/**
+ * Calls `then` the first time Docker signals the master container (`demo`) on `host` to stop: the
+ * moment its replacement begins. Returns what stops watching.
+ */
+export function onMasterStop(estate: Estate, host: string, then: () => void): () => void {
+  const events = spawn('bash', [ESTATE_SCRIPT, 'exec', nodeOf(estate, host), 'docker', 'events', '--filter', 'container=demo', '--filter', 'event=kill', '--format', '{{.Actor.Attributes.name}}']);
+  let fired = false;
+  events.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    if (!fired && chunk.split('\n').includes('demo')) {
+      fired = true;
+      then();
+    }
+  });
+  return () => events.kill();
 }
