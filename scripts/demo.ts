@@ -1,6 +1,6 @@
 // The README's main command: the whole release on the estate, exactly as the two example
 // workflows would run it, under steady traffic through both load balancers. Run by
-// scripts/demo.sh, which sets up the machine and the estate first.
+// scripts/on-estate.sh, which sets up the machine and the estate first.
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
