@@ -38,7 +38,7 @@ export async function plan(inputs: Inputs, config: Config): Promise<Record<strin
     const target = await pinRelease(connected, config.image, release.tag, inputs.digest, 'the digest input (the build job\'s)');
     await findServers(connected, { tookOverLock: false, running: current });
     const lines = [
-      ...describePlan(planRollout(target, env.hosts.map((host) => ({ host, current: current.get(host) ?? {} })), env.maxParallel)),
+      ...describePlan(planRollout(target, env.hosts.map((host) => ({ host, current: current.get(host) ?? {} })), env.maxParallel, env.canary?.hold)),
       `Load balancers: ${env.haproxy ? env.haproxy.hosts.join(', ') : 'none (no haproxy section)'}`,
     ];
     core.info(lines.join('\n'));

@@ -5,6 +5,10 @@
 import * as core from '@actions/core';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import { readSecretValues, type Inputs } from '../inputs.js';
+import { Canary } from '../receipt/canary.js';
+import { buildReceipt, receiptLine, type Receipt } from '../receipt/document.js';
+import { ReceiptRecorder } from '../receipt/recorder.js';
+import { renderReceipt } from '../receipt/render.js';
 import { parseHistoryLabel } from '../release/history.js';
 import { rolloutSummary, writeSummary } from '../report/summary.js';
 import { infoUntrusted } from '../report/untrusted.js';
@@ -30,6 +34,8 @@ interface Prepared {
   wanted: WantedRelease;
   target: Release;
   lb?: LoadBalancing;
+  /** The load balancers' counters for the receipt, read from pre-flight on (with a haproxy section). */
+  recorder?: ReceiptRecorder;
 }
 
 export async function rollOut(
@@ -48,6 +54,7 @@ export async function rollOut(
   );
   let lock: HeldLock | undefined;
   let record: GitHubDeployment | undefined;
+  let recorder: ReceiptRecorder | undefined;
   let succeeded = false;
   // Until the hosts are known to be settled, the post step must finish what this run started.
   let leftForPostStep = false;
@@ -67,25 +74,32 @@ export async function rollOut(
       if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target);
       if (request.task === 'deploy' || chosen.wanted.neverRan) await checkPromotionGate(github, env, chosen.target);
       const lb = await findServers(connected, { tookOverLock: lock.tookOver, running: chosen.state.current });
+      // The baseline runs from here to the first change.
+      const recorder = lb && new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]?.version);
+      await recorder?.open();
       record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
       stopIfCancelled();
-      return { ...chosen, ...(lb ? { lb } : {}) };
+      return { ...chosen, ...(lb ? { lb } : {}), ...(recorder ? { recorder } : {}) };
     });
     const journal = new JournalWriter({ environment: env.name, touched: [], outOfService: [], heldOn: prepared.lb?.heldOn ?? [], ...(record ? { deploymentId: record.id } : {}) });
     leftForPostStep = true;
-    const result = await executeRollout(planFor(env, prepared), {
-      ...rolloutDeps(inputs, config, env, connected, prepared.lb, secrets),
-      ...(signal ? { signal } : {}),
-      journal,
-    });
+    const deps = { ...rolloutDeps(inputs, config, env, connected, prepared.lb, secrets), ...(signal ? { signal } : {}), journal };
+    recorder = prepared.recorder;
+    const canary = recorder && env.canary && new Canary(recorder, { holdSeconds: env.canary.hold, maxErrorRate: env.canary['max-error-rate'], minRequests: env.canary['min-requests'] }, prepared.target, deps.log);
+    await recorder?.start();
+    const result = await executeRollout(planFor(env, prepared), { ...deps, ...(recorder ? { observer: recorder } : {}), ...(canary ? { canary } : {}) });
     // A cancel not settled in time, or a rollback that could not put every server back.
     leftForPostStep = (result.cancelled !== undefined && !result.cancelled.settled) || journal.pending();
     if (!leftForPostStep) journal.clear();
-    await writeSummary((s) => rolloutSummary(s, { environment: env.name, target: prepared.target, result }));
+    const receipt = recorder && (await receiptOf(env, prepared.target, result, recorder, canary));
+    await writeSummary((s) => {
+      rolloutSummary(s, { environment: env.name, target: prepared.target, result });
+      if (receipt) s.addRaw(renderReceipt(receipt), true);
+    });
     if (result.cancelled) throw new DeployFailed(cancelledMessage(env, result));
     if (!result.ok) throw new DeployFailed(failureMessage(env, prepared.target, result));
     succeeded = true;
-    await tidyUp(config, env, connected, prepared, record);
+    await tidyUp(config, env, connected, prepared, record, receipt);
     return {
       version: prepared.target.version,
       image: config.image,
@@ -104,6 +118,7 @@ export async function rollOut(
     throw error;
   } finally {
     // A lock over hosts left unsettled is the post step's to release, once it has settled them.
+    recorder?.stop();
     if (lock && !leftForPostStep) await releaseLock(connected, lock);
     connected.dispose();
   }
@@ -134,7 +149,8 @@ async function pullEverywhere(connected: Connected, target: Release): Promise<vo
 }
 
 function planFor(env: EnvironmentConfig, { state, target }: Prepared) {
-  const plan = planRollout(target, env.hosts.map((host) => ({ host, current: state.current.get(host) ?? {} })), env.maxParallel);
+  // A canary section needs a haproxy section (config): the hold always has counters to judge.
+  const plan = planRollout(target, env.hosts.map((host) => ({ host, current: state.current.get(host) ?? {} })), env.maxParallel, env.canary?.hold);
   core.info(describePlan(plan).join('\n'));
   return plan;
 }
@@ -164,6 +180,26 @@ export function rolloutDeps(
   };
 }
 
+/** The receipt, from the last reading: logged in one line and set as output `receipt`. */
+async function receiptOf(env: EnvironmentConfig, target: Release, result: RolloutResult, recorder: ReceiptRecorder, canary: Canary | undefined): Promise<Receipt> {
+  await recorder.finish();
+  const receipt = buildReceipt({
+    environment: env.name,
+    version: target.version,
+    outcome: result.ok ? 'success' : result.cancelled ? 'cancelled' : 'failure',
+    baseline: recorder.baseline,
+    deploy: recorder.deploy,
+    hosts: result.hosts,
+    ...(env.canary && canary
+      ? { canary: { holdSeconds: env.canary.hold, maxErrorRate: env.canary['max-error-rate'], minRequests: env.canary['min-requests'], verdicts: canary.verdicts } }
+      : {}),
+    cost: recorder.cost,
+  });
+  core.info(`Receipt: ${receiptLine(receipt, env.hosts.length)} (baseline: ${receipt.baseline.totals.errors} errors in ${receipt.baseline.totals.requests} requests over ${receipt.baseline.seconds} s)`);
+  core.setOutput('receipt', JSON.stringify(receipt));
+  return receipt;
+}
+
 function cancelledMessage(env: EnvironmentConfig, result: RolloutResult): string {
   const runs = result.hosts.map((h) => `${h.host}: master ${h.after.master?.version ?? 'none'}, backup ${h.after.backup?.version ?? 'none'}`).join('; ');
   const left = result.cancelled!.settled ? 'every host serves, in service' : `the post step settles ${result.cancelled!.unsettled.join(', ')} and releases the lock`;
@@ -183,10 +219,18 @@ function failureMessage(env: EnvironmentConfig, target: Release, result: Rollout
  * After a rollout that succeeded: the success record and the image prune. Neither may fail the
  * job now: every host runs the release, and a failed job would refuse its promotion.
  */
-async function tidyUp(config: Config, env: EnvironmentConfig, connected: Connected, prepared: Prepared, record: GitHubDeployment | undefined): Promise<void> {
+async function tidyUp(
+  config: Config,
+  env: EnvironmentConfig,
+  connected: Connected,
+  prepared: Prepared,
+  record: GitHubDeployment | undefined,
+  receipt: Receipt | undefined,
+): Promise<void> {
   const { target, state } = prepared;
   if (record) {
-    await retried(`record the deployment ${record.id} as a success`, () => record.set('success', `${target.version} on ${env.hosts.length} hosts`));
+    const line = receipt ? receiptLine(receipt, env.hosts.length) : `${target.version} on ${env.hosts.length} hosts`;
+    await retried(`record the deployment ${record.id} as a success`, () => record.set('success', line));
   }
   await core.group('Prune old images', async () => {
     // Never what ran before this run (the rollback target) nor the release before the target.

@@ -71,6 +71,17 @@ export function integer(min: number, max: number): Reader<number> {
   }, { type: 'integer', minimum: min, maximum: max });
 }
 
+/** Any number in [min, max], fractions too (a percentage like 0.5). */
+export function decimal(min: number, max: number): Reader<number> {
+  return reader((value, path, problems) => {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+      problems.push({ path, message: `expected a number from ${min} to ${max}, got ${describe(value)}` });
+      return undefined;
+    }
+    return value;
+  }, { type: 'number', minimum: min, maximum: max });
+}
+
 export const boolean: Reader<boolean> = reader((value, path, problems) => {
   if (typeof value !== 'boolean') {
     problems.push({ path, message: `expected true or false, got ${describe(value)}` });

@@ -81,6 +81,10 @@ function resolveEnvironment(
   if (scalars.url !== undefined) env.url = scalars.url;
   if (scalars['promote-from'] !== undefined) env.promoteFrom = scalars['promote-from'];
   if (haproxy) env.haproxy = haproxy;
+  if (top.sections.canary || sections.canary) {
+    env.canary = complete('canary');
+    if (!haproxy) problems.push({ path: sections.canary ? `${path}.canary` : 'canary', message: 'needs a haproxy section: the canary is judged by the load balancers\' counters' });
+  }
   if (env.container.bind === 'host') {
     for (const [i, listed] of env.hosts.entries()) {
       if (isIP(listed) === 0) problems.push({ path: `${path}.hosts[${i}]`, message: 'container.bind: host needs every host listed by IP address' });

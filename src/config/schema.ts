@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import {
   ENV_NAME,
   boolean,
+  decimal,
   integer,
   list,
   optional,
@@ -129,6 +130,16 @@ export const lockSchema = {
   takeover: withDefault(boolean, false, 'Take over a stale lock (reported in the log) instead of failing.'),
 };
 
+/**
+ * The canary and the error budget (receipt/canary.ts). Absent: nothing holds and nothing is
+ * rolled back for errors; the receipt is written all the same.
+ */
+export const canarySchema = {
+  hold: withDefault(integer(0, 3600), 30, 'Seconds the first host\'s new master serves alone, judged by the load balancers\' counters, before any other host moves; 0: no hold.'),
+  'max-error-rate': withDefault(decimal(0, 100), 1, 'Percent of the new release\'s requests that may fail (5xx, failed connections, cut responses) before the deploy fails and is rolled back.'),
+  'min-requests': withDefault(integer(1, 1_000_000), 20, 'Requests the new release must have answered before its error rate is judged: fewer prove nothing either way.'),
+};
+
 /** Sections an environment may override (deep merge), as Kamal destinations do. */
 export const overridable = {
   container: containerSchema,
@@ -137,6 +148,7 @@ export const overridable = {
   ssh: sshSchema,
   haproxy: haproxySchema,
   lock: lockSchema,
+  canary: canarySchema,
 } as const;
 
 /** What each section is, for deploy.schema.json. */
@@ -148,6 +160,7 @@ export const SECTION_DESCRIPTIONS: Record<keyof typeof overridable | 'build', st
   ssh: 'How the action logs in to hosts and load balancers.',
   haproxy: 'The load balancers in front of the hosts. Absent: containers are replaced in place, with a gap.',
   lock: 'The deploy lock: one deploy per environment at a time.',
+  canary: 'The canary hold and the error budget, judged by the load balancers\' counters; needs haproxy. Absent: no hold, no rollback for errors.',
 };
 
 export const topScalars = {
@@ -173,6 +186,7 @@ export type SshConfig = Complete<typeof sshSchema>;
 /** The haproxy section, with `host` / `hosts` read into the list of load balancers. */
 export type HaproxyConfig = Omit<Complete<typeof haproxySchema>, 'host' | 'hosts'> & { hosts: string[] };
 export type LockConfig = Complete<typeof lockSchema>;
+export type CanaryConfig = Complete<typeof canarySchema>;
 
 /** Everything a deploy to one environment needs, after that environment's overrides. */
 export interface EnvironmentConfig {
@@ -188,6 +202,8 @@ export interface EnvironmentConfig {
   /** Absent: no load balancer; the deploy replaces containers in place and warns. */
   haproxy?: HaproxyConfig;
   lock: LockConfig;
+  /** Absent: no canary hold and no error budget (the receipt is written all the same). */
+  canary?: CanaryConfig;
   retainImages: number;
   /** Hosts updated at once, max-parallel resolved against the number of hosts. */
   maxParallel: number;

@@ -3,7 +3,7 @@
 // so the load balancer needs neither socat nor a shell for the deploy user.
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import type { LoadBalancerDriver, ServerStatus } from '../rollout/ports.js';
+import type { LoadBalancerDriver, ServerCounters, ServerStatus } from '../rollout/ports.js';
 import { SshConnection, type SshOptions } from './ssh.js';
 
 // Names go into Runtime API commands: nothing that could end or extend one.
@@ -57,14 +57,13 @@ export class HaproxyRuntime implements LoadBalancerDriver {
 
   async status(server: string): Promise<ServerStatus> {
     checkName('server', server);
-    // show stat <proxy> <type> <server id>: type 4 = servers, -1 = all of them.
-    const command = `show stat ${this.backend} 4 -1`;
-    const answer = await this.command(command);
-    const rows = parseStatCsv(answer);
-    if (!rows) throw this.refused(command, answer);
-    const row = rows.find((entry) => entry.pxname === this.backend && entry.svname === server);
+    const row = (await this.serverRows()).find((entry) => entry.svname === server);
     if (!row) throw new HaproxyError(`${this.where}: there is no server ${server}`);
     return { status: row.status ?? '', sessions: Number(row.scur || 0), queued: Number(row.qcur || 0) };
+  }
+
+  async counters(): Promise<Map<string, ServerCounters>> {
+    return new Map((await this.serverRows()).map((row) => [row.svname ?? '', countersOf(row)]));
   }
 
   /** The level of a session on the admin socket (show cli level): the deploy needs `admin`. */
@@ -74,22 +73,29 @@ export class HaproxyRuntime implements LoadBalancerDriver {
 
   /** Every server of the backend as `show stat` reports it; undefined when there is no such backend. */
   async servers(): Promise<BackendServer[] | undefined> {
+    const rows = await this.serverRows(true);
+    return rows?.map((row) => ({
+      name: row.svname ?? '',
+      address: row.addr ?? '',
+      backup: row.bck === '1',
+      status: row.status ?? '',
+      checkStatus: row.check_status ?? '',
+      sessions: Number(row.scur || 0),
+      secondsInState: Number(row.lastchg || 0),
+    }));
+  }
+
+  /** The backend's server rows of `show stat`; with `mayBeMissing`, undefined for no such backend. */
+  private async serverRows(mayBeMissing: true): Promise<Record<string, string>[] | undefined>;
+  private async serverRows(): Promise<Record<string, string>[]>;
+  private async serverRows(mayBeMissing = false): Promise<Record<string, string>[] | undefined> {
+    // show stat <proxy> <type> <server id>: type 4 = servers, -1 = all of them.
     const command = `show stat ${this.backend} 4 -1`;
     const answer = await this.command(command);
-    if (/^No such proxy/m.test(answer)) return undefined;
+    if (mayBeMissing && /^No such proxy/m.test(answer)) return undefined;
     const rows = parseStatCsv(answer);
     if (!rows) throw this.refused(command, answer);
-    return rows
-      .filter((row) => row.pxname === this.backend && row.svname !== 'BACKEND')
-      .map((row) => ({
-        name: row.svname ?? '',
-        address: row.addr ?? '',
-        backup: row.bck === '1',
-        status: row.status ?? '',
-        checkStatus: row.check_status ?? '',
-        sessions: Number(row.scur || 0),
-        secondsInState: Number(row.lastchg || 0),
-      }));
+    return rows.filter((row) => row.pxname === this.backend && row.svname !== 'BACKEND');
   }
 
   private refused(command: string, answer: string): HaproxyError {
@@ -137,6 +143,21 @@ export interface BackendServer {
   checkStatus: string;
   sessions: number;
   secondsInState: number;
+}
+
+/** A server's counters from its `show stat` row (an absent column reads 0). */
+export function countersOf(row: Record<string, string>): ServerCounters {
+  const n = (column: string) => Number(row[column] || 0);
+  return {
+    requests: n('req_tot'),
+    http5xx: n('hrsp_5xx'),
+    connectionErrors: n('econ'),
+    responseErrors: n('eresp'),
+    retries: n('wretr'),
+    redispatches: n('wredis'),
+    responseMs: n('rtime'),
+    totalMs: n('ttime'),
+  };
 }
 
 /** Opens the load balancer's SSH connection and drives one backend over it. */

@@ -3,7 +3,7 @@
 // only when every one of them reports it UP. A load balancer the action drove on its own while
 // another kept sending requests is how requests get dropped (issue of one HAProxy of a pair left
 // behind), so there is no way here to drive one of them alone.
-import type { LoadBalancerDriver, LoadBalancerFleet, Role, ServerStatus } from '../rollout/ports.js';
+import type { FleetCounters, LoadBalancerDriver, LoadBalancerFleet, Role, ServerCounters, ServerStatus } from '../rollout/ports.js';
 
 type AdminState = 'ready' | 'drain' | 'maint';
 
@@ -131,6 +131,26 @@ export class LoadBalancers implements LoadBalancerFleet {
       sessions: statuses.reduce((sum, [, s]) => sum + s.sessions, 0),
       queued: statuses.reduce((sum, [, s]) => sum + s.queued, 0),
     };
+  }
+
+  async counters(): Promise<FleetCounters> {
+    const out: FleetCounters = { read: new Map(), failed: new Map() };
+    await Promise.all(
+      this.members.map(async (member) => {
+        try {
+          const own = await member.runtime.counters();
+          const read = new Map<string, ServerCounters>();
+          for (const [server, names] of this.names) {
+            const counters = own.get(names.get(member.host)!);
+            if (counters) read.set(server, counters);
+          }
+          out.read.set(member.host, read);
+        } catch (error) {
+          out.failed.set(member.host, error instanceof Error ? error.message : String(error));
+        }
+      }),
+    );
+    return out;
   }
 
   /** Runs `operation` on every load balancer at once; the first failure names its load balancer. */

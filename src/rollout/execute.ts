@@ -43,6 +43,22 @@ export interface RolloutJournal {
   outOfService(server: string, out: boolean): void;
 }
 
+/** Told of each change of what serves behind a server: the receipt's attribution and chart. */
+export interface RolloutObserver {
+  /** The role is in maintenance on every load balancer; its container is about to become `to`. */
+  changing(host: string, role: Role, to: Release | undefined): Promise<void>;
+  /** The role is in service again, running `release`. */
+  serving(host: string, role: Role, release: Release): void;
+}
+
+/** The canary hold and the error budget (receipt/canary.ts). */
+export interface CanaryGate {
+  /** Holds while the host's new master serves alone: why the release fails, or undefined. Ends early on `signal`. */
+  hold(host: string, signal?: AbortSignal): Promise<string | undefined>;
+  /** After a container of `release` went in service: why the error budget is spent, or undefined. */
+  check(release: Release): Promise<string | undefined>;
+}
+
 export interface RolloutDeps {
   hosts: Map<string, HostDriver>;
   /** Cancellation (the job cancelled: SIGINT/SIGTERM): no new step starts, waits end at once. */
@@ -52,6 +68,8 @@ export interface RolloutDeps {
   /** false: a failure is reported, not rolled back (the post step's repair of a killed run). */
   rollBackOnFailure?: boolean;
   journal?: RolloutJournal;
+  observer?: RolloutObserver;
+  canary?: CanaryGate;
   /** Absent: containers are replaced in place and HAProxy's own checks notice (may fail requests). */
   lb?: LoadBalancing;
   containerName(role: Role): string;
@@ -190,7 +208,16 @@ class HostRun {
         return this.replace(step.role, step.to);
       case 'remove':
         return this.remove(step.role);
+      case 'hold':
+        return this.hold();
     }
+  }
+
+  private async hold(): Promise<void> {
+    const failed = await this.deps.canary?.hold(this.plan.host, this.signal);
+    this.checkCancelled();
+    // The release's version is in the reason already.
+    if (failed) throw new StepFailed(this.plan.host, 'master', undefined, failed);
   }
 
   private async check(role: Role, target: HostTarget): Promise<void> {
@@ -223,6 +250,7 @@ class HostRun {
       }
     };
     await timed('drain', () => this.takeOutOfService(role));
+    await this.deps.observer?.changing(this.plan.host, role, to);
     await timed('stop', async () => {
       if (from?.adopted) {
         // Kept whole, so that a rollback puts back the very container that served.
@@ -257,6 +285,9 @@ class HostRun {
     this.verified.add(role);
     this.phases.push(times);
     this.log(describePhases(times));
+    this.deps.observer?.serving(this.plan.host, role, to);
+    const spent = await this.deps.canary?.check(to);
+    if (spent) throw new StepFailed(this.plan.host, role, undefined, spent);
   }
 
   private markTouched(): void {
@@ -267,6 +298,7 @@ class HostRun {
   private async remove(role: Role): Promise<void> {
     this.markTouched();
     await this.takeOutOfService(role);
+    await this.deps.observer?.changing(this.plan.host, role, undefined);
     await this.driver.stopAndRemove(this.deps.containerName(role), this.deps.stopTimeoutSeconds);
     delete this.current[role];
     this.verified.delete(role);

@@ -11,7 +11,9 @@ export type Step =
   /** Take the role out of service, replace its container, prove it healthy, put it back. */
   | { kind: 'replace'; role: Role; from?: Release; to: Release }
   /** Take the role out of service and remove its container (rollback of a first deploy). */
-  | { kind: 'remove'; role: Role; from?: Release };
+  | { kind: 'remove'; role: Role; from?: Release }
+  /** The canary: the new master serves alone while its error rate is judged (canary.hold). */
+  | { kind: 'hold'; role: 'master'; seconds: number };
 
 export interface HostPlan {
   host: string;
@@ -102,16 +104,26 @@ export function settleTarget(current: HostTarget, masterInService: boolean): Hos
   return release ? { master: release, backup: release } : {};
 }
 
+/**
+ * Every host to `target`, max-parallel at once. With a canary hold, the first host whose master
+ * changes goes alone, first, and holds once its new master is in service, before its backup moves
+ * (so a rollback needs only the master back).
+ */
 export function planRollout(
   target: Release,
   hosts: { host: string; current: HostTarget }[],
   maxParallel: number,
+  canaryHoldSeconds = 0,
 ): RolloutPlan {
   const plans = hosts.map(({ host, current }) => planHost(host, current, { master: target, backup: target }));
-  const batches: string[][] = [];
-  for (let i = 0; i < hosts.length; i += maxParallel) {
-    batches.push(hosts.slice(i, i + maxParallel).map((h) => h.host));
+  const canary = canaryHoldSeconds > 0 ? plans.find((p) => p.steps.some((s) => s.kind === 'replace' && s.role === 'master')) : undefined;
+  if (canary) {
+    const at = canary.steps.findIndex((s) => s.kind === 'replace' && s.role === 'master');
+    canary.steps.splice(at + 1, 0, { kind: 'hold', role: 'master', seconds: canaryHoldSeconds });
   }
+  const rest = plans.filter((p) => p !== canary).map((p) => p.host);
+  const batches: string[][] = canary ? [[canary.host]] : [];
+  for (let i = 0; i < rest.length; i += maxParallel) batches.push(rest.slice(i, i + maxParallel));
   return { target, hosts: plans, batches };
 }
 
@@ -128,6 +140,8 @@ export function describeStep(step: Step): string {
       return `${step.role}: ${describeRelease(step.from)} → ${step.to.version}`;
     case 'remove':
       return `${step.role}: remove ${describeRelease(step.from)}`;
+    case 'hold':
+      return `${step.role}: hold ${step.seconds} s as the canary, judged by the load balancers' counters (canary)`;
   }
 }
 

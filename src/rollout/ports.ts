@@ -152,6 +152,41 @@ export interface LoadBalancerFleet {
   status(server: string): Promise<ServerStatus>;
   /** Back to the state each load balancer had before the deploy, READY where the operator had not taken it out. */
   restoreState(server: string): Promise<void>;
+  /**
+   * Every server's counters on every load balancer that answered, by load balancer and fleet
+   * server name, in one command per load balancer; those that did not answer are named.
+   */
+  counters(): Promise<FleetCounters>;
+}
+
+/**
+ * A server's counters as HAProxy's `show stat` reports them: totals since HAProxy started
+ * (they restart at 0 on a reload), and response times averaged over its last 1024 requests.
+ */
+export interface ServerCounters {
+  /** req_tot: HTTP requests sent to the server. */
+  requests: number;
+  /** hrsp_5xx */
+  http5xx: number;
+  /** econ: failed connection attempts. */
+  connectionErrors: number;
+  /** eresp: responses cut short or refused. */
+  responseErrors: number;
+  /** wretr */
+  retries: number;
+  /** wredis */
+  redispatches: number;
+  /** rtime: ms to the first response byte. */
+  responseMs: number;
+  /** ttime: ms for the whole session. */
+  totalMs: number;
+}
+
+export interface FleetCounters {
+  /** Load balancer host → fleet server name → counters. */
+  read: Map<string, Map<string, ServerCounters>>;
+  /** Load balancers that did not answer, with why. */
+  failed: Map<string, string>;
 }
 
 /** The HAProxy Runtime API of one backend on one load balancer. */
@@ -160,4 +195,6 @@ export interface LoadBalancerDriver {
   findServer(address: string, port: number): Promise<string | undefined>;
   setState(server: string, state: 'ready' | 'drain' | 'maint'): Promise<void>;
   status(server: string): Promise<ServerStatus>;
+  /** Every server of the backend's counters, by the load balancer's own server name. */
+  counters(): Promise<Map<string, ServerCounters>>;
 }

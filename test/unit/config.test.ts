@@ -53,6 +53,7 @@ describe('parseConfig: valid files', () => {
     expect(env.haproxy).toBeUndefined();
     expect(env.maxParallel).toBe(1);
     expect(env.lock).toEqual({ wait: 0, 'stale-after': 3600, takeover: false });
+    expect(env.canary).toBeUndefined();
   });
 
   it.each([
@@ -70,6 +71,16 @@ describe('parseConfig: valid files', () => {
     ['numbers and booleans in env become text', minimal.replace('{ port: 3000 }', '{ port: 3000, env: { WORKERS: 4, DEBUG: false } }'), (c: any) => expect(c.environments.staging.container.env).toEqual({ WORKERS: '4', DEBUG: 'false' })],
     ['IPv6 hosts and registry ports', minimal.replace('app1.example.com', '"fd00::1"').replace('registry.example.com/', 'localhost:5000/'), (c: any) => expect([c.environments.staging.hosts[0], c.image]).toEqual(['fd00::1', 'localhost:5000/team/demo'])],
     ['an environment overrides max-parallel', `${minimal}    max-parallel: 2\n`, (c: any) => expect(c.environments.staging.maxParallel).toBe(2)],
+    [
+      'a canary section gets its defaults',
+      `${minimal}    haproxy: { host: lb1, backend: app }\n    canary: {}\n`,
+      (c: any) => expect(c.environments.staging.canary).toEqual({ hold: 30, 'max-error-rate': 1, 'min-requests': 20 }),
+    ],
+    [
+      'a top-level canary, overridden per environment, with a fractional budget',
+      minimal.replace('container:', 'haproxy: { host: lb0, backend: app }\ncanary: { hold: 10, max-error-rate: 0.5 }\ncontainer:') + '    canary: { hold: 0 }\n',
+      (c: any) => expect(c.environments.staging.canary).toEqual({ hold: 0, 'max-error-rate': 0.5, 'min-requests': 20 }),
+    ],
   ])('%s', (_name, yaml, check) => {
     check(parseConfig('deploy.yml', yaml));
   });
@@ -101,6 +112,9 @@ describe('parseConfig: invalid files name the key and what is expected', () => {
     ['max-parallel neither a number nor a percentage', `${minimal}max-parallel: half\n`, 'max-parallel: expected a whole number from 1 to 100 or a percentage like "50%", got "half"'],
     ['bad restart policy', minimal.replace('{ port: 3000 }', '{ port: 3000, restart: sometimes }'), 'container.restart: "sometimes" is not a Docker restart policy'],
     ['bad on-drain-timeout', `${minimal}    haproxy: { host: lb.example.com, backend: demo, on-drain-timeout: wait }\n`, 'environments.staging.haproxy.on-drain-timeout: "wait" is not fail or cut'],
+    ['a canary without a haproxy section', `${minimal}    canary: { hold: 5 }\n`, "environments.staging.canary: needs a haproxy section: the canary is judged by the load balancers' counters"],
+    ['a budget over 100%', minimal.replace('container:', 'haproxy: { host: lb0, backend: app }\ncanary: { max-error-rate: 150 }\ncontainer:'), 'canary.max-error-rate: expected a number from 0 to 100, got number 150'],
+    ['an unknown canary key', minimal.replace('container:', 'haproxy: { host: lb0, backend: app }\ncanary: { steps: 3 }\ncontainer:'), 'canary.steps: unknown key'],
     ['bad volume', minimal.replace('{ port: 3000 }', '{ port: 3000, volumes: ["relative/dir:/x"] }'), 'container.volumes[0]: "relative/dir:/x" is not a volume'],
     ['bad secret name', minimal.replace('{ port: 3000 }', '{ port: 3000, secrets: [API-KEY] }'), 'container.secrets[0]: "API-KEY" is not an environment variable name'],
     ['env value is a list', minimal.replace('{ port: 3000 }', '{ port: 3000, env: { A: [1] } }'), 'container.env.A: expected a string, got a list'],

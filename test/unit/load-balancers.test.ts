@@ -2,7 +2,7 @@
 // counts as drained or in service only by all of them together.
 import { describe, expect, it } from 'vitest';
 import { LoadBalancers } from '../../src/drivers/load-balancers.js';
-import type { LoadBalancerDriver, ServerStatus } from '../../src/rollout/ports.js';
+import type { LoadBalancerDriver, ServerCounters, ServerStatus } from '../../src/rollout/ports.js';
 
 /** One HAProxy backend: servers by address:port, each with its admin state, health and sessions. */
 class FakeRuntime implements LoadBalancerDriver {
@@ -10,6 +10,8 @@ class FakeRuntime implements LoadBalancerDriver {
   state = new Map<string, 'ready' | 'drain' | 'maint'>();
   up = new Map<string, boolean>();
   sessions = new Map<string, number>();
+  requests = new Map<string, number>();
+  unreachable = false;
   constructor(private readonly servers: Record<string, string>) {
     for (const name of Object.values(servers)) {
       this.state.set(name, 'ready');
@@ -27,6 +29,12 @@ class FakeRuntime implements LoadBalancerDriver {
     const state = this.state.get(server);
     const status = state === 'maint' ? 'MAINT' : state === 'drain' ? 'DRAIN' : this.up.get(server) ? 'UP' : 'DOWN';
     return { status, sessions: this.sessions.get(server) ?? 0, queued: 0 };
+  }
+  async counters() {
+    if (this.unreachable) throw new Error('connection lost');
+    const zero: Omit<ServerCounters, 'requests'> = { http5xx: 0, connectionErrors: 0, responseErrors: 0, retries: 0, redispatches: 0, responseMs: 0, totalMs: 0 };
+    // Servers the fleet does not drive are in the answer too (another app's, say).
+    return new Map([...this.state.keys(), 'other-app'].map((name) => [name, { ...zero, requests: this.requests.get(name) ?? 0 }]));
   }
 }
 
@@ -91,5 +99,21 @@ describe('LoadBalancers', () => {
     fleet.forgetHeld();
     await fleet.restoreState(master);
     expect([a.state.get('h1-master'), b.state.get('web1')]).toEqual(['ready', 'ready']);
+  });
+
+  it('reads every server\'s counters on each load balancer under the fleet\'s names, and names one that did not answer', async () => {
+    const [a, b] = [lb1(), lb2()];
+    a.requests.set('h1-master', 7);
+    b.requests.set('web1', 5);
+    const { fleet, master } = await fleetOf(a, b);
+    const both = await fleet.counters();
+    expect([...both.read.keys()]).toEqual(['lb1', 'lb2']);
+    expect(both.read.get('lb1')?.get(master)?.requests).toBe(7);
+    expect(both.read.get('lb2')?.get(master)?.requests).toBe(5);
+    expect([...both.read.get('lb2')!.keys()]).toEqual([master, '10.0.0.1:50001']);
+    b.unreachable = true;
+    const one = await fleet.counters();
+    expect([...one.read.keys()]).toEqual(['lb1']);
+    expect(one.failed).toEqual(new Map([['lb2', 'connection lost']]));
   });
 });

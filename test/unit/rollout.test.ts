@@ -2,15 +2,20 @@
 // rules that keep requests from failing: HAProxy never routes to a container that is not
 // healthy, and some healthy server is always in service once the site has been up.
 import { describe, expect, it } from 'vitest';
+import { Canary } from '../../src/receipt/canary.js';
+import { ReceiptRecorder } from '../../src/receipt/recorder.js';
+import { errorsOf } from '../../src/receipt/tally.js';
 import { executeRollout, type Logger, type RolloutDeps } from '../../src/rollout/execute.js';
 import { describePlan, planHost, planRollout, settleTarget, type HostTarget } from '../../src/rollout/plan.js';
 import type {
   AppContainer,
   ContainerSpec,
   HostDriver,
+  FleetCounters,
   LoadBalancerFleet,
   Release,
   Role,
+  ServerCounters,
   ServerStatus,
 } from '../../src/rollout/ports.js';
 
@@ -41,6 +46,8 @@ class World {
   violations: string[] = [];
   siteWasUp = false;
   sickOnArrival = new Set<string>(); // host/role whose existing container is unhealthy
+  failingPages = new Set<string>(); // versions whose pages answer 500 (their health check passes)
+  counted = new Map<string, ServerCounters>(); // server → what HAProxy counted there
 
   constructor(readonly hosts: string[]) {
     for (const host of hosts) for (const role of ROLES) this.lbState.set(`${host}-${role}`, 'ready');
@@ -70,6 +77,18 @@ class World {
     const up = [...this.lbState.keys()].some((s) => this.serving(s));
     if (up) this.siteWasUp = true;
     else if (this.siteWasUp) this.violations.push(`${event}: no server is serving`);
+  }
+
+  /** Traffic since the last look: 10 requests to each master in rotation (the backups when none is). */
+  traffic(): void {
+    const inRotation = (role: Role) => [...this.lbState.keys()].filter((s) => s.endsWith(`-${role}`) && this.lbState.get(s) === 'ready' && this.serving(s));
+    const servers = inRotation('master').length > 0 ? inRotation('master') : inRotation('backup');
+    for (const server of servers) {
+      const [host, role] = server.split('-') as [string, Role];
+      const failing = this.failingPages.has(this.boxes.get(this.key(host, role))!.release.version);
+      const c = this.counted.get(server) ?? { requests: 0, http5xx: 0, connectionErrors: 0, responseErrors: 0, retries: 0, redispatches: 0, responseMs: 2, totalMs: 3 };
+      this.counted.set(server, { ...c, requests: c.requests + 10, http5xx: c.http5xx + (failing ? 10 : 0) });
+    }
   }
 }
 
@@ -169,6 +188,10 @@ class FakeLb implements LoadBalancerFleet {
     const status = state === 'maint' ? 'MAINT' : state === 'drain' ? 'DRAIN' : this.world.serving(server) ? 'UP' : 'DOWN';
     return { status, sessions: state === 'maint' ? 0 : (this.world.sessions.get(server) ?? 0), queued: 0 };
   }
+  async counters(): Promise<FleetCounters> {
+    this.world.traffic();
+    return { read: new Map([['lb', new Map(this.world.counted)]]), failed: new Map() };
+  }
 }
 
 function setup(
@@ -213,9 +236,9 @@ function setup(
     sleep: async () => {},
     pollMs: 1,
   };
-  const current = async (target: Release) => {
+  const current = async (target: Release, canaryHold = 0) => {
     const snapshots = await Promise.all(hosts.map(async (h) => ({ host: h, current: hostTarget(await deps.hosts.get(h)!.containers('app')) })));
-    return planRollout(target, snapshots, maxParallel);
+    return planRollout(target, snapshots, maxParallel, canaryHold);
   };
   return { world, deps, lines, warnings, plan: current };
 }
@@ -243,7 +266,7 @@ describe('planHost', () => {
     ['empty master slot, backup to move', { backup: v1 }, { master: v2, backup: v2 }, ['replace master nothing→v2.0.0', 'check backup v1.0.0', 'replace backup v1.0.0→v2.0.0']],
   ])('%s', (_name, current: HostTarget, target: HostTarget, expected) => {
     const steps = planHost('h1', current, target).steps.map((s) =>
-      s.kind === 'check' ? `check ${s.role} ${s.release.version}` : s.kind === 'replace' ? `replace ${s.role} ${s.from?.version ?? 'nothing'}→${s.to.version}` : `remove ${s.role} ${s.from?.version}`,
+      s.kind === 'check' ? `check ${s.role} ${s.release.version}` : s.kind === 'replace' ? `replace ${s.role} ${s.from?.version ?? 'nothing'}→${s.to.version}` : s.kind === 'remove' ? `remove ${s.role} ${s.from?.version}` : s.kind,
     );
     expect(steps).toEqual(expected);
   });
@@ -551,5 +574,71 @@ describe('cancellation', () => {
     ['nothing', {}, false, {}],
   ])('settleTarget: %s', (_case, current, inService, expected) => {
     expect(settleTarget(current, inService)).toEqual(expected);
+  });
+});
+
+describe('the canary and the error budget', () => {
+  const policy = { holdSeconds: 1, maxErrorRate: 1, minRequests: 20 };
+  /** The receipt's recorder and the canary over the fake load balancer, as rollOut wires them. */
+  async function withCanary(env: ReturnType<typeof setup>, target: Release, holdSeconds = policy.holdSeconds) {
+    const { deps, world } = env;
+    const recorder = new ReceiptRecorder(deps.lb!.driver, deps.lb!.servers, (host, role) => world.boxes.get(world.key(host, role))?.release.version);
+    await recorder.open();
+    await recorder.start();
+    const canary = new Canary(recorder, { ...policy, holdSeconds }, target, deps.log);
+    return { recorder, canary, rollout: { ...deps, observer: recorder, canary } };
+  }
+
+  it('plans the first host alone, holding after its master and before its backup', async () => {
+    const { plan } = setup(['h1', 'h2', 'h3'], { master: v1, backup: v1 }, { maxParallel: 2 });
+    const held = await plan(v2, 30);
+    expect(held.batches).toEqual([['h1'], ['h2', 'h3']]);
+    expect(held.hosts[0]!.steps.map((s) => `${s.kind} ${s.role}`)).toEqual(['check backup', 'replace master', 'hold master', 'replace backup']);
+    expect(held.hosts[1]!.steps.map((s) => s.kind)).not.toContain('hold');
+    expect(describePlan(held)).toContain('    - master: hold 30 s as the canary, judged by the load balancers\' counters (canary)');
+    expect((await plan(v2)).batches).toEqual([['h1', 'h2'], ['h3']]);
+  });
+
+  it('fails a release whose pages fail during the hold, and rolls the canary back before any other host moves', async () => {
+    const env = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    env.world.failingPages.add(v2.version);
+    const { recorder, rollout } = await withCanary(env, v2);
+    const result = await executeRollout(await env.plan(v2, 1), rollout);
+    await recorder.finish();
+    expect(result.ok).toBe(false);
+    expect(result.failure?.message).toMatch(/^h1: master v2\.0\.0 answered \d+ of \d+ requests with 5xx \(100%\) on h1 during the 1 s hold; budget 1%$/);
+    expect(Object.values(served(env.world))).toEqual(Array(4).fill('v1.0.0'));
+    expect(env.world.events).not.toContain('stop h2/master');
+    expect(env.world.violations).toEqual([]);
+    // The receipt tells the releases apart: every error is the new one's.
+    const byRelease = recorder.deploy.byRelease;
+    expect(errorsOf(byRelease.get('v2.0.0')!)).toBe(byRelease.get('v2.0.0')!.requests);
+    expect(errorsOf(byRelease.get('v1.0.0')!)).toBe(0);
+    expect(byRelease.get('v1.0.0')!.requests).toBeGreaterThan(0);
+  });
+
+  it('lets a good release through the hold, to every host', async () => {
+    const env = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    const { recorder, canary, rollout } = await withCanary(env, v2);
+    const result = await executeRollout(await env.plan(v2, 1), rollout);
+    expect(result.ok).toBe(true);
+    expect(Object.values(served(env.world))).toEqual(Array(4).fill('v2.0.0'));
+    expect(canary.verdicts).toEqual([expect.stringMatching(/^v2\.0\.0 answered \d+ requests without an error on h1 during the 1 s hold: within the budget of 1%$/)]);
+    await recorder.finish();
+    expect(recorder.deploy.marks.map((m) => `${m.host} ${m.role} ${m.what}`)).toEqual([
+      'h1 master out of service', 'h1 master in service', 'h1 backup out of service', 'h1 backup in service',
+      'h2 master out of service', 'h2 master in service', 'h2 backup out of service', 'h2 backup in service',
+    ]);
+  });
+
+  it('without a hold, still stops the rollout once the new release\'s errors pass the budget', async () => {
+    const env = setup(['h1', 'h2', 'h3'], { master: v1, backup: v1 });
+    env.world.failingPages.add(v2.version);
+    const { rollout } = await withCanary(env, v2, 0);
+    const result = await executeRollout(await env.plan(v2, 0), rollout);
+    expect(result.ok).toBe(false);
+    expect(result.failure?.reason).toMatch(/^v2\.0\.0 answered \d+ of \d+ requests with 5xx \(100%\) since the rollout began; budget 1%$/);
+    expect(Object.values(served(env.world))).toEqual(Array(6).fill('v1.0.0'));
+    expect(env.world.events).not.toContain('stop h3/master');
   });
 });

@@ -1,0 +1,105 @@
+// The receipt in the job summary: totals next to the baseline, a table per host, and two Mermaid
+// charts on one time axis (requests and errors per second; each host's steps). Pure text.
+import { htmlText } from '../report/summary.js';
+import { describePhases } from '../rollout/execute.js';
+import type { Receipt, Totals } from './document.js';
+
+const MAX_POINTS = 60;
+
+/** Text for a Mermaid label: nothing that could end one (hosts and versions are checked, yet). */
+const plain = (text: string) => text.replace(/[^A-Za-z0-9._+\- ]/g, '_');
+const n = (x: number) => x.toLocaleString('en-US');
+
+const ROWS: { label: string; cell: (t: Totals, seconds: number) => string }[] = [
+  { label: 'Requests', cell: (t) => n(t.requests) },
+  { label: 'Requests per second', cell: (t, s) => (s > 0 ? n(Math.round(t.requests / s)) : '—') },
+  { label: 'Errors (rate)', cell: (t) => `${n(t.errors)} (${t.errorRate}%)` },
+  { label: '5xx answers', cell: (t) => n(t.http5xx) },
+  { label: 'Failed connections', cell: (t) => n(t.connectionErrors) },
+  { label: 'Cut responses', cell: (t) => n(t.responseErrors) },
+  { label: 'Retries / redispatches', cell: (t) => `${n(t.retries)} / ${n(t.redispatches)}` },
+  { label: 'Response time / total time', cell: (t) => (t.requests ? `${t.responseMs} / ${t.totalMs} ms` : '—') },
+];
+
+/** Markdown and HTML for the summary (core.summary.addRaw). */
+export function renderReceipt(receipt: Receipt): string {
+  const versions = Object.keys(receipt.releases);
+  const head = ['', `Baseline (${receipt.baseline.seconds} s before)`, `Rollout (${receipt.window.seconds} s)`, ...versions.map((v) => `${plain(v)} during the rollout`)];
+  const table = [
+    `| ${head.join(' | ')} |`,
+    `|${head.map(() => ' --- ').join('|')}|`,
+    ...ROWS.map(
+      (row) =>
+        `| ${row.label} | ${row.cell(receipt.baseline.totals, receipt.baseline.seconds)} | ${row.cell(receipt.totals, receipt.window.seconds)} | ${versions
+          .map((v) => row.cell(receipt.releases[v]!, receipt.window.seconds))
+          .join(' | ')} |`,
+    ),
+  ];
+  const hostHead = ['Host', 'Time', 'Phases', ...versions.map((v) => `${plain(v)}: requests / errors`)];
+  const hosts = [
+    `| ${hostHead.join(' | ')} |`,
+    `|${hostHead.map(() => ' --- ').join('|')}|`,
+    ...receipt.hosts.map((h) => {
+      const cells = versions.map((v) => (h.releases[v] ? `${n(h.releases[v].requests)} / ${n(h.releases[v].errors)}` : '—'));
+      return `| ${plain(h.host)} | ${h.seconds} s | ${h.phases.map(describePhases).join('<br>') || '—'} | ${cells.join(' | ')} |`;
+    }),
+  ];
+  const gaps = receipt.gaps.length ? `\n\nNot every reading was complete: ${receipt.gaps.map((g) => `${plain(g.loadBalancer)} at ${g.at}`).join(', ')} (counted in the next reading).` : '';
+  const canary = receipt.canary?.verdicts.length ? `\n\nCanary: ${receipt.canary.verdicts.map(htmlText).join('; ')}.` : '';
+  return [
+    '### Receipt: what the load balancers counted',
+    '',
+    ...table,
+    '',
+    ...hosts,
+    gaps + canary,
+    '',
+    chart(receipt),
+    '',
+    steps(receipt),
+    '',
+    `<sub>Counters read ${receipt.cost.readings} times in ${receipt.cost.seconds} s in all.</sub>`,
+    '',
+  ].join('\n');
+}
+
+/** Requests and errors per second, at most MAX_POINTS points (averaged into buckets). */
+function chart(receipt: Receipt): string {
+  const series = receipt.series;
+  if (series.length === 0) return '';
+  const size = Math.ceil(series.length / MAX_POINTS);
+  const buckets: { t: number; requests: number; errors: number }[] = [];
+  for (let i = 0; i < series.length; i += size) {
+    const part = series.slice(i, i + size);
+    const mean = (key: 'requests' | 'errors') => Math.round(part.reduce((sum, p) => sum + p[key], 0) / part.length);
+    buckets.push({ t: part.at(-1)!.t, requests: mean('requests'), errors: mean('errors') });
+  }
+  return [
+    '```mermaid',
+    'xychart-beta',
+    '  title "Requests (line) and errors (bars) per second, every load balancer"',
+    `  x-axis "seconds into the rollout" [${buckets.map((b) => `"${Math.round(b.t)}"`).join(', ')}]`,
+    '  y-axis "per second"',
+    `  bar [${buckets.map((b) => b.errors).join(', ')}]`,
+    `  line [${buckets.map((b) => b.requests).join(', ')}]`,
+    '```',
+  ].join('\n');
+}
+
+/** Each host's container changes (out of service → in service), on the chart's time axis. */
+function steps(receipt: Receipt): string {
+  const lines: string[] = [];
+  const hosts = [...new Set(receipt.steps.map((s) => s.host))];
+  for (const host of hosts) {
+    lines.push(`  section ${plain(host)}`);
+    const own = receipt.steps.filter((s) => s.host === host);
+    own.forEach((step, i) => {
+      if (step.what !== 'out of service') return;
+      const back = own.slice(i + 1).find((s) => s.role === step.role && s.what === 'in service');
+      const end = back?.t ?? receipt.window.seconds;
+      lines.push(`  ${step.role} to ${plain(step.version)} : ${Math.round(step.t * 1000)}, ${Math.max(Math.round(end * 1000), Math.round(step.t * 1000) + 1)}`);
+    });
+  }
+  if (lines.length === 0) return '';
+  return ['```mermaid', 'gantt', '  title Each container change, out of service to back in service', '  dateFormat x', '  axisFormat %M:%S', ...lines, '```'].join('\n');
+}
