@@ -4,6 +4,8 @@
 // up. Every check that can refuse runs before the first container changes.
 import * as core from '@actions/core';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
+import type { GitHubApi } from '../drivers/github.js';
+import type { HeldSnapshot } from '../drivers/load-balancers.js';
 import { readSecretValues, type Inputs } from '../inputs.js';
 import { parseHistoryLabel } from '../release/history.js';
 import { rolloutSummary, writeSummary } from '../report/summary.js';
@@ -25,11 +27,18 @@ export class DeployFailed extends Error {
   override name = 'DeployFailed';
 }
 
+/** What this run holds: the failure path and the end of the run must see it, however far pre-flight got. */
+interface Held {
+  lock?: HeldLock;
+  record?: GitHubDeployment;
+}
+
 interface Prepared {
   state: EnvironmentState;
   wanted: WantedRelease;
   target: Release;
-  lb?: LoadBalancing;
+  /** heldOn: what the operator had out of service before this run, for the journal to leave so. */
+  lb?: LoadBalancing & { heldOn: HeldSnapshot };
 }
 
 export async function rollOut(
@@ -46,31 +55,13 @@ export async function rollOut(
   const connected = await core.group(`Connect to ${env.name} (${env.hosts.length} hosts${balancers.length ? ` and ${balancers.join(', ')}` : ''})`, () =>
     connect(inputs, config, env),
   );
-  let lock: HeldLock | undefined;
-  let record: GitHubDeployment | undefined;
+  const held: Held = {};
   let succeeded = false;
   // Until the hosts are known to be settled, the post step must finish what this run started.
   let leftForPostStep = false;
-  const stopIfCancelled = () => {
-    if (signal?.aborted) throw new DeployFailed(`cancelled before any container changed in ${env.name}`);
-  };
   try {
-    const prepared = await core.group('Pre-flight', async () => {
-      // A first reading picks what to pull: the lock is a container created from that image,
-      // which must be on the host first, and pulls change no container.
-      const guess = await choose(inputs, config, connected, request);
-      await pullEverywhere(connected, guess.target);
-      stopIfCancelled();
-      lock = await takeLock(inputs, config, connected, guess.target);
-      // Another run may have finished in between: everything the plan depends on is read again.
-      const chosen = await choose(inputs, config, connected, request);
-      if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target);
-      if (request.task === 'deploy' || chosen.wanted.neverRan) await checkPromotionGate(github, env, chosen.target);
-      const lb = await findServers(connected, { tookOverLock: lock.tookOver, running: chosen.state.current });
-      record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
-      stopIfCancelled();
-      return { ...chosen, ...(lb ? { lb } : {}) };
-    });
+    const prepared = await core.group('Pre-flight', () => preFlight(inputs, config, connected, request, github, held, signal));
+    const { record } = held;
     const journal = new JournalWriter({ environment: env.name, touched: [], outOfService: [], heldOn: prepared.lb?.heldOn ?? [], ...(record ? { deploymentId: record.id } : {}) });
     leftForPostStep = true;
     const result = await executeRollout(planFor(env, prepared), {
@@ -97,16 +88,50 @@ export async function rollOut(
   } catch (error) {
     // After a rollout that succeeded nothing may turn the record into a failure.
     if (!succeeded) {
-      await record?.set('failure', (error instanceof Error ? error.message : String(error)).split('\n')[0]!).catch((e: Error) =>
+      await held.record?.set('failure', (error instanceof Error ? error.message : String(error)).split('\n')[0]!).catch((e: Error) =>
         core.warning(`Could not mark the deployment failed: ${e.message}`),
       );
     }
     throw error;
   } finally {
     // A lock over hosts left unsettled is the post step's to release, once it has settled them.
-    if (lock && !leftForPostStep) await releaseLock(connected, lock);
+    if (held.lock && !leftForPostStep) await releaseLock(connected, held.lock);
     connected.dispose();
   }
+}
+
+/**
+ * Everything before the first container changes: the release, pulled everywhere, the lock, the
+ * gates, the servers to drive and the deployment record. What it takes (lock, record) goes into
+ * `held` as soon as it is taken, so that a refusal half-way still releases and records it.
+ */
+async function preFlight(
+  inputs: Inputs,
+  config: Config,
+  connected: Connected,
+  request: RolloutRequest,
+  github: GitHubApi | undefined,
+  held: Held,
+  signal?: AbortSignal,
+): Promise<Prepared> {
+  const env = connected.env;
+  const stopIfCancelled = () => {
+    if (signal?.aborted) throw new DeployFailed(`cancelled before any container changed in ${env.name}`);
+  };
+  // A first reading picks what to pull: the lock is a container created from that image,
+  // which must be on the host first, and pulls change no container.
+  const guess = await choose(inputs, config, connected, request);
+  await pullEverywhere(connected, guess.target);
+  stopIfCancelled();
+  held.lock = await takeLock(inputs, config, connected, guess.target);
+  // Another run may have finished in between: everything the plan depends on is read again.
+  const chosen = await choose(inputs, config, connected, request);
+  if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target);
+  if (request.task === 'deploy' || chosen.wanted.neverRan) await checkPromotionGate(github, env, chosen.target);
+  const lb = await findServers(connected, { tookOverLock: held.lock.tookOver, running: chosen.state.current });
+  held.record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
+  stopIfCancelled();
+  return { ...chosen, ...(lb ? { lb } : {}) };
 }
 
 /** What runs and ran (under the lock, the second time), and the release that follows from it. */
