@@ -7,7 +7,7 @@ import * as core from '@actions/core';
 import semver from 'semver';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import { probeAddress } from '../drivers/bind.js';
-import { DockerHost } from '../drivers/docker.js';
+import { DockerHost } from '../drivers/docker/host.js';
 import type { GitHubApi } from '../drivers/github.js';
 import { connectLoadBalancer, type HaproxyRuntime } from '../drivers/haproxy.js';
 import { HostKeyError, SshConnection } from '../drivers/ssh.js';

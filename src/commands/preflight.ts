@@ -3,7 +3,7 @@
 // and find each host's servers in HAProxy. Nothing here changes a host.
 import * as core from '@actions/core';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
-import { connectHost, type DockerHost } from '../drivers/docker.js';
+import { connectHost, type DockerHost } from '../drivers/docker/host.js';
 import { connectLoadBalancer, type HaproxyRuntime } from '../drivers/haproxy.js';
 import { LoadBalancers, type HeldSnapshot } from '../drivers/load-balancers.js';
 import type { SshOptions } from '../drivers/ssh.js';

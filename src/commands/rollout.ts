@@ -4,6 +4,8 @@
 // up. Every check that can refuse runs before the first container changes.
 import * as core from '@actions/core';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
+import type { GitHubApi } from '../drivers/github.js';
+import type { HeldSnapshot } from '../drivers/load-balancers.js';
 import { readSecretValues, type Inputs } from '../inputs.js';
 import { Canary } from '../receipt/canary.js';
 import { buildReceipt, receiptLine, type Receipt } from '../receipt/document.js';
@@ -29,11 +31,20 @@ export class DeployFailed extends Error {
   override name = 'DeployFailed';
 }
 
+/** What this run holds: the failure path and the end of the run must see it, however far pre-flight got. */
+interface Held {
+  lock?: HeldLock;
+  record?: GitHubDeployment;
+  /** Reads counters every second once the rollout starts: stopped whatever happens. */
+  recorder?: ReceiptRecorder;
+}
+
 interface Prepared {
   state: EnvironmentState;
   wanted: WantedRelease;
   target: Release;
-  lb?: LoadBalancing;
+  /** heldOn: what the operator had out of service before this run, for the journal to leave so. */
+  lb?: LoadBalancing & { heldOn: HeldSnapshot };
   /** The load balancers' counters for the receipt, read from pre-flight on (with a haproxy section). */
   recorder?: ReceiptRecorder;
 }
@@ -52,46 +63,20 @@ export async function rollOut(
   const connected = await core.group(`Connect to ${env.name} (${env.hosts.length} hosts${balancers.length ? ` and ${balancers.join(', ')}` : ''})`, () =>
     connect(inputs, config, env),
   );
-  let lock: HeldLock | undefined;
-  let record: GitHubDeployment | undefined;
-  let recorder: ReceiptRecorder | undefined;
+  const held: Held = {};
   let succeeded = false;
   // Until the hosts are known to be settled, the post step must finish what this run started.
   let leftForPostStep = false;
-  const stopIfCancelled = () => {
-    if (signal?.aborted) throw new DeployFailed(`cancelled before any container changed in ${env.name}`);
-  };
   try {
-    const prepared = await core.group('Pre-flight', async () => {
-      // A first reading picks what to pull: the lock is a container created from that image,
-      // which must be on the host first, and pulls change no container.
-      const guess = await choose(inputs, config, connected, request);
-      await pullEverywhere(connected, guess.target);
-      stopIfCancelled();
-      lock = await takeLock(inputs, config, connected, guess.target);
-      // Another run may have finished in between: everything the plan depends on is read again.
-      const chosen = await choose(inputs, config, connected, request);
-      if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target);
-      if (request.task === 'deploy' || chosen.wanted.neverRan) await checkPromotionGate(github, env, chosen.target);
-      const lb = await findServers(connected, { tookOverLock: lock.tookOver, running: chosen.state.current });
-      // The baseline runs from here to the first change.
-      const recorder = lb && new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]?.version);
-      await recorder?.open();
-      record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
-      stopIfCancelled();
-      return { ...chosen, ...(lb ? { lb } : {}), ...(recorder ? { recorder } : {}) };
-    });
+    const prepared = await core.group('Pre-flight', () => preFlight(inputs, config, connected, request, github, held, signal));
+    const { record } = held;
     const journal = new JournalWriter({ environment: env.name, touched: [], outOfService: [], heldOn: prepared.lb?.heldOn ?? [], ...(record ? { deploymentId: record.id } : {}) });
     leftForPostStep = true;
     const deps = { ...rolloutDeps(inputs, config, env, connected, prepared.lb, secrets), ...(signal ? { signal } : {}), journal };
-    recorder = prepared.recorder;
-    const canary = recorder && env.canary && new Canary(recorder, { holdSeconds: env.canary.hold, maxErrorRate: env.canary['max-error-rate'], minRequests: env.canary['min-requests'] }, prepared.target, deps.log);
-    await recorder?.start();
-    const result = await executeRollout(planFor(env, prepared), { ...deps, ...(recorder ? { observer: recorder } : {}), ...(canary ? { canary } : {}) });
+    const { result, receipt } = await execute(env, prepared, deps);
     // A cancel not settled in time, or a rollback that could not put every server back.
     leftForPostStep = (result.cancelled !== undefined && !result.cancelled.settled) || journal.pending();
     if (!leftForPostStep) journal.clear();
-    const receipt = recorder && (await receiptOf(env, prepared.target, result, recorder, canary));
     await writeSummary((s) => {
       rolloutSummary(s, { environment: env.name, target: prepared.target, result });
       if (receipt) s.addRaw(renderReceipt(receipt), true);
@@ -111,21 +96,59 @@ export async function rollOut(
   } catch (error) {
     // After a rollout that succeeded nothing may turn the record into a failure.
     if (!succeeded) {
-      await record?.set('failure', (error instanceof Error ? error.message : String(error)).split('\n')[0]!).catch((e: Error) =>
+      await held.record?.set('failure', (error instanceof Error ? error.message : String(error)).split('\n')[0]!).catch((e: Error) =>
         core.warning(`Could not mark the deployment failed: ${e.message}`),
       );
     }
     throw error;
   } finally {
+    held.recorder?.stop();
     // A lock over hosts left unsettled is the post step's to release, once it has settled them.
-    recorder?.stop();
-    if (lock && !leftForPostStep) await releaseLock(connected, lock);
+    if (held.lock && !leftForPostStep) await releaseLock(connected, held.lock);
     connected.dispose();
   }
 }
 
+/**
+ * Everything before the first container changes: the release, pulled everywhere, the lock, the
+ * gates, the servers to drive and the deployment record. What it takes (lock, record) goes into
+ * `held` as soon as it is taken, so that a refusal half-way still releases and records it.
+ */
+async function preFlight(
+  inputs: Inputs,
+  config: Config,
+  connected: Connected,
+  request: RolloutRequest,
+  github: GitHubApi | undefined,
+  held: Held,
+  signal?: AbortSignal,
+): Promise<Prepared> {
+  const env = connected.env;
+  const stopIfCancelled = () => {
+    if (signal?.aborted) throw new DeployFailed(`cancelled before any container changed in ${env.name}`);
+  };
+  // A first reading picks what to pull: the lock is a container created from that image,
+  // which must be on the host first, and pulls change no container.
+  const guess = await choose(inputs, config, connected, request);
+  await pullEverywhere(connected, guess.target);
+  stopIfCancelled();
+  held.lock = await takeLock(inputs, config, connected, guess.target);
+  // Another run may have finished in between: everything the plan depends on is read again.
+  const chosen = await choose(inputs, config, connected, request);
+  if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target);
+  if (request.task === 'deploy' || chosen.wanted.neverRan) await checkPromotionGate(github, env, chosen.target);
+  const lb = await findServers(connected, { tookOverLock: held.lock.tookOver, running: chosen.state.current });
+  // The receipt's baseline runs from here to the first change.
+  const recorder = lb && new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]?.version);
+  held.recorder = recorder;
+  await recorder?.open();
+  held.record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
+  stopIfCancelled();
+  return { ...chosen, ...(lb ? { lb } : {}), ...(recorder ? { recorder } : {}) };
+}
+
 /** What runs and ran (under the lock, the second time), and the release that follows from it. */
-async function choose(inputs: Inputs, config: Config, connected: Connected, request: RolloutRequest): Promise<Omit<Prepared, 'lb'>> {
+async function choose(inputs: Inputs, config: Config, connected: Connected, request: RolloutRequest): Promise<Omit<Prepared, 'lb' | 'recorder'>> {
   const github = gitHub(inputs);
   const env = connected.env;
   const state: EnvironmentState = {
@@ -146,6 +169,33 @@ async function pullEverywhere(connected: Connected, target: Release): Promise<vo
     await host.pull(target.ref, connected.auth, (line) => infoUntrusted(`[${host.host}] ${line}`));
     core.info(`[${host.host}] has ${target.ref}`);
   });
+}
+
+/**
+ * The plan, run with the receipt's recorder watching and the canary (when configured) judging;
+ * then the receipt from the last reading.
+ */
+async function execute(env: EnvironmentConfig, prepared: Prepared, deps: RolloutDeps): Promise<{ result: RolloutResult; receipt?: Receipt }> {
+  const { recorder, target } = prepared;
+  const policy = env.canary && { holdSeconds: env.canary.hold, maxErrorRate: env.canary['max-error-rate'], minRequests: env.canary['min-requests'] };
+  const canary = recorder && policy && new Canary(recorder, policy, target, deps.log);
+  await recorder?.start();
+  const result = await executeRollout(planFor(env, prepared), { ...deps, ...(recorder ? { observer: recorder } : {}), ...(canary ? { canary } : {}) });
+  if (!recorder) return { result };
+  await recorder.finish();
+  const receipt = buildReceipt({
+    environment: env.name,
+    version: target.version,
+    outcome: result.ok ? 'success' : result.cancelled ? 'cancelled' : 'failure',
+    baseline: recorder.baseline,
+    deploy: recorder.deploy,
+    hosts: result.hosts,
+    ...(policy && canary ? { canary: { ...policy, verdicts: canary.verdicts } } : {}),
+    cost: recorder.cost,
+  });
+  core.info(`Receipt: ${receiptLine(receipt, env.hosts.length)} (baseline: ${receipt.baseline.totals.errors} errors in ${receipt.baseline.totals.requests} requests over ${receipt.baseline.seconds} s)`);
+  core.setOutput('receipt', JSON.stringify(receipt));
+  return { result, receipt };
 }
 
 function planFor(env: EnvironmentConfig, { state, target }: Prepared) {
@@ -178,26 +228,6 @@ export function rolloutDeps(
     sleep,
     pollMs: 100,
   };
-}
-
-/** The receipt, from the last reading: logged in one line and set as output `receipt`. */
-async function receiptOf(env: EnvironmentConfig, target: Release, result: RolloutResult, recorder: ReceiptRecorder, canary: Canary | undefined): Promise<Receipt> {
-  await recorder.finish();
-  const receipt = buildReceipt({
-    environment: env.name,
-    version: target.version,
-    outcome: result.ok ? 'success' : result.cancelled ? 'cancelled' : 'failure',
-    baseline: recorder.baseline,
-    deploy: recorder.deploy,
-    hosts: result.hosts,
-    ...(env.canary && canary
-      ? { canary: { holdSeconds: env.canary.hold, maxErrorRate: env.canary['max-error-rate'], minRequests: env.canary['min-requests'], verdicts: canary.verdicts } }
-      : {}),
-    cost: recorder.cost,
-  });
-  core.info(`Receipt: ${receiptLine(receipt, env.hosts.length)} (baseline: ${receipt.baseline.totals.errors} errors in ${receipt.baseline.totals.requests} requests over ${receipt.baseline.seconds} s)`);
-  core.setOutput('receipt', JSON.stringify(receipt));
-  return receipt;
 }
 
 function cancelledMessage(env: EnvironmentConfig, result: RolloutResult): string {

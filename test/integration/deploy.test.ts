@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { APP_SECRET, clearHosts, containersOn, runDeploy, versionsOn } from './support/deploy.js';
-import { connectHost } from '../../src/drivers/docker.js';
+import { connectHost } from '../../src/drivers/docker/host.js';
 import { execIn, loadEstate, sshOptions, type Estate } from './support/estate.js';
 import { startGitHub, type GitHubStandIn } from './support/github.js';
 import { pushTestApp, type TestAppRelease } from './support/images.js';

@@ -5,7 +5,7 @@
 // removes what it created.
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DockerHost, connectHost } from '../../src/drivers/docker.js';
+import { DockerHost, connectHost } from '../../src/drivers/docker/host.js';
 import { HaproxyRuntime, connectLoadBalancer } from '../../src/drivers/haproxy.js';
 import { SshConnection, fingerprint } from '../../src/drivers/ssh.js';
 import { LABELS, type ContainerSpec, type DeployLock, type Release, type Role } from '../../src/rollout/ports.js';

@@ -2,7 +2,7 @@
 // are adopted, drained and put back as they were; the plan is made from what the hosts run once
 // the lock is held; a rollback goes only to a release the environment ran, at the digest it ran.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connectHost } from '../../src/drivers/docker.js';
+import { connectHost } from '../../src/drivers/docker/host.js';
 import { clearHosts, containersOn, runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
 import { execIn, loadEstate, registryAuth, sshOptions, type Estate } from './support/estate.js';
 import { startGitHub, type GitHubStandIn } from './support/github.js';

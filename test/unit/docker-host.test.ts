@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DockerHost, type Tunnel } from '../../src/drivers/docker.js';
+import { DockerHost } from '../../src/drivers/docker/host.js';
+import type { Tunnel } from '../../src/drivers/docker/engine.js';
 import type { ContainerSpec } from '../../src/rollout/ports.js';
 
 interface Seen {

@@ -1,0 +1,77 @@
+// The deploy lock of an environment as a container on one host: created (atomically, Docker's
+// container names being unique), never started, its labels saying who holds it.
+import type { DeployLock, LockOwner } from '../../rollout/ports.js';
+import { DockerHostError, statusOf, type Engine } from './engine.js';
+
+/** Labels of a lock container (never started): who holds the deploy lock of an environment. */
+export const LOCK_LABELS = {
+  holder: 'deploy-action.lock.holder',
+  runUrl: 'deploy-action.lock.run-url',
+  runId: 'deploy-action.lock.run-id',
+  attempt: 'deploy-action.lock.run-attempt',
+  version: 'deploy-action.lock.version',
+  since: 'deploy-action.lock.since',
+} as const;
+
+export async function acquireLock(
+  engine: Engine,
+  name: string,
+  lock: DeployLock,
+  image: string,
+): Promise<{ acquired: true } | { acquired: false; current: DeployLock }> {
+  const labels = {
+    [LOCK_LABELS.holder]: lock.holder,
+    [LOCK_LABELS.runUrl]: lock.runUrl,
+    [LOCK_LABELS.runId]: lock.runId,
+    [LOCK_LABELS.attempt]: lock.attempt,
+    [LOCK_LABELS.version]: lock.version,
+    [LOCK_LABELS.since]: lock.since.toISOString(),
+  };
+  // A lock released between our failed create and our read: try again.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      // Docker's unique container names make the create atomic. The entrypoint only keeps the
+      // create from failing on an image without a command; nothing ever starts a lock.
+      await engine.create(name, { Image: image, Entrypoint: ['deploy-action-lock'], Labels: labels, NetworkDisabled: true });
+      return { acquired: true };
+    } catch (error) {
+      if (statusOf(error) !== 409) throw error;
+    }
+    const current = await engine.inspect(name);
+    if (current) return { acquired: false, current: lockOf(engine.host, name, current.Config.Labels ?? {}) };
+  }
+  throw new DockerHostError(`${engine.host}: the lock ${name} keeps changing hands`);
+}
+
+export async function releaseLock(engine: Engine, name: string, owner: LockOwner): Promise<boolean> {
+  const current = await engine.inspect(name);
+  const labels = current?.Config.Labels ?? {};
+  // A lock from before attempts were recorded has no attempt label: its run id decides.
+  const attempt = labels[LOCK_LABELS.attempt];
+  if (!current || labels[LOCK_LABELS.runId] !== owner.runId || (attempt !== undefined && attempt !== owner.attempt)) return false;
+  return engine.call(`release the lock ${name}`, (abortSignal) =>
+    engine.docker
+      .getContainer(current.Id)
+      .remove({ force: true, abortSignal })
+      .then(() => true, (error: unknown) => (statusOf(error) === 404 ? false : Promise.reject(error))),
+  );
+}
+
+/** Who holds the deploy lock `name`, or undefined when no one does (read-only: check, status). */
+export async function readLock(engine: Engine, name: string): Promise<DeployLock | undefined> {
+  const current = await engine.inspect(name);
+  return current ? lockOf(engine.host, name, current.Config.Labels ?? {}) : undefined;
+}
+
+function lockOf(host: string, name: string, labels: Record<string, string>): DeployLock {
+  const runId = labels[LOCK_LABELS.runId];
+  if (!runId) throw new DockerHostError(`${host}: a container named ${name} exists and is not a deploy lock`);
+  return {
+    holder: labels[LOCK_LABELS.holder] ?? '',
+    runUrl: labels[LOCK_LABELS.runUrl] ?? '',
+    runId,
+    attempt: labels[LOCK_LABELS.attempt] ?? '',
+    version: labels[LOCK_LABELS.version] ?? '',
+    since: new Date(labels[LOCK_LABELS.since] ?? 0),
+  };
+}
