@@ -14,6 +14,8 @@ export interface LoadReport {
   seconds: number;
   /** Response times of the answered requests, in ms. */
   latency: { p50: number; p99: number; max: number };
+  /** When each counted request ended (ms since the epoch), answered or failed, and whether it failed. */
+  ended: { at: number; failed: boolean }[];
 }
 
 export interface LoadGenerator {
@@ -38,7 +40,7 @@ export function startLoad(options: LoadOptions): LoadGenerator {
   const interval = 1000 / (options.ratePerClient ?? 50);
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   const started = Date.now();
-  const report: LoadReport = { sent: 0, ok: 0, failed: 0, failures: [], versions: {}, seconds: 0, latency: { p50: 0, p99: 0, max: 0 } };
+  const report: LoadReport = { sent: 0, ok: 0, failed: 0, failures: [], versions: {}, seconds: 0, latency: { p50: 0, p99: 0, max: 0 }, ended: [] };
   const times: number[] = [];
   let running = true;
   let serving = !options.waitUntilServing;
@@ -59,6 +61,7 @@ export function startLoad(options: LoadOptions): LoadGenerator {
             times.push(performance.now() - sentAt);
             if (status >= 200 && status < 300) {
               report.ok++;
+              report.ended.push({ at: Date.now(), failed: false });
               const version = body.trim();
               report.versions[version] = (report.versions[version] ?? 0) + 1;
             } else {
@@ -84,6 +87,7 @@ export function startLoad(options: LoadOptions): LoadGenerator {
 
   const fail = (what: string) => {
     report.failed++;
+    report.ended.push({ at: Date.now(), failed: true });
     if (report.failures.length < 20) report.failures.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${what}`);
   };
 
@@ -104,6 +108,7 @@ export function startLoad(options: LoadOptions): LoadGenerator {
       ...report,
       versions: { ...report.versions },
       failures: [...report.failures],
+      ended: [...report.ended],
       seconds: (Date.now() - started) / 1000,
       latency: { p50: at(0.5), p99: at(0.99), max: Math.round(sorted.at(-1) ?? 0) },
     };
