@@ -1,7 +1,9 @@
 // npm run bench: a deploy of a new release on 1, 2, 4 and 8 staging hosts (one load balancer)
 // and on 2 production hosts (two load balancers, traffic through both), under steady traffic,
 // done by the action and, on staging, the seed's way (remove the master, run the new one, rely
-// on HAProxy's health checks), side by side. Prints figures; asserts nothing.
+// on HAProxy's health checks), side by side. For the action, the receipt's own cost (time spent
+// reading counters, against the deploy's wall time) and its request count against the load
+// generator's over the same window. Prints figures; asserts nothing.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +12,7 @@ import { clearHosts, runDeploy } from '../test/integration/support/deploy.js';
 import { execIn, loadEstate, nodeOf } from '../test/integration/support/estate.js';
 import { pushTestApp, type TestAppRelease } from '../test/integration/support/images.js';
 import { startGitHub } from '../test/integration/support/github.js';
+import type { Receipt } from '../src/receipt/document.js';
 import { startLoad, type LoadReport } from '../test/integration/support/load.js';
 
 const run = promisify(execFile);
@@ -40,6 +43,7 @@ async function underLoad<T>(frontends: string[], work: () => Promise<T>): Promis
     sent: reports.reduce((n, r) => n + r.sent, 0),
     failed: reports.reduce((n, r) => n + r.failed, 0),
     failures: reports.flatMap((r) => r.failures),
+    ended: reports.flatMap((r) => r.ended),
     latency: {
       p50: Math.max(...reports.map((r) => r.latency.p50)),
       p99: Math.max(...reports.map((r) => r.latency.p99)),
@@ -89,9 +93,10 @@ interface Row {
   load: LoadReport;
   p99Before: number;
   ssh: string;
+  receipt: string;
 }
 
-async function measure(environment: 'staging' | 'production', count: number, releases: TestAppRelease[], seed: boolean): Promise<Row[]> {
+async function measure(environment: 'staging' | 'production', count: number, releases: TestAppRelease[], seed: boolean, canary = false): Promise<Row[]> {
   const env = estate.environments[environment];
   const hosts = env.hosts.slice(0, count);
   const frontends = env.lbs.map((lb) => lb.frontend);
@@ -103,20 +108,26 @@ async function measure(environment: 'staging' | 'production', count: number, rel
   const lbNodes = environment === 'staging' ? ['lb-staging'] : ['lb-production', 'lb-production2'];
   const nodes = [...hosts.map((h) => nodeOf(estate, h)), ...lbNodes];
   const before = nodes.map(sshLogins);
-  const [deploy, load, wall, p99Before] = await underLoad(frontends, () => runDeploy(estate, { environment, version: to.version, hosts, githubUrl: github.url }));
+  // The canary's budget judged at every container put in service (no hold): what its readings cost.
+  const extra = canary ? 'canary: { hold: 0 }' : '';
+  const [deploy, load, wall, p99Before] = await underLoad(frontends, () => runDeploy(estate, { environment, version: to.version, hosts, githubUrl: github.url, extra }));
   if (deploy.code !== 0) throw new Error(`deploy failed:\n${deploy.log}`);
   const logins = nodes.map((node, i) => sshLogins(node) - before[i]!);
   const perHost = [...deploy.summary.matchAll(/<td>([\d.]+) s<\/td>/g)].map((m) => Number(m[1]));
+  const receipt = JSON.parse(deploy.outputs.receipt ?? '') as Receipt;
+  const [start, end] = [Date.parse(receipt.window.start), Date.parse(receipt.window.end)];
+  const counted = load.ended.filter((e) => e.at >= start && e.at <= end).length;
   const rows: Row[] = [
     {
       hosts: count,
       lbs: lbNodes.length,
-      way: 'deploy-action',
+      way: canary ? 'deploy-action, canary budget' : 'deploy-action',
       wall,
       perHost: `${(perHost.reduce((a, b) => a + b, 0) / perHost.length).toFixed(1)} s`,
       load,
       p99Before,
       ssh: `${logins.slice(0, count).join('/')} (+${logins.slice(count).join('/')} LB)`,
+      receipt: `${receipt.cost.seconds.toFixed(2)} s, waited ${receipt.cost.waitedSeconds.toFixed(2)} s (${((100 * receipt.cost.waitedSeconds) / wall).toFixed(1)}%), ${receipt.cost.readings} reads; ${receipt.totals.requests} vs ${counted}`,
     },
   ];
   await clearHosts(estate, env.hosts);
@@ -128,7 +139,7 @@ async function measure(environment: 'staging' | 'production', count: number, rel
   await clearHosts(estate, env.hosts);
   return [
     ...rows,
-    { hosts: count, lbs: 1, way: 'seed (rm, run, HAProxy checks)', wall: seedWall, perHost: `${(seedWall / count).toFixed(1)} s`, load: seedLoad, p99Before: seedBefore, ssh: 'n/a' },
+    { hosts: count, lbs: 1, way: 'seed (rm, run, HAProxy checks)', wall: seedWall, perHost: `${(seedWall / count).toFixed(1)} s`, load: seedLoad, p99Before: seedBefore, ssh: 'n/a', receipt: 'n/a' },
   ];
 }
 
@@ -142,13 +153,14 @@ for (const count of [1, 2, 4, 8]) {
   if (staging.hosts.length < count) throw new Error(`the estate has ${staging.hosts.length} staging hosts; run estate.sh up --staging 8`);
   rows.push(...(await measure('staging', count, releases, true)));
 }
+rows.push(...(await measure('staging', 8, releases, false, true)));
 rows.push(...(await measure('production', 2, releases, false)));
 await github.close();
 
-const header = ['hosts', 'LBs', 'way', 'wall', 'per host', 'requests', 'failed', 'p50', 'p99 before', 'p99', 'max', 'SSH logins per host'];
+const header = ['hosts', 'LBs', 'way', 'wall', 'per host', 'requests', 'failed', 'p50', 'p99 before', 'p99', 'max', 'SSH logins per host', 'receipt: reading, waited (% of wall), reads; requests vs clients'];
 const table = rows.map((r) => [
   String(r.hosts), String(r.lbs), r.way, `${r.wall.toFixed(1)} s`, r.perHost, String(r.load.sent), String(r.load.failed),
-  `${r.load.latency.p50} ms`, `${r.p99Before} ms`, `${r.load.latency.p99} ms`, `${r.load.latency.max} ms`, r.ssh,
+  `${r.load.latency.p50} ms`, `${r.p99Before} ms`, `${r.load.latency.p99} ms`, `${r.load.latency.max} ms`, r.ssh, r.receipt,
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
 const print = (cells: string[]) => console.log(cells.map((c, i) => c.padEnd(widths[i]!)).join('  '));

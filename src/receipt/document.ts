@@ -33,8 +33,8 @@ export interface Receipt {
   /** Requests and errors per second through every load balancer, `t` seconds into the window. */
   series: { t: number; requests: number; errors: number }[];
   steps: { t: number; host: string; role: string; what: string; version: string }[];
-  /** Time spent reading counters (the receipt's own cost). */
-  cost: { seconds: number; readings: number };
+  /** The receipt's own cost: time spent reading counters, and what of it the rollout waited for. */
+  cost: { seconds: number; waitedSeconds: number; readings: number };
 }
 
 export function totalsOf(t: Tally): Totals {
@@ -65,7 +65,7 @@ export function buildReceipt(input: {
   deploy: Ledger;
   hosts: HostOutcome[];
   canary?: Receipt['canary'];
-  cost: { ms: number; readings: number };
+  cost: { ms: number; waitedMs: number; readings: number };
 }): Receipt {
   const { baseline, deploy } = input;
   const start = deploy.first ?? Date.now();
@@ -91,7 +91,7 @@ export function buildReceipt(input: {
       return { t: seconds(p.at - start), requests: perSecond(p.requests, span), errors: perSecond(p.errors, span) };
     }),
     steps: deploy.marks.map((m: StepMark) => ({ t: seconds(m.at - start), host: m.host, role: m.role, what: m.what, version: m.version })),
-    cost: { seconds: seconds(input.cost.ms), readings: input.cost.readings },
+    cost: { seconds: seconds(input.cost.ms), waitedSeconds: seconds(input.cost.waitedMs), readings: input.cost.readings },
   };
 }
 

@@ -10,8 +10,11 @@ const EVERY_MS = 1_000;
 export class ReceiptRecorder {
   readonly baseline: Ledger;
   readonly deploy: Ledger;
-  /** Time spent waiting for counters, and how many readings: the receipt's own cost. */
-  readonly cost = { ms: 0, readings: 0 };
+  /**
+   * The receipt's own cost: time spent reading counters and how many readings, and of that time
+   * what the rollout waited for (the canary's readings; the others run alongside its steps).
+   */
+  readonly cost = { ms: 0, readings: 0, waitedMs: 0 };
   private queue: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private readonly servers: Map<string, Record<Role, string>>;
@@ -50,21 +53,24 @@ export class ReceiptRecorder {
     this.timer = undefined;
   }
 
-  /** A reading now, after any in flight: everything counted so far is in the ledgers. */
-  readNow(): Promise<void> {
-    return this.read([this.deploy]);
+  /** A reading now, after any in flight, waited for: everything counted so far is in the ledgers. */
+  async readNow(): Promise<void> {
+    const started = this.clock();
+    await this.read([this.deploy]);
+    this.cost.waitedMs += this.clock() - started;
   }
 
   /**
    * A role is in maintenance and its container is about to change: what its server counted until
-   * now was the old release's, what it counts from now on is `to`'s.
+   * the next reading was the old release's, what it counts after is `to`'s. Nothing reaches the
+   * server until it is put back in service, so that reading may land any time before then:
+   * settled when the returned promise is.
    */
-  async changing(host: string, role: Role, to: Release | undefined): Promise<void> {
+  changing(host: string, role: Role, to: Release | undefined): Promise<void> {
     const server = this.servers.get(host)?.[role];
-    if (!server) return;
-    await this.readNow();
-    this.deploy.changeOwner(server, to?.version);
+    if (!server) return Promise.resolve();
     this.deploy.mark({ at: this.clock(), host, role, what: 'out of service', version: to?.version ?? 'nothing' });
+    return this.read([this.deploy]).then(() => this.deploy.changeOwner(server, to?.version));
   }
 
   serving(host: string, role: Role, release: Release): void {

@@ -58,7 +58,7 @@ export function renderReceipt(receipt: Receipt): string {
     '',
     steps(receipt),
     '',
-    `<sub>Counters read ${receipt.cost.readings} times in ${receipt.cost.seconds} s in all.</sub>`,
+    `<sub>Counters read ${receipt.cost.readings} times in ${receipt.cost.seconds} s in all, alongside the rollout, which waited ${receipt.cost.waitedSeconds} s for them.</sub>`,
     '',
   ].join('\n');
 }

@@ -45,7 +45,10 @@ export interface RolloutJournal {
 
 /** Told of each change of what serves behind a server: the receipt's attribution and chart. */
 export interface RolloutObserver {
-  /** The role is in maintenance on every load balancer; its container is about to become `to`. */
+  /**
+   * The role is in maintenance on every load balancer; its container is about to become `to`.
+   * The returned promise must settle (never reject) before the role is put back in service.
+   */
   changing(host: string, role: Role, to: Release | undefined): Promise<void>;
   /** The role is in service again, running `release`. */
   serving(host: string, role: Role, release: Release): void;
@@ -250,7 +253,8 @@ class HostRun {
       }
     };
     await timed('drain', () => this.takeOutOfService(role));
-    await this.deps.observer?.changing(this.plan.host, role, to);
+    // Taken note of while the container changes, not before: nothing reaches the server meanwhile.
+    const noted = this.deps.observer?.changing(this.plan.host, role, to);
     await timed('stop', async () => {
       if (from?.adopted) {
         // Kept whole, so that a rollback puts back the very container that served.
@@ -281,6 +285,7 @@ class HostRun {
       throw new StepFailed(this.plan.host, role, to, `did not become healthy: ${verdict.detail}`, verdict.logs);
     }
     this.current[role] = to;
+    await noted;
     await timed('inService', () => this.ensureInService(role));
     this.verified.add(role);
     this.phases.push(times);

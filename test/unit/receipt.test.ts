@@ -106,7 +106,7 @@ describe('the receipt', () => {
     deploy.take(5000, reading({ lb1: { m: counters(12_645, 0) } }));
     const phases = [{ role: 'master' as const, drain: 0.1, stop: 0.2, start: 0.3, healthy: 0.4, inService: 0.5 }];
     const hosts = [{ host: '10.0.0.11', before: {}, after: {}, seconds: 3, phases, health: '', rolledBack: false }];
-    return buildReceipt({ environment: 'production', version: 'v1.4.0', outcome: 'success', baseline, deploy, hosts, cost: { ms: 40, readings: 4 } });
+    return buildReceipt({ environment: 'production', version: 'v1.4.0', outcome: 'success', baseline, deploy, hosts, cost: { ms: 40, waitedMs: 0, readings: 4 } });
   }
 
   it('holds totals, releases, hosts, the baseline and a series over the window', () => {
