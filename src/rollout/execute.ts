@@ -218,6 +218,8 @@ class HostRun {
 
   private async hold(): Promise<void> {
     const failed = await this.deps.canary?.hold(this.plan.host, this.signal);
+    // A canary cut short is unproven: settling takes the host back to what its backup runs.
+    if (this.signal?.aborted) this.verified.delete('master');
     this.checkCancelled();
     // The release's version is in the reason already.
     if (failed) throw new StepFailed(this.plan.host, 'master', undefined, failed);

@@ -631,6 +631,17 @@ describe('the canary and the error budget', () => {
     ]);
   });
 
+  it('cancelled during the hold: the canary is unproven, so the host goes back to what its backup runs', async () => {
+    const env = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    const { rollout } = await withCanary(env, v2, 60);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 300);
+    const result = await executeRollout(await env.plan(v2, 60), { ...rollout, signal: controller.signal });
+    expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
+    expect(Object.values(served(env.world))).toEqual(Array(4).fill('v1.0.0'));
+    expect(env.world.violations).toEqual([]);
+  });
+
   it('without a hold, still stops the rollout once the new release\'s errors pass the budget', async () => {
     const env = setup(['h1', 'h2', 'h3'], { master: v1, backup: v1 });
     env.world.failingPages.add(v2.version);
