@@ -38,7 +38,9 @@ export async function finishInterruptedRollout(inputs: Inputs, config: Config, s
     for (const host of hosts) {
       const now = current.get(host) ?? {};
       const server = lb?.servers.get(host)?.master;
-      const masterInService = !lb || !server ? true : (await lb.driver.status(server)).status.startsWith('UP');
+      // A canary killed during its hold is unproven, in service or not.
+      const unproven = journal.unproven?.includes(host) ?? false;
+      const masterInService = !unproven && (!lb || !server ? true : (await lb.driver.status(server)).status.startsWith('UP'));
       plans.push(planHost(host, now, settleTarget(now, masterInService && now.master !== undefined)));
     }
     const target = plans.map((p) => p.target.master ?? p.target.backup).find((r) => r !== undefined);

@@ -15,6 +15,8 @@ export interface Journal {
   /** What the operator had out of service before the deploy, per load balancer: left so. */
   heldOn: HeldSnapshot;
   deploymentId?: number;
+  /** Hosts whose new master is a canary not yet judged: the post step does not finish them on it. */
+  unproven?: string[];
 }
 
 /** Keeps the journal in the step's saved state, rewritten on every change. */
@@ -32,6 +34,12 @@ export class JournalWriter implements RolloutJournal {
     const has = this.data.outOfService.includes(server);
     if (out === has) return;
     this.data.outOfService = out ? [...this.data.outOfService, server] : this.data.outOfService.filter((s) => s !== server);
+    this.save();
+  }
+
+  unproven(host: string, holding: boolean): void {
+    const rest = (this.data.unproven ?? []).filter((h) => h !== host);
+    this.data.unproven = holding ? [...rest, host] : rest;
     this.save();
   }
 

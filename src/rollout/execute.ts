@@ -41,6 +41,8 @@ export interface RolloutJournal {
   touched(host: string): void;
   /** A server this rollout took out of service (true) or put back (false). */
   outOfService(server: string, out: boolean): void;
+  /** The host's new master is a canary on hold (true), or judged or gone (false). */
+  unproven(host: string, holding: boolean): void;
 }
 
 /** Told of each change of what serves behind a server: the receipt's attribution and chart. */
@@ -217,12 +219,14 @@ class HostRun {
   }
 
   private async hold(): Promise<void> {
+    this.deps.journal?.unproven(this.plan.host, true);
     const failed = await this.deps.canary?.hold(this.plan.host, this.signal);
     // A canary cut short is unproven: settling takes the host back to what its backup runs.
     if (this.signal?.aborted) this.verified.delete('master');
     this.checkCancelled();
     // The release's version is in the reason already.
     if (failed) throw new StepFailed(this.plan.host, 'master', undefined, failed);
+    this.deps.journal?.unproven(this.plan.host, false);
   }
 
   private async check(role: Role, target: HostTarget): Promise<void> {

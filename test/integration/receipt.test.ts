@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Receipt } from '../../src/receipt/document.js';
 import { clearHosts, containersOn, runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
-import { loadEstate, type Estate } from './support/estate.js';
+import { loadEstate, onMasterStop, serverStatus, type Estate } from './support/estate.js';
 import { startGitHub, type GitHubStandIn } from './support/github.js';
 import { pushTestApp } from './support/images.js';
 import { underLoadThrough, type LoadReport } from './support/load.js';
@@ -124,5 +124,33 @@ describe('a release that passes its health check and fails its pages', () => {
     const counted = endedWithin(loads, Date.parse(receipt.window.start), Date.parse(receipt.window.end), true);
     expect(Math.abs(errors - counted), `receipt ${errors}, generator ${counted}`).toBeLessThanOrEqual(2 * CLIENTS + Math.ceil(rate(loads) * 0.1));
     expect(run.summary).toContain(`| 5xx answers | 0 | ${errors.toLocaleString('en-US')} |`);
+  }, 300_000);
+});
+
+describe('a runner killed during the canary hold', () => {
+  it('the post step takes the canary host back to the release before: an unjudged release is not finished', async () => {
+    // The hosts run FAILING now (the test before deployed it without a canary).
+    const [[run, post], loads] = await underLoad(async () => {
+      let stopWatching = () => {};
+      const run = await deploy({
+        version: GOOD,
+        extra: 'canary: { hold: 60, max-error-rate: 1 }',
+        onStart: (pid) => {
+          // The master's replacement takes a second or two; 5 s after it began the canary holds.
+          stopWatching = onMasterStop(estate, hosts()[0]!, () => setTimeout(() => process.kill(pid, 'SIGKILL'), 5_000));
+        },
+      }).finally(() => stopWatching());
+      const post = await deploy({ version: GOOD, post: { state: run.state } });
+      return [run, post] as const;
+    });
+    expect(run.code).toBeNull();
+    expect(run.log).toContain(`canary: ${GOOD} serves here alone for 60 s`);
+    expect(post.code, post.log).toBe(0);
+    expect(await versionsOn(estate, hosts())).toEqual(Object.fromEntries(hosts().map((h) => [h, { demo: `${FAILING} running`, 'demo-backup': `${FAILING} running` }])));
+    for (const lb of estate.environments.production.lbs) {
+      for (const server of ['h1-master', 'h1-backup', 'h2-master', 'h2-backup']) expect(await serverStatus(estate, lb, server), `${lb.address} ${server}`).toMatch(/^UP/);
+    }
+    // FAILING's pages fail, as they did before: no failure came from the kill or the repair.
+    for (const load of loads) for (const failure of load.failures) expect(failure).toMatch(new RegExp(`HTTP 500 ${FAILING} failing`));
   }, 300_000);
 });

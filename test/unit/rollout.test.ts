@@ -507,13 +507,24 @@ describe('failures', () => {
   });
 });
 
-describe('cancellation', () => {
-  const journalOf = () => {
-    const out = new Set<string>();
-    const touched: string[] = [];
-    return { out, touched, journal: { touched: (h: string) => void touched.push(h), outOfService: (s: string, o: boolean) => void (o ? out.add(s) : out.delete(s)) } };
+/** A journal that keeps what it is told, as the post step would read it. */
+const journalOf = () => {
+  const out = new Set<string>();
+  const touched: string[] = [];
+  const unproven = new Set<string>();
+  return {
+    out,
+    touched,
+    unproven,
+    journal: {
+      touched: (h: string) => void touched.push(h),
+      outOfService: (s: string, o: boolean) => void (o ? out.add(s) : out.delete(s)),
+      unproven: (h: string, holding: boolean) => void (holding ? unproven.add(h) : unproven.delete(h)),
+    },
   };
+};
 
+describe('cancellation', () => {
   it('cancelled before the first step: nothing changes', async () => {
     const { world, deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 });
     const result = await executeRollout(await plan(v2), { ...deps, signal: AbortSignal.abort() });
@@ -620,8 +631,10 @@ describe('the canary and the error budget', () => {
   it('lets a good release through the hold, to every host', async () => {
     const env = setup(['h1', 'h2'], { master: v1, backup: v1 });
     const { recorder, canary, rollout } = await withCanary(env, v2);
-    const result = await executeRollout(await env.plan(v2, 1), rollout);
+    const { unproven, journal } = journalOf();
+    const result = await executeRollout(await env.plan(v2, 1), { ...rollout, journal });
     expect(result.ok).toBe(true);
+    expect([...unproven]).toEqual([]);
     expect(Object.values(served(env.world))).toEqual(Array(4).fill('v2.0.0'));
     expect(canary.verdicts).toEqual([expect.stringMatching(/^v2\.0\.0 answered \d+ requests without an error on h1 during the 1 s hold: within the budget of 1%$/)]);
     await recorder.finish();
@@ -636,8 +649,11 @@ describe('the canary and the error budget', () => {
     const { rollout } = await withCanary(env, v2, 60);
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 300);
-    const result = await executeRollout(await env.plan(v2, 60), { ...rollout, signal: controller.signal });
+    const { unproven, journal } = journalOf();
+    const result = await executeRollout(await env.plan(v2, 60), { ...rollout, signal: controller.signal, journal });
     expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
+    // Had the runner killed it instead, the post step would know the canary was never judged.
+    expect([...unproven]).toEqual(['h1']);
     expect(Object.values(served(env.world))).toEqual(Array(4).fill('v1.0.0'));
     expect(env.world.violations).toEqual([]);
   });
