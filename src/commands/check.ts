@@ -179,6 +179,14 @@ export async function checkLoadBalancer(where: string, runtime: BackendReader, e
     return rows;
   }
   rows.push(pass(where, `backend ${runtime.backend}`, `${servers.length} servers`));
+  const counters = 'HTTP counters (receipt, canary)';
+  if (servers.every((s) => s.countsRequests)) {
+    rows.push(pass(where, counters, 'show stat counts every server\'s requests and answers'));
+  } else if (env.canary) {
+    rows.push(fail(where, counters, `backend ${runtime.backend} counts no HTTP requests (mode tcp): the canary would judge nothing`, `mode http in backend ${runtime.backend} (command: haproxy-config prints one), or remove the canary section`));
+  } else {
+    rows.push(pass(where, counters, 'none (mode tcp): the receipt will show no requests'));
+  }
   for (const host of env.hosts) {
     for (const role of ['master', 'backup'] as Role[]) {
       const port = env.ports[role];

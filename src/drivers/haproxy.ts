@@ -82,6 +82,8 @@ export class HaproxyRuntime implements LoadBalancerDriver {
       checkStatus: row.check_status ?? '',
       sessions: Number(row.scur || 0),
       secondsInState: Number(row.lastchg || 0),
+      // HTTP counters are empty in mode tcp.
+      countsRequests: (row.req_tot ?? '') !== '',
     }));
   }
 
@@ -143,6 +145,8 @@ export interface BackendServer {
   checkStatus: string;
   sessions: number;
   secondsInState: number;
+  /** Whether HAProxy counts this server's HTTP requests and answers (mode http): the receipt reads them. */
+  countsRequests: boolean;
 }
 
 /** A server's counters from its `show stat` row (an absent column reads 0). */

@@ -16,7 +16,7 @@ environments:
   staging: { hosts: [10.0.0.11, 10.0.0.12] }
 `).environments.staging!;
 
-interface Server { name: string; addr: string; port: number; backup?: boolean; check?: string; status?: string }
+interface Server { name: string; addr: string; port: number; backup?: boolean; check?: string; status?: string; tcp?: boolean }
 
 const GOOD: Server[] = [
   { name: 'h1-master', addr: '10.0.0.11', port: 50000 },
@@ -31,9 +31,10 @@ function haproxy(servers: Server[] | undefined, level = 'admin'): Record<string,
   return {
     'show cli level': `${level}\n`,
     'show stat app 4 -1': [
-      '# pxname,svname,scur,status,bck,lastchg,check_status,addr',
-      ...servers.map((s) => `app,${s.name},0,${s.status ?? 'UP'},${s.backup ? 1 : 0},5,${s.check ?? 'L7OK'},${s.addr}:${s.port}`),
-      'app,BACKEND,0,UP,0,5,,',
+      '# pxname,svname,scur,status,bck,lastchg,check_status,addr,req_tot',
+      // mode tcp leaves the HTTP counters empty
+      ...servers.map((s) => `app,${s.name},0,${s.status ?? 'UP'},${s.backup ? 1 : 0},5,${s.check ?? 'L7OK'},${s.addr}:${s.port},${s.tcp ? '' : 12}`),
+      'app,BACKEND,0,UP,0,5,,,',
       '',
     ].join('\n'),
     'show servers state app': ['1', '# be_id be_name srv_id srv_name srv_addr srv_fqdn srv_port', ...servers.map((s, i) => `2 app ${i + 1} ${s.name} ${s.addr} - ${s.port}`), ''].join('\n'),
@@ -75,6 +76,7 @@ describe('check: a load balancer', () => {
     expect(rows.map((r) => `${r.verdict} ${r.check}`)).toEqual([
       'pass admin socket at level admin',
       'pass backend app',
+      'pass HTTP counters (receipt, canary)',
       'pass master server for 10.0.0.11:50000',
       'pass backup server for 10.0.0.11:50001',
       'pass master server for 10.0.0.12:50000',
@@ -114,6 +116,14 @@ describe('check: a load balancer', () => {
     const rows = await run(haproxy(undefined));
     expect(rows.map((r) => `${r.verdict} ${r.check}`)).toEqual(['pass admin socket at level admin', 'fail backend app']);
     expect(rows[1]!.fix).toContain('command: haproxy-config');
+  });
+
+  it('fails a backend in mode tcp when a canary would judge its (absent) HTTP counters, and only then', async () => {
+    const tcp = haproxy(GOOD.map((s) => ({ ...s, tcp: true })));
+    expect(byCheck(await run(tcp))['HTTP counters (receipt, canary)']).toMatchObject({ verdict: 'pass', detail: 'none (mode tcp): the receipt will show no requests' });
+    const withCanary = { ...env, canary: { hold: 30, 'max-error-rate': 1, 'min-requests': 20 } };
+    const rows = byCheck(await checkLoadBalancer('10.0.0.10', runtime(tcp), withCanary, '/run/haproxy/admin.sock'));
+    expect(rows['HTTP counters (receipt, canary)']).toMatchObject({ verdict: 'fail', fix: expect.stringContaining('mode http in backend app') });
   });
 
   it('prints one row per check, failures marked, with the fix', () => {
