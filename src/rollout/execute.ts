@@ -373,6 +373,8 @@ class HostRun {
       }
       await this.deps.sleep(this.deps.pollMs);
       status = await lb.driver.status(server);
+      // MAINT after `ready`: a load balancer reloading took the command with its old process.
+      if (status.status.includes('MAINT')) await lb.driver.setState(server, 'ready');
     }
     this.log(`${server} is ${status.status} in HAProxy`);
   }

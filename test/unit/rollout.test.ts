@@ -476,6 +476,24 @@ describe('a load balancer reloaded mid-rollout', () => {
     // Before the next host moves: with h1's master out, h2's would leave no master in service.
     expect(world.events.indexOf('ready h1-master', world.events.indexOf('ready h1-backup'))).toBeLessThan(world.events.indexOf('drain h2-master'));
   });
+
+  it('sends ready again when a reload lost it (the server still reads MAINT)', async () => {
+    const { world, deps, plan } = setup(['h1'], { master: v1, backup: v1 });
+    const lb = deps.lb!.driver;
+    const setState = lb.setState.bind(lb);
+    let lost = false;
+    lb.setState = async (server, state) => {
+      if (server === 'h1-master' && state === 'ready' && !lost) {
+        lost = true;
+        return;
+      }
+      await setState(server, state);
+    };
+    const result = await executeRollout(await plan(v2), deps);
+    expect(lost).toBe(true);
+    expect(result.ok).toBe(true);
+    expect([...world.lbState.values()]).toEqual(Array(2).fill('ready'));
+  });
 });
 
 describe('failures', () => {
