@@ -119,9 +119,11 @@ describe('HAProxy reloaded mid-rollout', () => {
     expect(reload).toBeDefined();
     // The states survive the reload through the server-state file (the estate's HAProxy has
     // one, as the generated config does), but a command sent while a load balancer reloads can
-    // be lost: the executor then either finds a server it put in service back in MAINT after the
-    // batch and puts it back (the deploy succeeds), or finds a server it put in maintenance not
-    // MAINT before a stop, stops nothing and fails the step (rolled back). Both are clean.
+    // be lost (the first run of this test, before the executor knew, ended with host 1's master
+    // MAINT on load balancer 2). The executor sends `ready` again while a server it waits for
+    // reads MAINT, and after each batch puts back a server it put in service that reads MAINT
+    // again: the deploy succeeds. Or it finds a server it put in maintenance not MAINT before a
+    // stop, stops nothing and fails the step (rolled back). Both end clean.
     const record = github.deployments.at(-1)!.statuses.at(-1)!;
     if (struck.run.code === 0) {
       expect(record.state).toBe('success');
