@@ -132,7 +132,9 @@ export interface KillWatch {
  * action, on the host's own engine.
  */
 export function watchKills(estate: Estate, host: string, onKill: (name: string) => void = () => {}): KillWatch {
-  const events = spawn('bash', [ESTATE_SCRIPT, 'exec', nodeOf(estate, host), 'docker', 'events', '--filter', 'event=kill', '--format', '{{.Actor.Attributes.name}}']);
+  // Its own process group: stopping it must end `docker events` inside the node too, not only
+  // the shell that started it (an orphan would linger until the host's next kill event).
+  const events = spawn('bash', [ESTATE_SCRIPT, 'exec', nodeOf(estate, host), 'docker', 'events', '--filter', 'event=kill', '--format', '{{.Actor.Attributes.name}}'], { detached: true });
   const names: string[] = [];
   events.stdout.setEncoding('utf8').on('data', (chunk: string) => {
     for (const name of chunk.split('\n').filter(Boolean)) {
@@ -140,7 +142,16 @@ export function watchKills(estate: Estate, host: string, onKill: (name: string) 
       onKill(name);
     }
   });
-  return { names, stop: () => events.kill() };
+  return {
+    names,
+    stop: () => {
+      try {
+        if (events.pid) process.kill(-events.pid, 'SIGTERM');
+      } catch {
+        // Already gone.
+      }
+    },
+  };
 }
 
 /**
