@@ -2,18 +2,14 @@
 // peers), under load through both load balancers, one row per fault. After each: servers out of
 // rotation, hosts whose roles run different releases, the lock, the time from the fault to the
 // action's exit, and whether the next deploy succeeds. Prints figures; asserts nothing.
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { ActionRun } from '../test/integration/support/action.js';
-import { clearHosts, containersOn, runDeploy, versionsOn, type DeployRunOptions } from '../test/integration/support/deploy.js';
-import { REPO_ROOT, loadEstate, onMasterStop, serverStatus } from '../test/integration/support/estate.js';
+import { clearHosts, containersOn, runDeploy, type DeployRunOptions } from '../test/integration/support/deploy.js';
+import { loadEstate } from '../test/integration/support/estate.js';
+import { aftermath, reloadLoadBalancers, setLink, strikeAtMasterStop } from '../test/integration/support/faults.js';
 import { startGitHub } from '../test/integration/support/github.js';
 import { pushTestApp } from '../test/integration/support/images.js';
 import { underLoadThrough } from '../test/integration/support/load.js';
 
-const run = promisify(execFile);
-const ESTATE = join(REPO_ROOT, 'test/estate/estate.sh');
 const estate = loadEstate();
 const production = estate.environments.production;
 const hosts = production.hosts.slice(0, 2);
@@ -21,11 +17,6 @@ const github = await startGitHub();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const deploy = (version: string, options: Partial<DeployRunOptions> = {}) =>
   runDeploy(estate, { environment: 'production', version, githubUrl: github.url, ...options });
-
-const onHostMasterStop = (index: number, then: () => void) => onMasterStop(estate, hosts[index]!, then);
-
-/** A node's link to the bridge, down or up: the host or load balancer drops off the network. */
-const link = (address: string, state: 'up' | 'down') => run('ip', ['link', 'set', `daev${address.split('.').at(-1)}`, state]);
 
 interface Fault {
   name: string;
@@ -40,19 +31,9 @@ interface Fault {
 }
 
 /** The deploy, with `strike` called when host 1's master begins to stop. */
-async function strikeAtFirstStop(version: string, strike: (pid: number) => void | Promise<void>, options: Partial<DeployRunOptions> = {}) {
-  let at = 0;
-  let stop = () => {};
-  const main = await deploy(version, {
-    ...options,
-    onStart: (pid) => {
-      stop = onHostMasterStop(0, () => {
-        at = Date.now();
-        void strike(pid);
-      });
-    },
-  }).finally(() => stop());
-  return { main, at, exited: Date.now() };
+async function strikeAtFirstStop(version: string, strike: (pid: number) => unknown) {
+  const { run, struckAt, exitedAt } = await strikeAtMasterStop(estate, hosts[0]!, (onStart) => deploy(version, { onStart }), strike);
+  return { main: run, at: struckAt, exited: exitedAt };
 }
 
 const withPost = async (main: ActionRun, version: string) => [main, await deploy(version, { post: { state: main.state } })];
@@ -99,7 +80,7 @@ const faults: Fault[] = [
   {
     name: 'HAProxy reloaded (both) mid-rollout',
     async inject(version) {
-      const { main, at, exited } = await strikeAtFirstStop(version, () => void run('bash', [ESTATE, 'reload', 'production']));
+      const { main, at, exited } = await strikeAtFirstStop(version, () => reloadLoadBalancers('production'));
       return { runs: await withPost(main, version), at, exited };
     },
   },
@@ -107,25 +88,25 @@ const faults: Fault[] = [
     name: 'host 2 cut off mid-rollout',
     lost: hosts[1],
     async inject(version) {
-      const { main, at, exited } = await strikeAtFirstStop(version, () => void link(hosts[1]!, 'down'));
+      const { main, at, exited } = await strikeAtFirstStop(version, () => setLink(hosts[1]!, 'down'));
       return { runs: [main], at, exited };
     },
     // The post step runs once the link is back (on a runner it would find the host still gone).
     async afterHeal(runs) {
       return deploy(runs[0]!.outputs.version ?? '', { post: { state: runs[0]!.state } });
     },
-    heal: () => link(hosts[1]!, 'up').then(() => sleep(3000)),
+    heal: () => setLink(hosts[1]!, 'up').then(() => sleep(3000)),
   },
   {
     name: 'load balancer 2 cut off mid-rollout',
     async inject(version) {
-      const { main, at, exited } = await strikeAtFirstStop(version, () => void link(production.lbs[1]!.address, 'down'));
+      const { main, at, exited } = await strikeAtFirstStop(version, () => setLink(production.lbs[1]!.address, 'down'));
       return { runs: [main], at, exited };
     },
     async afterHeal(runs) {
       return deploy(runs[0]!.outputs.version ?? '', { post: { state: runs[0]!.state } });
     },
-    heal: () => link(production.lbs[1]!.address, 'up').then(() => sleep(3000)),
+    heal: () => setLink(production.lbs[1]!.address, 'up').then(() => sleep(3000)),
   },
   {
     name: 'a 5 s request during the drains',
@@ -176,24 +157,15 @@ for (const fault of faults) {
   const [{ runs, at, exited }, loads] = await underLoadThrough(production.lbs.map((lb) => lb.frontend), () => fault.inject(next));
   await fault.heal?.();
   if (fault.afterHeal) runs.push(await fault.afterHeal(runs));
-  let out = 0;
-  for (const lb of production.lbs) {
-    for (const [i, host] of hosts.entries()) {
-      if (host === fault.lost) continue;
-      for (const role of ['master', 'backup']) if (!(await serverStatus(estate, lb, `h${i + 1}-${role}`)).startsWith('UP')) out++;
-    }
-  }
-  const served = await versionsOn(estate, hosts.filter((h) => h !== fault.lost));
-  const mixed = Object.values(served).filter((roles) => roles.demo !== roles['demo-backup'] || !roles.demo?.endsWith('running')).length;
-  const lock = (await containersOn(estate, [...hosts].sort()[0]!)).some((c) => c.name === 'demo-deploy-lock');
+  const left = await aftermath(estate, 'production', hosts, fault.lost);
   const after = await deploy(next, { extra: 'lock: { takeover: true }' });
   current = after.code === 0 ? next : current;
   rows.push({
     fault: fault.name,
     failed: loads.map((l) => String(l.failed)).join(' / ') + (fault.lost || fault.name.includes('load balancer 2') ? ' (fault)' : ''),
-    outOfRotation: out,
-    mixed,
-    lock,
+    outOfRotation: left.outOfRotation.length,
+    mixed: left.mixed.length,
+    lock: left.lockLeft,
     toExit: at ? `${((exited - at) / 1000).toFixed(1)} s` : 'n/a',
     codes: runs.map((r) => String(r.code)).join(', '),
     next: after.code === 0 ? 'yes' : `no: ${after.log.split('\n').filter((l) => l.startsWith('::error::')).join(' ').slice(0, 120)}`,

@@ -416,8 +416,31 @@ class HostRun {
       }
       await this.deps.sleep(this.deps.pollMs);
       status = await lb.driver.status(server);
+      // MAINT after `ready`: a load balancer reloading took the command with its old process.
+      if (status.status.includes('MAINT')) await lb.driver.setState(server, 'ready');
     }
     this.log(`${server} is ${status.status} in HAProxy`);
+  }
+
+  /**
+   * Every role this run put in service is still UP on every load balancer. A load balancer
+   * reloaded from a server-state file saved just before a `ready` (config management reloading
+   * HAProxy mid-deploy) comes back with that server in MAINT: the deploy would end with it out
+   * of rotation, and the next deploy would take it for the operator's. Found so, it is put back.
+   */
+  async confirmInService(): Promise<void> {
+    const lb = this.deps.lb;
+    if (!lb) return;
+    for (const role of this.verified) {
+      const server = this.server(role);
+      if (!server || lb.held.has(server)) continue;
+      const { status } = await lb.driver.status(server);
+      if (status.startsWith('UP')) continue;
+      this.role = role;
+      this.deps.log.warning(`[${this.plan.host}] ${server} is ${status} after it was put in service (a load balancer reloaded from an older server state?): putting it back`);
+      this.deps.journal?.outOfService(server, true);
+      await this.ensureInService(role);
+    }
   }
 
   /** After a rollout that succeeded: the adopted containers set aside are no longer needed. */
@@ -447,21 +470,28 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
     if (deps.signal?.aborted) break;
     const batchRuns = batch.map((host) => runs.get(host)!);
     started.push(...batchRuns);
-    const results = await Promise.allSettled(
-      batchRuns.map((run) => deps.log.group(`Deploy ${plan.target.version} to ${run.plan.host}`, () => run.run(run.plan.steps, run.plan.target))),
+    const collect = (results: PromiseSettledResult<void>[], runsOf: HostRun[]) =>
+      results.forEach((result, i) => {
+        if (result.status === 'fulfilled') return;
+        const reason = result.reason as unknown;
+        const run = runsOf[i]!;
+        if (!interrupted.includes(run)) interrupted.push(run);
+        if (reason instanceof Cancelled) return;
+        failures.push(
+          reason instanceof StepFailed
+            ? reason
+            : new StepFailed(run.plan.host, run.role, run.current[run.role], `failed: ${reason instanceof Error ? reason.message : String(reason)}`),
+        );
+      });
+    collect(
+      await Promise.allSettled(
+        batchRuns.map((run) => deps.log.group(`Deploy ${plan.target.version} to ${run.plan.host}`, () => run.run(run.plan.steps, run.plan.target))),
+      ),
+      batchRuns,
     );
-    results.forEach((result, i) => {
-      if (result.status === 'fulfilled') return;
-      const reason = result.reason as unknown;
-      const run = batchRuns[i]!;
-      interrupted.push(run);
-      if (reason instanceof Cancelled) return;
-      failures.push(
-        reason instanceof StepFailed
-          ? reason
-          : new StepFailed(run.plan.host, run.role, run.current[run.role], `failed: ${reason instanceof Error ? reason.message : String(reason)}`),
-      );
-    });
+    if (interrupted.length > 0) break;
+    // What a load balancer reload may have undone meanwhile, on every host done so far.
+    collect(await Promise.allSettled(started.map((run) => run.confirmInService())), started);
     if (interrupted.length > 0) break;
   }
   const failure = failures[0];

@@ -3,8 +3,9 @@
 // outright mid-rollout followed by the post step. Afterwards every server is UP on both load
 // balancers, every host runs one release in both roles, no lock is left, and no request failed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clearHosts, containersOn, runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
-import { loadEstate, onMasterStop, serverStatus, type Estate } from './support/estate.js';
+import { clearHosts, runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
+import { loadEstate, type Estate } from './support/estate.js';
+import { aftermath, strikeAtMasterStop } from './support/faults.js';
 import { startGitHub, type GitHubStandIn } from './support/github.js';
 import { pushTestApp } from './support/images.js';
 import { underLoadThrough } from './support/load.js';
@@ -14,23 +15,15 @@ let github: GitHubStandIn;
 const hosts = () => estate.environments.production.hosts.slice(0, 2);
 const deploy = (options: Omit<DeployRunOptions, 'environment'>) => runDeploy(estate, { environment: 'production', githubUrl: github.url, ...options });
 
-const onFirstMasterStop = (then: () => void) => onMasterStop(estate, hosts()[0]!, then);
+/** The deploy, with `strike` called when host 1's master begins to stop. */
+const strikeAtFirstStop = (options: Omit<DeployRunOptions, 'environment'>, strike: (pid: number) => unknown) =>
+  strikeAtMasterStop(estate, hosts()[0]!, (onStart) => deploy({ ...options, onStart }), strike);
 
 const underLoad = <T>(work: () => Promise<T>) => underLoadThrough(estate.environments.production.lbs.map((lb) => lb.frontend), work);
 
 /** The clean state every fault must end in. */
 async function expectClean(): Promise<void> {
-  for (const lb of estate.environments.production.lbs) {
-    for (const [i] of hosts().entries()) {
-      for (const role of ['master', 'backup']) expect(await serverStatus(estate, lb, `h${i + 1}-${role}`), `${lb.address} h${i + 1}-${role}`).toMatch(/^UP/);
-    }
-  }
-  for (const [host, roles] of Object.entries(await versionsOn(estate, hosts()))) {
-    expect(roles.demo, host).toMatch(/ running$/);
-    expect(roles['demo-backup'], host).toBe(roles.demo);
-  }
-  const lockHost = [...hosts()].sort()[0]!;
-  expect((await containersOn(estate, lockHost)).map((c) => c.name)).not.toContain('demo-deploy-lock');
+  expect(await aftermath(estate, 'production', hosts())).toEqual({ outOfRotation: [], mixed: [], lockLeft: false });
 }
 
 beforeAll(async () => {
@@ -49,28 +42,15 @@ afterAll(async () => {
 
 describe('a cancelled job', () => {
   it('exits on its own before the runner SIGTERMs it, settled; the post step leaves nothing behind', async () => {
-    let sigint = 0;
-    let exited = 0;
     const timers: NodeJS.Timeout[] = [];
-    const [[run, post], loads] = await underLoad(async () => {
-      let stopWatching = () => {};
-      const run = await deploy({
-        version: 'v6.1.0',
-        onStart: (pid) => {
-          stopWatching = onFirstMasterStop(() => {
-            sigint = Date.now();
-            process.kill(pid, 'SIGINT');
-            // The runner's sequence, should the action still run.
-            timers.push(setTimeout(() => process.kill(pid, 'SIGTERM'), 7_500), setTimeout(() => process.kill(pid, 'SIGKILL'), 10_000));
-          });
-        },
-      }).finally(() => {
-        exited = Date.now();
-        timers.forEach(clearTimeout);
-        stopWatching();
-      });
-      const post = await deploy({ version: 'v6.1.0', post: { state: run.state } });
-      return [run, post] as const;
+    const [[{ run, struckAt: sigint, exitedAt: exited }, post], loads] = await underLoad(async () => {
+      const struck = await strikeAtFirstStop({ version: 'v6.1.0' }, (pid) => {
+        process.kill(pid, 'SIGINT');
+        // The runner's sequence, should the action still run.
+        timers.push(setTimeout(() => process.kill(pid, 'SIGTERM'), 7_500), setTimeout(() => process.kill(pid, 'SIGKILL'), 10_000));
+      }).finally(() => timers.forEach(clearTimeout));
+      const post = await deploy({ version: 'v6.1.0', post: { state: struck.run.state } });
+      return [struck, post] as const;
     });
     expect(sigint).toBeGreaterThan(0);
     expect(exited - sigint).toBeLessThan(7_500);
@@ -91,15 +71,9 @@ describe('a cancelled job', () => {
 describe('a runner killed mid-rollout', () => {
   it('the post step settles every host it touched, puts every server back, and releases the lock', async () => {
     const [[run, post], loads] = await underLoad(async () => {
-      let stopWatching = () => {};
-      const run = await deploy({
-        version: 'v6.1.0',
-        onStart: (pid) => {
-          // Killed a moment into the first master's replacement: it is out of service, its old
-          // container stopping or gone.
-          stopWatching = onFirstMasterStop(() => setTimeout(() => process.kill(pid, 'SIGKILL'), 300));
-        },
-      }).finally(() => stopWatching());
+      // Killed a moment into the first master's replacement: it is out of service, its old
+      // container stopping or gone.
+      const { run } = await strikeAtFirstStop({ version: 'v6.1.0' }, (pid) => setTimeout(() => process.kill(pid, 'SIGKILL'), 300));
       const post = await deploy({ version: 'v6.1.0', post: { state: run.state } });
       return [run, post] as const;
     });

@@ -480,6 +480,45 @@ describe('operator intent and draining', () => {
   });
 });
 
+describe('a load balancer reloaded mid-rollout', () => {
+  it('puts back a server the reload returned to MAINT after it was put in service', async () => {
+    const { world, deps, plan, warnings } = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    // The reload's state file was saved just before h1's master went back to ready: once the
+    // new process is up (here: as h1's backup begins to drain), it reads MAINT again.
+    const lb = deps.lb!.driver;
+    const setState = lb.setState.bind(lb);
+    lb.setState = async (server, state) => {
+      if (server === 'h1-backup' && state === 'drain') world.lbState.set('h1-master', 'maint');
+      await setState(server, state);
+    };
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(true);
+    expect(world.violations).toEqual([]);
+    expect(warnings).toEqual(['[h1] h1-master is MAINT after it was put in service (a load balancer reloaded from an older server state?): putting it back']);
+    expect([...world.lbState.values()]).toEqual(Array(4).fill('ready'));
+    // Before the next host moves: with h1's master out, h2's would leave no master in service.
+    expect(world.events.indexOf('ready h1-master', world.events.indexOf('ready h1-backup'))).toBeLessThan(world.events.indexOf('drain h2-master'));
+  });
+
+  it('sends ready again when a reload lost it (the server still reads MAINT)', async () => {
+    const { world, deps, plan } = setup(['h1'], { master: v1, backup: v1 });
+    const lb = deps.lb!.driver;
+    const setState = lb.setState.bind(lb);
+    let lost = false;
+    lb.setState = async (server, state) => {
+      if (server === 'h1-master' && state === 'ready' && !lost) {
+        lost = true;
+        return;
+      }
+      await setState(server, state);
+    };
+    const result = await executeRollout(await plan(v2), deps);
+    expect(lost).toBe(true);
+    expect(result.ok).toBe(true);
+    expect([...world.lbState.values()]).toEqual(Array(2).fill('ready'));
+  });
+});
+
 describe('failures', () => {
   it('reports every failed host of a batch, and names the role a non-step error hit', async () => {
     const { deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 }, { maxParallel: 2 });

@@ -12,6 +12,10 @@ export interface DeployConfigOptions {
   withoutHaproxy?: boolean;
   /** Extra top-level YAML lines (e.g. `lock: { takeover: true }`). */
   extra?: string;
+  /** Extra keys of the ssh section (e.g. `keepalive-interval: 2`). */
+  ssh?: string;
+  /** The haproxy section's keys after hosts, socket and backend (default `drain-timeout: 10`). */
+  haproxy?: string;
   /** Hosts of the environment to use (default: the first two). */
   hosts?: string[];
   /** Load balancers of the environment to drive (default: all of the estate's). */
@@ -28,7 +32,7 @@ export function deployConfig(estate: Estate, options: DeployConfigOptions): stri
     `[${(name === options.environment && options.loadBalancers ? options.loadBalancers : estate.environments[name].lbs.map((l) => l.address)).join(', ')}]`;
   const haproxy = options.withoutHaproxy
     ? ''
-    : `haproxy: { hosts: ${lbHosts(options.environment)}, socket: ${lb(options.environment).socket}, backend: ${lb(options.environment).backend}, drain-timeout: 10 }\n`;
+    : `haproxy: { hosts: ${lbHosts(options.environment)}, socket: ${lb(options.environment).socket}, backend: ${lb(options.environment).backend}, ${options.haproxy ?? 'drain-timeout: 10'} }\n`;
   const environment = (name: 'staging' | 'production', extra: string) => {
     const hosts = name === options.environment && options.hosts ? options.hosts : estate.environments[name].hosts.slice(0, 2);
     // Each environment has its own load balancer.
@@ -43,7 +47,7 @@ image: ${options.repository ?? `${estate.registry.address}/clay/demo`}
 container: { port: 3000, stop-timeout: 10, init: true, env: { GREETING: hello }, secrets: [APP_SECRET] }
 ports: { master: 50000, backup: 50001 }
 health: { path: /healthcheck, timeout: 20, interval: 1 }
-ssh: { user: ${estate.sshUser}, port: 22, connect-timeout: 5 }
+ssh: { user: ${estate.sshUser}, port: 22, connect-timeout: 5${options.ssh ? `, ${options.ssh}` : ''} }
 ${haproxy}${options.extra ?? ''}
 environments:
 ${environments}`;

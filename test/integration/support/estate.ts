@@ -107,12 +107,51 @@ export async function execIn(node: string, ...command: string[]): Promise<string
   return stdout;
 }
 
-/** The status column HAProxy shows for a server on one load balancer (UP, MAINT, DRAIN, ...). */
-export async function serverStatus(estate: Estate, lb: EstateLoadBalancer, server: string): Promise<string> {
+/** One column of `show stat` for a server on one load balancer (status, scur, ...); '?' when absent. */
+export async function serverStat(estate: Estate, lb: EstateLoadBalancer, server: string, column: string): Promise<string> {
   const csv = await lbCommand(estate, lb, `show stat ${lb.backend} 4 -1`);
   const header = csv.split('\n')[0]!.replace(/^# /, '').split(',');
   const row = csv.split('\n').map((line) => line.split(',')).find((cells) => cells[1] === server);
-  return row?.[header.indexOf('status')] ?? '?';
+  return row?.[header.indexOf(column)] ?? '?';
+}
+
+/** The status column HAProxy shows for a server on one load balancer (UP, MAINT, DRAIN, ...). */
+export function serverStatus(estate: Estate, lb: EstateLoadBalancer, server: string): Promise<string> {
+  return serverStat(estate, lb, server, 'status');
+}
+
+export interface KillWatch {
+  /** Names of the containers Docker signalled (a stop's SIGTERM, a SIGKILL), in order. */
+  readonly names: string[];
+  stop(): void;
+}
+
+/**
+ * Watches a host's engine for containers being signalled to stop (Docker's `kill` event: every
+ * stop begins with one), calling `onKill` with each container's name. The watch runs beside the
+ * action, on the host's own engine.
+ */
+export function watchKills(estate: Estate, host: string, onKill: (name: string) => void = () => {}): KillWatch {
+  // Its own process group: stopping it must end `docker events` inside the node too, not only
+  // the shell that started it (an orphan would linger until the host's next kill event).
+  const events = spawn('bash', [ESTATE_SCRIPT, 'exec', nodeOf(estate, host), 'docker', 'events', '--filter', 'event=kill', '--format', '{{.Actor.Attributes.name}}'], { detached: true });
+  const names: string[] = [];
+  events.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    for (const name of chunk.split('\n').filter(Boolean)) {
+      names.push(name);
+      onKill(name);
+    }
+  });
+  return {
+    names,
+    stop: () => {
+      try {
+        if (events.pid) process.kill(-events.pid, 'SIGTERM');
+      } catch {
+        // Already gone.
+      }
+    },
+  };
 }
 
 /**
@@ -120,13 +159,12 @@ export async function serverStatus(estate: Estate, lb: EstateLoadBalancer, serve
  * moment its replacement begins. Returns what stops watching.
  */
 export function onMasterStop(estate: Estate, host: string, then: () => void): () => void {
-  const events = spawn('bash', [ESTATE_SCRIPT, 'exec', nodeOf(estate, host), 'docker', 'events', '--filter', 'container=demo', '--filter', 'event=kill', '--format', '{{.Actor.Attributes.name}}']);
   let fired = false;
-  events.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    if (!fired && chunk.split('\n').includes('demo')) {
+  const watch = watchKills(estate, host, (name) => {
+    if (!fired && name === 'demo') {
       fired = true;
       then();
     }
   });
-  return () => events.kill();
+  return () => watch.stop();
 }

@@ -1,7 +1,25 @@
 // Steady traffic through a load balancer while a deploy runs: several keep-alive clients, each
-// sending requests back to back at a bounded rate, counting every non-2xx answer and every
-// transport error, and recording which version answered. Bounded in time: it stops itself.
+// sending requests back to back at a bounded rate over its own connection, counting every non-2xx
+// answer and every transport error, and recording which version answered. Bounded in time: it
+// stops itself.
 import http from 'node:http';
+
+/** One failed request, with what a test needs to judge whose failure it was. */
+export interface LoadFailure {
+  /** Which client (each has one keep-alive connection at a time). */
+  client: number;
+  /** When the request was sent and when it failed (ms since the epoch). */
+  sentAt: number;
+  at: number;
+  /**
+   * `closed-before-response`: the connection was closed or reset before any byte of an answer;
+   * `http`: a non-2xx answer; `timeout`: no answer in 10 s; `transport`: any other error.
+   */
+  kind: 'closed-before-response' | 'http' | 'timeout' | 'transport';
+  /** Whether the request went out on a kept-alive connection an earlier request had used. */
+  reusedSocket: boolean;
+  detail: string;
+}
 
 export interface LoadReport {
   sent: number;
@@ -9,6 +27,8 @@ export interface LoadReport {
   /** Non-2xx answers and transport errors, with what happened. */
   failed: number;
   failures: string[];
+  /** Every failure (up to 1000), structured. */
+  errors: LoadFailure[];
   /** Versions served, in the order they were first seen, with counts. */
   versions: Record<string, number>;
   seconds: number;
@@ -38,18 +58,25 @@ export interface LoadOptions {
 export function startLoad(options: LoadOptions): LoadGenerator {
   const clients = options.clients ?? 8;
   const interval = 1000 / (options.ratePerClient ?? 50);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+  // One connection per client: a connection a load balancer closes is then seen by one client.
+  const agents = Array.from({ length: clients }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
   const started = Date.now();
-  const report: LoadReport = { sent: 0, ok: 0, failed: 0, failures: [], versions: {}, seconds: 0, latency: { p50: 0, p99: 0, max: 0 }, ended: [] };
+  const report: LoadReport = { sent: 0, ok: 0, failed: 0, failures: [], errors: [], versions: {}, seconds: 0, latency: { p50: 0, p99: 0, max: 0 }, ended: [] };
   const times: number[] = [];
   let running = true;
   let serving = !options.waitUntilServing;
   const deadline = started + (options.maxSeconds ?? 600) * 1000;
 
-  const once = () =>
+  const once = (client: number) =>
     new Promise<void>((done) => {
       const sentAt = performance.now();
-      const request = http.get(options.url, { agent, timeout: 10_000 }, (response) => {
+      const sentAtMs = Date.now();
+      let answered = false;
+      let timedOut = false;
+      const failure = (kind: LoadFailure['kind'], detail: string) =>
+        fail(detail, { client, sentAt: sentAtMs, at: Date.now(), kind, reusedSocket: request.reusedSocket, detail });
+      const request = http.get(options.url, { agent: agents[client], timeout: 10_000 }, (response) => {
+        answered = true;
         let body = '';
         response.setEncoding('utf8');
         response.on('data', (chunk: string) => (body += chunk));
@@ -65,36 +92,41 @@ export function startLoad(options: LoadOptions): LoadGenerator {
               const version = body.trim();
               report.versions[version] = (report.versions[version] ?? 0) + 1;
             } else {
-              fail(`HTTP ${status} ${body.trim().slice(0, 80)}`);
+              failure('http', `HTTP ${status} ${body.trim().slice(0, 80)}`);
             }
           }
           done();
         });
         response.on('error', (error) => {
-          if (serving) fail(`response error: ${error.message}`);
+          if (serving) failure('transport', `response error: ${error.message}`);
           done();
         });
       });
-      request.on('timeout', () => request.destroy(new Error('timed out')));
-      request.on('error', (error) => {
+      request.on('timeout', () => {
+        timedOut = true;
+        request.destroy(new Error('timed out'));
+      });
+      request.on('error', (error: NodeJS.ErrnoException) => {
         if (serving) {
           report.sent++;
-          fail(`transport error: ${error.message}`);
+          const closed = !answered && !timedOut && ['ECONNRESET', 'EPIPE'].includes(error.code ?? '');
+          failure(timedOut ? 'timeout' : closed ? 'closed-before-response' : 'transport', `transport error: ${error.message}`);
         }
         done();
       });
     });
 
-  const fail = (what: string) => {
+  const fail = (what: string, failure: LoadFailure) => {
     report.failed++;
     report.ended.push({ at: Date.now(), failed: true });
     if (report.failures.length < 20) report.failures.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${what}`);
+    if (report.errors.length < 1000) report.errors.push(failure);
   };
 
-  const client = async () => {
+  const client = async (_: unknown, index: number) => {
     while (running && Date.now() < deadline) {
       const next = Date.now() + interval;
-      await once();
+      await once(index);
       const wait = next - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     }
@@ -109,6 +141,7 @@ export function startLoad(options: LoadOptions): LoadGenerator {
       versions: { ...report.versions },
       failures: [...report.failures],
       ended: [...report.ended],
+      errors: [...report.errors],
       seconds: (Date.now() - started) / 1000,
       latency: { p50: at(0.5), p99: at(0.99), max: Math.round(sorted.at(-1) ?? 0) },
     };
@@ -118,7 +151,7 @@ export function startLoad(options: LoadOptions): LoadGenerator {
     async stop() {
       running = false;
       await Promise.all(loops);
-      agent.destroy();
+      for (const agent of agents) agent.destroy();
       return snapshot();
     },
   };
