@@ -291,6 +291,9 @@ node_main() {
   kind=$(node_kind "$name")
   dir=$(node_dir "$name")
   export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+  # The daemons keep the directory `up` ran in as theirs: HAProxy's master re-executes itself from
+  # it on every reload, and fails once that directory is gone (a removed git worktree).
+  cd /
   # This mount namespace copied the handles of the other nodes' network namespaces; they
   # would keep those namespaces alive after `ip netns del`.
   if mountpoint -q /run/netns; then umount --recursive --lazy /run/netns; fi

@@ -5,12 +5,12 @@
 // (but a lost host's), every reachable host on one release in both roles, no lock, the
 // deployment record marked, and no failed request but those the fault itself explains.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { clearHosts, runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
-import { loadEstate, serverStat, watchKills, type Estate, type KillWatch } from './support/estate.js';
+import { runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
+import { serverStat, watchKills, type Estate, type KillWatch } from './support/estate.js';
 import { aftermath, backInRotation, reloadLoadBalancers, setLink, strikeAtMasterStop } from './support/faults.js';
-import { startGitHub, type GitHubStandIn } from './support/github.js';
-import { pushTestApp } from './support/images.js';
+import type { GitHubStandIn } from './support/github.js';
 import { underLoadThrough, type LoadFailure, type LoadReport } from './support/load.js';
+import { leaveProduction, startOnProduction } from './support/suite.js';
 
 let estate: Estate;
 let github: GitHubStandIn;
@@ -58,12 +58,7 @@ async function expectEnd(version: string, state: 'success' | 'failure'): Promise
 const FAST_KEEPALIVE = 'keepalive-interval: 2';
 
 beforeAll(async () => {
-  estate = loadEstate();
-  github = await startGitHub();
-  for (const version of ['v6.0.0', 'v6.1.0']) await pushTestApp(estate, { version });
-  await clearHosts(estate, production().hosts);
-  const first = await deploy({ version: 'v6.0.0' });
-  if (first.code !== 0) throw new Error(first.log);
+  ({ estate, github } = await startOnProduction([{ version: 'v6.0.0' }, { version: 'v6.1.0' }], 'v6.0.0'));
 }, 600_000);
 
 // A failing test must not leave the estate cut off for the next one (or for anyone else).
@@ -72,10 +67,7 @@ afterEach(async () => {
   await setLink(lb2().address, 'up');
 });
 
-afterAll(async () => {
-  await github?.close();
-  if (estate) await clearHosts(estate, production().hosts);
-}, 120_000);
+afterAll(() => leaveProduction(estate, github), 120_000);
 
 describe('HAProxy reloaded mid-rollout', () => {
   /**

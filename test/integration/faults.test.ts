@@ -3,12 +3,12 @@
 // outright mid-rollout followed by the post step. Afterwards every server is UP on both load
 // balancers, every host runs one release in both roles, no lock is left, and no request failed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clearHosts, runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
-import { loadEstate, type Estate } from './support/estate.js';
+import { runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
+import type { Estate } from './support/estate.js';
 import { aftermath, strikeAtMasterStop } from './support/faults.js';
-import { startGitHub, type GitHubStandIn } from './support/github.js';
-import { pushTestApp } from './support/images.js';
+import type { GitHubStandIn } from './support/github.js';
 import { underLoadThrough } from './support/load.js';
+import { leaveProduction, startOnProduction } from './support/suite.js';
 
 let estate: Estate;
 let github: GitHubStandIn;
@@ -27,18 +27,10 @@ async function expectClean(): Promise<void> {
 }
 
 beforeAll(async () => {
-  estate = loadEstate();
-  github = await startGitHub();
-  for (const version of ['v6.0.0', 'v6.1.0']) await pushTestApp(estate, { version });
-  await clearHosts(estate, estate.environments.production.hosts);
-  const first = await deploy({ version: 'v6.0.0' });
-  if (first.code !== 0) throw new Error(first.log);
+  ({ estate, github } = await startOnProduction([{ version: 'v6.0.0' }, { version: 'v6.1.0' }], 'v6.0.0'));
 }, 600_000);
 
-afterAll(async () => {
-  await github?.close();
-  if (estate) await clearHosts(estate, estate.environments.production.hosts);
-}, 120_000);
+afterAll(() => leaveProduction(estate, github), 120_000);
 
 describe('a cancelled job', () => {
   it('exits on its own before the runner SIGTERMs it, settled; the post step leaves nothing behind', async () => {

@@ -4,11 +4,11 @@
 // stopped by the canary, or deployed (as before) without one, its errors on the receipt.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Receipt } from '../../src/receipt/document.js';
-import { clearHosts, containersOn, runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
-import { loadEstate, onMasterStop, serverStatus, type Estate } from './support/estate.js';
-import { startGitHub, type GitHubStandIn } from './support/github.js';
-import { pushTestApp } from './support/images.js';
+import { containersOn, runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
+import { onMasterStop, serverStatus, type Estate } from './support/estate.js';
+import type { GitHubStandIn } from './support/github.js';
 import { underLoadThrough, type LoadReport } from './support/load.js';
+import { leaveProduction, startOnProduction } from './support/suite.js';
 
 let estate: Estate;
 let github: GitHubStandIn;
@@ -28,20 +28,10 @@ function endedWithin(loads: LoadReport[], from: number, to: number, failed?: boo
 const rate = (loads: LoadReport[]) => loads.reduce((sum, l) => sum + l.sent / l.seconds, 0);
 
 beforeAll(async () => {
-  estate = loadEstate();
-  github = await startGitHub();
-  await pushTestApp(estate, { version: 'v8.0.0' });
-  await pushTestApp(estate, { version: GOOD });
-  await pushTestApp(estate, { version: FAILING, failingPages: true });
-  await clearHosts(estate, estate.environments.production.hosts);
-  const first = await deploy({ version: 'v8.0.0' });
-  if (first.code !== 0) throw new Error(first.log);
+  ({ estate, github } = await startOnProduction([{ version: 'v8.0.0' }, { version: GOOD }, { version: FAILING, failingPages: true }], 'v8.0.0'));
 }, 600_000);
 
-afterAll(async () => {
-  await github?.close();
-  if (estate) await clearHosts(estate, estate.environments.production.hosts);
-}, 120_000);
+afterAll(() => leaveProduction(estate, github), 120_000);
 
 describe('the receipt of a good release, through a canary hold', () => {
   it('counts what the load generator counted, with no errors, in the summary, the output and the record', async () => {
