@@ -35,7 +35,10 @@ export class DeployFailed extends Error {
 interface Held {
   lock?: HeldLock;
   record?: GitHubDeployment;
-  /** Reads counters every second once the rollout starts: stopped whatever happens. */
+  /**
+   * The load balancers' counters for the receipt, read from pre-flight on (with a haproxy
+   * section); every second once the rollout starts, until stopped, whatever happens.
+   */
   recorder?: ReceiptRecorder;
 }
 
@@ -45,8 +48,6 @@ interface Prepared {
   target: Release;
   /** heldOn: what the operator had out of service before this run, for the journal to leave so. */
   lb?: LoadBalancing & { heldOn: HeldSnapshot };
-  /** The load balancers' counters for the receipt, read from pre-flight on (with a haproxy section). */
-  recorder?: ReceiptRecorder;
 }
 
 export async function rollOut(
@@ -73,7 +74,7 @@ export async function rollOut(
     const journal = new JournalWriter({ environment: env.name, touched: [], outOfService: [], heldOn: prepared.lb?.heldOn ?? [], ...(record ? { deploymentId: record.id } : {}) });
     leftForPostStep = true;
     const deps = { ...rolloutDeps(inputs, config, env, connected, prepared.lb, secrets), ...(signal ? { signal } : {}), journal };
-    const { result, receipt } = await execute(env, prepared, deps);
+    const { result, receipt } = await execute(env, prepared, deps, held.recorder);
     // A cancel not settled in time, or a rollback that could not put every server back.
     leftForPostStep = (result.cancelled !== undefined && !result.cancelled.settled) || journal.pending();
     if (!leftForPostStep) journal.clear();
@@ -111,8 +112,9 @@ export async function rollOut(
 
 /**
  * Everything before the first container changes: the release, pulled everywhere, the lock, the
- * gates, the servers to drive and the deployment record. What it takes (lock, record) goes into
- * `held` as soon as it is taken, so that a refusal half-way still releases and records it.
+ * gates, the servers to drive, the receipt's first reading and the deployment record. What it
+ * takes (lock, recorder, record) goes into `held` as soon as it is taken, so that a refusal
+ * half-way still releases, stops and records it.
  */
 async function preFlight(
   inputs: Inputs,
@@ -139,16 +141,17 @@ async function preFlight(
   if (request.task === 'deploy' || chosen.wanted.neverRan) await checkPromotionGate(github, env, chosen.target);
   const lb = await findServers(connected, { tookOverLock: held.lock.tookOver, running: chosen.state.current });
   // The receipt's baseline runs from here to the first change.
-  const recorder = lb && new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]?.version);
-  held.recorder = recorder;
-  await recorder?.open();
+  if (lb) {
+    held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]?.version);
+    await held.recorder.open();
+  }
   held.record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
   stopIfCancelled();
-  return { ...chosen, ...(lb ? { lb } : {}), ...(recorder ? { recorder } : {}) };
+  return { ...chosen, ...(lb ? { lb } : {}) };
 }
 
 /** What runs and ran (under the lock, the second time), and the release that follows from it. */
-async function choose(inputs: Inputs, config: Config, connected: Connected, request: RolloutRequest): Promise<Omit<Prepared, 'lb' | 'recorder'>> {
+async function choose(inputs: Inputs, config: Config, connected: Connected, request: RolloutRequest): Promise<Omit<Prepared, 'lb'>> {
   const github = gitHub(inputs);
   const env = connected.env;
   const state: EnvironmentState = {
@@ -175,8 +178,13 @@ async function pullEverywhere(connected: Connected, target: Release): Promise<vo
  * The plan, run with the receipt's recorder watching and the canary (when configured) judging;
  * then the receipt from the last reading.
  */
-async function execute(env: EnvironmentConfig, prepared: Prepared, deps: RolloutDeps): Promise<{ result: RolloutResult; receipt?: Receipt }> {
-  const { recorder, target } = prepared;
+async function execute(
+  env: EnvironmentConfig,
+  prepared: Prepared,
+  deps: RolloutDeps,
+  recorder: ReceiptRecorder | undefined,
+): Promise<{ result: RolloutResult; receipt?: Receipt }> {
+  const { target } = prepared;
   const policy = env.canary && { holdSeconds: env.canary.hold, maxErrorRate: env.canary['max-error-rate'], minRequests: env.canary['min-requests'] };
   const canary = recorder && policy && new Canary(recorder, policy, target, deps.log);
   await recorder?.start();

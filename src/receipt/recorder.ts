@@ -17,15 +17,13 @@ export class ReceiptRecorder {
   readonly cost = { ms: 0, readings: 0, waitedMs: 0 };
   private queue: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
-  private readonly servers: Map<string, Record<Role, string>>;
 
   constructor(
     private readonly fleet: Pick<LoadBalancerFleet, 'counters'>,
-    servers: Map<string, Record<Role, string>>,
+    private readonly servers: Map<string, Record<Role, string>>,
     running: (host: string, role: Role) => string | undefined,
     private readonly clock: () => number = Date.now,
   ) {
-    this.servers = servers;
     this.baseline = new Ledger(servers, running);
     this.deploy = new Ledger(servers, running);
   }
