@@ -13,7 +13,7 @@ const n = (x: number) => x.toLocaleString('en-US');
 const ROWS: { label: string; cell: (t: Totals, seconds: number) => string }[] = [
   { label: 'Requests', cell: (t) => n(t.requests) },
   { label: 'Requests per second', cell: (t, s) => (s > 0 ? n(Math.round(t.requests / s)) : '—') },
-  { label: 'Errors (rate)', cell: (t) => `${n(t.errors)} (${t.errorRate}%)` },
+  { label: 'Errors (rate)', cell: (t) => `${n(t.errors)} (${Number(t.errorRate.toFixed(2))}%)` },
   { label: '5xx answers', cell: (t) => n(t.http5xx) },
   { label: 'Failed connections', cell: (t) => n(t.connectionErrors) },
   { label: 'Cut responses', cell: (t) => n(t.responseErrors) },
@@ -47,6 +47,8 @@ export function renderReceipt(receipt: Receipt): string {
   const gaps = receipt.gaps.length ? `\n\nNot every reading was complete: ${receipt.gaps.map((g) => `${plain(g.loadBalancer)} at ${g.at}`).join(', ')} (counted in the next reading).` : '';
   const canary = receipt.canary?.verdicts.length ? `\n\nCanary: ${receipt.canary.verdicts.map(htmlText).join('; ')}.` : '';
   return [
+    // A blank line first: Markdown after an HTML block (the rollout's table) needs one to start.
+    '',
     '### Receipt: what the load balancers counted',
     '',
     ...table,

@@ -61,7 +61,7 @@ describe('the receipt of a good release, through a canary hold', () => {
     const n = (x: number) => x.toLocaleString('en-US');
     expect(run.summary).toContain('### Receipt: what the load balancers counted');
     expect(run.summary).toContain(`| Requests | ${n(receipt.baseline.totals.requests)} | ${n(receipt.totals.requests)} |`);
-    expect(run.summary).toContain(`| Errors (rate) | ${n(receipt.baseline.totals.errors)} (${receipt.baseline.totals.errorRate}%) | 0 (0%) |`);
+    expect(run.summary).toContain(`| Errors (rate) | ${n(receipt.baseline.totals.errors)} (${Number(receipt.baseline.totals.errorRate.toFixed(2))}%) | 0 (0%) |`);
     for (const host of hosts()) expect(run.summary).toContain(`| ${host} | `);
     expect(run.summary).toMatch(/```mermaid\nxychart-beta\n/);
     expect(run.summary).toMatch(/```mermaid\ngantt\n/);
