@@ -9,6 +9,7 @@ import { APP_SECRET, clearHosts, deployConfig } from '../test/integration/suppor
 import { REPO_ROOT, loadEstate } from '../test/integration/support/estate.js';
 import { startGitHub } from '../test/integration/support/github.js';
 import { startLoad, type LoadGenerator } from '../test/integration/support/load.js';
+import type { Receipt } from '../src/receipt/document.js';
 
 const estate = loadEstate();
 // A first release: whatever an earlier run left on the hosts goes.
@@ -85,7 +86,10 @@ async function stage(name: string, run: () => Promise<ActionRun>): Promise<Actio
   process.stdout.write(`${name} ... `);
   const result = await run();
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  const row = [name, `${seconds} s`, await serving('staging'), await serving('production')];
+  // The receipt (deploys and rollbacks): what the load balancers counted during the rollout.
+  const receipt = result.outputs.receipt ? (JSON.parse(result.outputs.receipt) as Receipt) : undefined;
+  const counted = receipt ? `${receipt.totals.errors} errors in ${receipt.totals.requests} requests` : '';
+  const row = [name, `${seconds} s`, await serving('staging'), await serving('production'), counted];
   rows.push(row);
   console.log(`${seconds} s`);
   return result;
@@ -113,10 +117,10 @@ try {
 } finally {
   const reports = { staging: await traffic.staging.stop(), production: await traffic.production.stop() };
   await github.close();
-  const widths = [32, 9, 16, 16];
+  const widths = [32, 9, 16, 16, 30];
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   console.log('\nRelease on the estate (versions served after each step)');
-  console.log(line(['step', 'time', 'staging serves', 'production serves']));
+  console.log(line(['step', 'time', 'staging serves', 'production serves', 'receipt (load balancers)']));
   for (const row of rows) console.log(line(row));
   for (const env of ['staging', 'production'] as const) {
     const r = reports[env];
