@@ -13,7 +13,7 @@ import { execIn, loadEstate, nodeOf } from '../test/integration/support/estate.j
 import { pushTestApp, type TestAppRelease } from '../test/integration/support/images.js';
 import { startGitHub } from '../test/integration/support/github.js';
 import type { Receipt } from '../src/receipt/document.js';
-import { startLoad, type LoadReport } from '../test/integration/support/load.js';
+import { endedWithin, startLoad, type LoadReport } from '../test/integration/support/load.js';
 
 const run = promisify(execFile);
 const estate = loadEstate();
@@ -116,7 +116,7 @@ async function measure(environment: 'staging' | 'production', count: number, rel
   const perHost = [...deploy.summary.matchAll(/<td>([\d.]+) s<\/td>/g)].map((m) => Number(m[1]));
   const receipt = JSON.parse(deploy.outputs.receipt ?? '') as Receipt;
   const [start, end] = [Date.parse(receipt.window.start), Date.parse(receipt.window.end)];
-  const counted = load.ended.filter((e) => e.at >= start && e.at <= end).length;
+  const counted = endedWithin([load], start, end);
   const rows: Row[] = [
     {
       hosts: count,

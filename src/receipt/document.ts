@@ -1,7 +1,7 @@
 // The receipt as data: output `receipt` (JSON, documented in the README), the job summary's
 // tables and chart, and the one line of the deployment record, all from the same numbers. Pure.
 import type { HostOutcome, PhaseTimes } from '../rollout/execute.js';
-import type { Ledger, StepMark } from './ledger.js';
+import type { Ledger } from './ledger.js';
 import { errorRate, errorsOf, latency, type Counts, type Tally } from './tally.js';
 
 export interface Totals extends Counts {
@@ -90,7 +90,7 @@ export function buildReceipt(input: {
       previous = p.at;
       return { t: seconds(p.at - start), requests: perSecond(p.requests, span), errors: perSecond(p.errors, span) };
     }),
-    steps: deploy.marks.map((m: StepMark) => ({ t: seconds(m.at - start), host: m.host, role: m.role, what: m.what, version: m.version })),
+    steps: deploy.marks.map((m) => ({ t: seconds(m.at - start), host: m.host, role: m.role, what: m.what, version: m.version })),
     cost: { seconds: seconds(input.cost.ms), waitedSeconds: seconds(input.cost.waitedMs), readings: input.cost.readings },
   };
 }

@@ -7,7 +7,7 @@ import type { Receipt } from '../../src/receipt/document.js';
 import { containersOn, runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
 import { onMasterStop, serverStatus, type Estate } from './support/estate.js';
 import type { GitHubStandIn } from './support/github.js';
-import { underLoadThrough, type LoadReport } from './support/load.js';
+import { endedWithin, underLoadThrough, type LoadReport } from './support/load.js';
 import { leaveProduction, startOnProduction } from './support/suite.js';
 
 let estate: Estate;
@@ -19,11 +19,6 @@ const CLIENTS = 8; // underLoadThrough: 4 keep-alive clients through each of the
 
 const GOOD = 'v8.1.0';
 const FAILING = 'v8.2.0';
-
-/** Requests the load generator saw end between two instants (ms since the epoch). */
-function endedWithin(loads: LoadReport[], from: number, to: number, failed?: boolean) {
-  return loads.flatMap((l) => l.ended).filter((e) => e.at >= from && e.at <= to && (failed === undefined || e.failed === failed)).length;
-}
 
 const rate = (loads: LoadReport[]) => loads.reduce((sum, l) => sum + l.sent / l.seconds, 0);
 

@@ -157,6 +157,11 @@ export function startLoad(options: LoadOptions): LoadGenerator {
   };
 }
 
+/** Requests that ended between two instants (ms since the epoch), all or only the failed (or answered) ones. */
+export function endedWithin(loads: LoadReport[], from: number, to: number, failed?: boolean): number {
+  return loads.flatMap((l) => l.ended).filter((e) => e.at >= from && e.at <= to && (failed === undefined || e.failed === failed)).length;
+}
+
 /** Runs `work` under steady load on `url` and returns the work's result with the load report. */
 export async function underLoad<T>(url: string, work: () => Promise<T>, waitUntilServing = false): Promise<[T, LoadReport]> {
   const load = startLoad({ url, clients: 8, ratePerClient: 40, maxSeconds: 300, waitUntilServing });
