@@ -2,12 +2,14 @@
 // failure message; config errors also annotate the config file.
 import * as core from '@actions/core';
 import { DOCKER_CONFIG_STATE, build, removeLeftoverDockerConfig } from './commands/build.js';
-import { deploy, plan, rollback } from './commands/deploy.js';
-import { LOCK_STATE, releaseLeftoverLock } from './commands/deploy-lock.js';
-import { finishInterruptedRollout } from './commands/interrupted.js';
-import { JOURNAL_STATE } from './commands/journal.js';
-import { DeployFailed } from './commands/rollout.js';
-import { GateError } from './commands/gates.js';
+import { deploy } from './commands/deploy.js';
+import { plan } from './commands/plan.js';
+import { rollback } from './commands/rollback.js';
+import { LOCK_STATE, releaseLeftoverLock } from './pipeline/lock.js';
+import { finishInterruptedRollout } from './pipeline/interrupted.js';
+import { JOURNAL_STATE } from './pipeline/journal.js';
+import { DeployFailed } from './pipeline/index.js';
+import { GateError } from './pipeline/gates.js';
 import { haproxyConfig } from './commands/haproxy-config.js';
 import { CheckFailed, check } from './commands/check.js';
 import { status } from './commands/status.js';

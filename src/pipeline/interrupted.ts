@@ -6,11 +6,11 @@ import type { Config } from '../config/schema.js';
 import { readSecretValues, type Inputs } from '../inputs.js';
 import { executeRollout } from '../rollout/execute.js';
 import { planHost, settleTarget, type HostPlan } from '../rollout/plan.js';
-import { releaseLeftoverLock } from './deploy-lock.js';
+import { releaseLeftoverLock } from './lock.js';
 import { GitHubDeployment, gitHub } from './gates.js';
 import { JOURNAL_STATE, type Journal } from './journal.js';
 import { connect, findServers, readHosts } from './preflight.js';
-import { rolloutDeps } from './rollout.js';
+import { rolloutDeps } from './index.js';
 
 /** The hosts a journal leaves to settle: those touched, and those with a server out of service. */
 export function hostsToSettle(journal: Journal): string[] {
