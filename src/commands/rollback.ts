@@ -4,12 +4,12 @@
 import type { Config } from '../config/schema.js';
 import { selectEnvironment } from '../config/environment.js';
 import { InputError, type Inputs } from '../inputs.js';
-import { rollOut } from '../pipeline/index.js';
+import { runPipeline } from '../pipeline/index.js';
 import { parseRelease } from '../release/version.js';
 
 export async function rollback(inputs: Inputs, config: Config, signal?: AbortSignal): Promise<Record<string, string>> {
   const env = selectEnvironment(config, inputs.environment);
   if (!inputs.version) throw new InputError('version: required for rollback: a release tag like v1.3.0, or previous');
   const version = inputs.version === 'previous' ? 'previous' : parseRelease(inputs.version, 'version').tag;
-  return rollOut(inputs, config, env, { task: 'rollback', version, allowNeverDeployed: inputs.allowNeverDeployed }, signal);
+  return runPipeline(inputs, config, env, { task: 'rollback', version, allowNeverDeployed: inputs.allowNeverDeployed }, signal);
 }

@@ -1,31 +1,35 @@
-// One release onto one environment, deploy and rollback alike (so a rollback drops no request
-// either), in phases: connect; choose and pull the release; take the lock; read, under the lock,
-// everything the plan depends on; plan; execute (with its automatic rollback); record and tidy
-// up. Every check that can refuse runs before the first container changes.
+// The deploy pipeline: one release onto one environment, deploy and rollback alike (so a
+// rollback drops no request either), stage after stage, each handing the next its typed result:
+//
+//   gates       approval: may this run touch the environment at all
+//   pre-flight  every host and load balancer connected (Connected)
+//   target      what runs and ran, and the release that follows (Chosen), pulled on every host
+//   lock        the deploy lock (HeldLock); then the target chosen again under it
+//   gates       promotion: the very image the other environment runs
+//   pre-flight  the servers to drive (Servers), the receipt's baseline, the deployment record
+//   journal     what the post step must finish if this run is cut short (JournalWriter)
+//   rollOut     the plan executed, rolled back or settled (RolledOut)
+//   finish      summary; the job's failure, or the success record and the image prune; the lock
+//
+// and the post step's, for a run cut short (finishCutShort): pre-flight → the interrupted-run
+// repair → lock → gates (the record). Every check that can refuse runs before the first
+// container changes.
 import * as core from '@actions/core';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import type { GitHubApi } from '../drivers/github.js';
-import type { HeldSnapshot } from '../drivers/load-balancers.js';
 import { readSecretValues, type Inputs } from '../inputs.js';
-import { Canary } from '../receipt/canary.js';
-import { buildReceipt, receiptLine, type Receipt } from '../receipt/document.js';
 import { ReceiptRecorder } from '../receipt/recorder.js';
 import { renderReceipt } from '../receipt/render.js';
-import { parseHistoryLabel } from '../release/history.js';
 import { rolloutSummary, writeSummary } from '../report/summary.js';
-import { infoUntrusted } from '../report/untrusted.js';
-import { executeRollout, type LoadBalancing, type RolloutDeps, type RolloutResult } from '../rollout/execute.js';
-import { JournalWriter } from './journal.js';
-import { describePlan, planRollout } from '../rollout/plan.js';
 import type { Release } from '../rollout/ports.js';
-import { asideName, containerName, containerSpec } from '../rollout/spec.js';
-import { releaseLock, takeLock, type HeldLock } from './lock.js';
-import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, runUrl, trustedHistory } from './gates.js';
-import { connect, coreLogger, findServers, onEveryHost, pinRelease, readHosts, type Connected } from './preflight.js';
+import { outcomeFailure, tidyUp } from './finish.js';
+import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, trustedHistory } from './gates.js';
+import { repairInterrupted } from './interrupted.js';
+import { JOURNAL_STATE, JournalWriter, type Journal } from './journal.js';
+import { releaseLeftoverLock, releaseLock, takeLock, type HeldLock } from './lock.js';
+import { connect, findServers, pinRelease, pullEverywhere, readHosts, type Connected, type Servers } from './preflight.js';
+import { rollOut, rolloutDeps } from './rollout.js';
 import { historyFor, runningVersion, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
-
-const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
-const RECORD_ATTEMPTS = 3;
 
 export class DeployFailed extends Error {
   override name = 'DeployFailed';
@@ -42,15 +46,19 @@ interface Held {
   recorder?: ReceiptRecorder;
 }
 
-interface Prepared {
+/** The target stage's result: what runs and ran (read under the lock, the second time), and the release. */
+interface Chosen {
   state: EnvironmentState;
   wanted: WantedRelease;
   target: Release;
-  /** heldOn: what the operator had out of service before this run, for the journal to leave so. */
-  lb?: LoadBalancing & { heldOn: HeldSnapshot };
 }
 
-export async function rollOut(
+/** Pre-flight's result: all the rollout plans from. */
+interface Prepared extends Chosen {
+  lb?: Servers;
+}
+
+export async function runPipeline(
   inputs: Inputs,
   config: Config,
   env: EnvironmentConfig,
@@ -74,7 +82,7 @@ export async function rollOut(
     const journal = new JournalWriter({ environment: env.name, touched: [], outOfService: [], heldOn: prepared.lb?.heldOn ?? [], ...(record ? { deploymentId: record.id } : {}) });
     leftForPostStep = true;
     const deps = { ...rolloutDeps(inputs, config, env, connected, prepared.lb, secrets), ...(signal ? { signal } : {}), journal };
-    const { result, receipt } = await execute(env, prepared, deps, held.recorder);
+    const { result, receipt } = await rollOut(env, prepared, deps, held.recorder);
     // A cancel not settled in time, or a rollback that could not put every server back.
     leftForPostStep = (result.cancelled !== undefined && !result.cancelled.settled) || journal.pending();
     if (!leftForPostStep) journal.clear();
@@ -82,8 +90,8 @@ export async function rollOut(
       rolloutSummary(s, { environment: env.name, target: prepared.target, result });
       if (receipt) s.addRaw(renderReceipt(receipt), true);
     });
-    if (result.cancelled) throw new DeployFailed(cancelledMessage(env, result));
-    if (!result.ok) throw new DeployFailed(failureMessage(env, prepared.target, result));
+    const failure = outcomeFailure(env, prepared.target, result);
+    if (failure) throw new DeployFailed(failure);
     succeeded = true;
     await tidyUp(config, env, connected, prepared, record, receipt);
     return {
@@ -131,12 +139,12 @@ async function preFlight(
   };
   // A first reading picks what to pull: the lock is a container created from that image,
   // which must be on the host first, and pulls change no container.
-  const guess = await choose(inputs, config, connected, request);
+  const guess = await choose(config, connected, request, github);
   await pullEverywhere(connected, guess.target);
   stopIfCancelled();
-  held.lock = await takeLock(inputs, config, connected, guess.target);
+  held.lock = await takeLock(inputs, config, connected, guess.target, github);
   // Another run may have finished in between: everything the plan depends on is read again.
-  const chosen = await choose(inputs, config, connected, request);
+  const chosen = await choose(config, connected, request, github);
   if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target);
   if (request.task === 'deploy' || chosen.wanted.neverRan) await checkPromotionGate(github, env, chosen.target);
   const lb = await findServers(connected, { tookOverLock: held.lock.tookOver, running: chosen.state.current });
@@ -150,9 +158,8 @@ async function preFlight(
   return { ...chosen, ...(lb ? { lb } : {}) };
 }
 
-/** What runs and ran (under the lock, the second time), and the release that follows from it. */
-async function choose(inputs: Inputs, config: Config, connected: Connected, request: RolloutRequest): Promise<Omit<Prepared, 'lb'>> {
-  const github = gitHub(inputs);
+/** The target stage: what runs and ran, and the release that follows from it, pinned to its digest. */
+async function choose(config: Config, connected: Connected, request: RolloutRequest, github: GitHubApi | undefined): Promise<Chosen> {
   const env = connected.env;
   const state: EnvironmentState = {
     environment: env.name,
@@ -167,133 +174,48 @@ async function choose(inputs: Inputs, config: Config, connected: Connected, requ
   return { state, wanted, target };
 }
 
-async function pullEverywhere(connected: Connected, target: Release): Promise<void> {
-  await onEveryHost(connected.hosts, `Pulling ${target.ref}`, async (host) => {
-    await host.pull(target.ref, connected.auth, (line) => infoUntrusted(`[${host.host}] ${line}`));
-    core.info(`[${host.host}] has ${target.ref}`);
-  });
-}
-
 /**
- * The plan, run with the receipt's recorder watching and the canary (when configured) judging;
- * then the receipt from the last reading.
+ * The post step: a run cut short (the job cancelled, the runner killed) leaves a journal, its
+ * lock, or both. From the journal, the interrupted-run repair settles the hosts it names; then
+ * the lock goes and the record says so. A repair that fails leaves the lock, which the next
+ * deploy reports as stale (its run has ended) and may take over.
  */
-async function execute(
-  env: EnvironmentConfig,
-  prepared: Prepared,
-  deps: RolloutDeps,
-  recorder: ReceiptRecorder | undefined,
-): Promise<{ result: RolloutResult; receipt?: Receipt }> {
-  const { target } = prepared;
-  const policy = env.canary && { holdSeconds: env.canary.hold, maxErrorRate: env.canary['max-error-rate'], minRequests: env.canary['min-requests'] };
-  const canary = recorder && policy && new Canary(recorder, policy, target, deps.log);
-  await recorder?.start();
-  const result = await executeRollout(planFor(env, prepared), { ...deps, ...(recorder ? { observer: recorder } : {}), ...(canary ? { canary } : {}) });
-  if (!recorder) return { result };
-  await recorder.finish();
-  const receipt = buildReceipt({
-    environment: env.name,
-    version: target.version,
-    outcome: result.ok ? 'success' : result.cancelled ? 'cancelled' : 'failure',
-    baseline: recorder.baseline,
-    deploy: recorder.deploy,
-    hosts: result.hosts,
-    ...(policy && canary ? { canary: { ...policy, verdicts: canary.verdicts } } : {}),
-    cost: recorder.cost,
-  });
-  core.info(`Receipt: ${receiptLine(receipt, env.hosts.length)} (baseline: ${receipt.baseline.totals.errors} errors in ${receipt.baseline.totals.requests} requests over ${receipt.baseline.seconds} s)`);
-  core.setOutput('receipt', JSON.stringify(receipt));
-  return { result, receipt };
-}
-
-function planFor(env: EnvironmentConfig, { state, target }: Prepared) {
-  // A canary section needs a haproxy section (config): the hold always has counters to judge.
-  const plan = planRollout(target, env.hosts.map((host) => ({ host, current: state.current.get(host) ?? {} })), env.maxParallel, env.canary?.hold);
-  core.info(describePlan(plan).join('\n'));
-  return plan;
-}
-
-/** What the executor needs to drive this environment: shared by a rollout and the post step's repair. */
-export function rolloutDeps(
-  inputs: Inputs,
-  config: Config,
-  env: EnvironmentConfig,
-  connected: Connected,
-  lb: LoadBalancing | undefined,
-  secrets: Record<string, string>,
-): RolloutDeps {
-  const now = () => new Date();
-  return {
-    hosts: connected.hosts,
-    ...(lb ? { lb } : {}),
-    containerName: (role) => containerName(config.app, role),
-    asideName: (role) => asideName(config.app, role),
-    hostPort: (role) => env.ports[role],
-    spec: (role, release) => containerSpec({ app: config.app, environment: env, secrets, runUrl: runUrl(inputs), now }, role, release),
-    health: { path: env.health.path, timeoutSeconds: env.health.timeout, intervalSeconds: env.health.interval },
-    stopTimeoutSeconds: env.container['stop-timeout'],
-    log: coreLogger(env.maxParallel === 1),
-    sleep,
-    pollMs: 100,
-  };
-}
-
-function cancelledMessage(env: EnvironmentConfig, result: RolloutResult): string {
-  const runs = result.hosts.map((h) => `${h.host}: master ${h.after.master?.version ?? 'none'}, backup ${h.after.backup?.version ?? 'none'}`).join('; ');
-  const left = result.cancelled!.settled ? 'every host serves, in service' : `the post step settles ${result.cancelled!.unsettled.join(', ')} and releases the lock`;
-  return `cancelled in ${env.name}: ${left} (${runs})`;
-}
-
-function failureMessage(env: EnvironmentConfig, target: Release, result: RolloutResult): string {
-  const failed = result.failures.map((f) => `${f.host}: ${f.role} ${f.reason}`).join('; ');
-  const rollback =
-    result.rollbackErrors.length === 0
-      ? `every host touched was rolled back to the release it ran before (${result.hosts.filter((h) => h.rolledBack).map((h) => h.host).join(', ')})`
-      : `ROLLBACK INCOMPLETE:\n  ${result.rollbackErrors.join('\n  ')}`;
-  return `${target.version} to ${env.name} failed on ${failed}; ${rollback}`;
-}
-
-/**
- * After a rollout that succeeded: the success record and the image prune. Neither may fail the
- * job now: every host runs the release, and a failed job would refuse its promotion.
- */
-async function tidyUp(
-  config: Config,
-  env: EnvironmentConfig,
-  connected: Connected,
-  prepared: Prepared,
-  record: GitHubDeployment | undefined,
-  receipt: Receipt | undefined,
-): Promise<void> {
-  const { target, state } = prepared;
-  if (record) {
-    const line = receipt ? receiptLine(receipt, env.hosts.length) : `${target.version} on ${env.hosts.length} hosts`;
-    await retried(`record the deployment ${record.id} as a success`, () => record.set('success', line));
+export async function finishCutShort(inputs: Inputs, config: Config, saved: { journal: string; lock: string }): Promise<void> {
+  const lock = saved.lock ? (JSON.parse(saved.lock) as HeldLock) : undefined;
+  if (!saved.journal) {
+    if (lock) await releaseOnly(inputs, config, lock);
+    return;
   }
-  await core.group('Prune old images', async () => {
-    // Never what ran before this run (the rollback target) nor the release before the target.
-    const previous = parseHistoryLabel((target.history ?? []).slice(-2, -1).join(' ')).map((entry) => entry.slice(entry.indexOf('@') + 1));
-    const running = [...state.current.values()].flatMap((h) => [h.master?.ref, h.backup?.ref].filter((r): r is string => !!r));
-    const protect = [target.ref, ...running, ...previous];
-    await onEveryHost(connected.hosts, 'Pruning images', async (host) => {
-      const removed = await host.pruneImages(config.image, env.retainImages, protect);
-      core.info(`[${host.host}] removed ${removed.length} old image(s)${removed.length ? `: ${removed.join(', ')}` : ''}`);
-    }).catch((error: Error) => core.warning(`Could not prune old images (the deploy itself succeeded): ${error.message}`));
-  });
+  const journal = JSON.parse(saved.journal) as Journal;
+  const env = config.environments[journal.environment];
+  if (!env) return;
+  const connected = await connect(inputs, config, env);
+  try {
+    const current = await readHosts(connected, config.app);
+    const lb = await findServers(connected, { tookOverLock: false, heldBefore: journal.heldOn });
+    const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
+    await repairInterrupted(journal, current, { ...rolloutDeps(inputs, config, env, connected, lb, secrets), rollBackOnFailure: false });
+    core.saveState(JOURNAL_STATE, '');
+    if (lock) await releaseLeftoverLock(connected, lock, inputs.run.runAttempt);
+  } finally {
+    connected.dispose();
+  }
+  const github = gitHub(inputs);
+  if (github && journal.deploymentId) {
+    await GitHubDeployment.existing(github, inputs, env, journal.deploymentId).set('failure', 'cancelled; the post step settled every host');
+  }
 }
 
-async function retried(what: string, run: () => Promise<void>): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await run();
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      if (attempt >= RECORD_ATTEMPTS) {
-        core.warning(`Could not ${what} after ${attempt} attempts (the deploy itself succeeded): ${message}`);
-        return;
-      }
-      core.info(`Could not ${what} (attempt ${attempt}): ${message}; trying again`);
-      await sleep(1000 * attempt);
-    }
+/** A cancelled job's lock with nothing to repair: only the lock's host is connected. */
+async function releaseOnly(inputs: Inputs, config: Config, lock: HeldLock): Promise<void> {
+  const env = Object.values(config.environments).find((e) => e.hosts.includes(lock.host));
+  if (!env) return;
+  // Only the lock's host: the load balancer plays no part in releasing it.
+  const { haproxy: _unused, ...hostOnly } = env;
+  const connected = await connect(inputs, config, { ...hostOnly, hosts: [lock.host] });
+  try {
+    await releaseLeftoverLock(connected, lock, inputs.run.runAttempt);
+  } finally {
+    connected.dispose();
   }
 }
