@@ -4,7 +4,8 @@
 // on HAProxy's health checks), side by side. For the action, the receipt's own cost (time spent
 // reading counters, against the deploy's wall time) and its request count against the load
 // generator's over the same window. Then the build, cold and cached (bench-build.ts). Prints
-// figures; asserts nothing. --only=build runs the build part alone.
+// figures; asserts nothing. Then the simulated rollout at 10 to 1,000 hosts (simulate.ts).
+// --only=build runs the build part alone; --simulate the simulation alone (no estate needed).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,11 +17,16 @@ import { startGitHub } from '../test/integration/support/github.js';
 import type { Receipt } from '../src/receipt/document.js';
 import { endedWithin, startLoad, type LoadReport } from '../test/integration/support/load.js';
 import { benchBuild, printBuildRows } from './bench-build.js';
+import { printSimulation, simulationTable } from './simulate.js';
 
 const run = promisify(execFile);
+if (process.argv.includes('--simulate')) {
+  printSimulation(await simulationTable());
+  process.exit(0);
+}
 const estate = loadEstate();
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
-if (only !== undefined && only !== 'build') throw new Error(`--only=${only}: expected --only=build`);
+if (only !== undefined && only !== 'build') throw new Error(`--only=${only}: expected --only=build or --simulate`);
 const ESTATE_DIR = process.env.ESTATE_DIR || '/var/lib/deploy-action-estate';
 const staging = estate.environments.staging;
 // Deploys keep their GitHub records, as on a runner; this is where they go.
@@ -177,3 +183,4 @@ async function benchDeploys(): Promise<void> {
 if (only === undefined) await benchDeploys();
 printBuildRows(await benchBuild(estate));
 await github.close();
+if (only === undefined) printSimulation(await simulationTable());

@@ -16,6 +16,7 @@ while (($#)); do
   esac
 done
 npm ci --no-audit --no-fund --loglevel=error
-bash test/estate/estate.sh up "${estate_args[@]}"
+# The simulation runs on the in-memory estate alone.
+[[ " ${script_args[*]} " == *' --simulate '* ]] || bash test/estate/estate.sh up "${estate_args[@]}"
 npx tsc -p tsconfig.tools.json
 node ".build/scripts/$name.js" "${script_args[@]}"
