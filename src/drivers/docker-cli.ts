@@ -65,12 +65,16 @@ export class DockerCli {
       await writeFile(join(configDir, 'config.json'), JSON.stringify(PRIVATE_CONFIG), { mode: 0o600 });
       await shareCliSetup(configDir);
       const probe = (args: string[]) => run(configDir, args, { silent: true });
-      if ((await probe(['buildx', 'version'])).code === 0) {
+      const buildx = await probe(['buildx', 'version']);
+      if (buildx.code === 0) {
         // --push: buildx pushes as it exports, where --load would first copy the image into the
         // engine (a whole tarball from a docker-container builder) for `docker push` to read back.
-        // --provenance=false: one image manifest, as a loaded and pushed image has, not an index.
+        // --provenance=false: one image manifest, as a loaded and pushed image has, not an index
+        // (buildx 0.10 added provenance, and the flag; an older one has neither).
+        const [, major, minor] = /v(\d+)\.(\d+)/.exec(buildx.stdout) ?? [];
+        const provenance = major === undefined || Number(major) > 0 || Number(minor) >= 10 ? ['--provenance=false'] : [];
         const exportsCache = await builderExportsCache(probe);
-        return new DockerCli(configDir, { kind: 'buildx', exportsCache, argv: ['buildx', 'build', '--push', '--provenance=false'], env: {} });
+        return new DockerCli(configDir, { kind: 'buildx', exportsCache, argv: ['buildx', 'build', '--push', ...provenance], env: {} });
       }
       const version = (await probe(['version', '--format', '{{.Client.Version}}'])).stdout.trim();
       const major = Number(version.split('.')[0]);

@@ -141,6 +141,17 @@ describe('DockerCli', () => {
     expect(build).toBe('buildx build --push --provenance=false --file /ctx/Dockerfile --tag r/app:v1 --cache-from type=registry,ref=r/app:buildcache /ctx');
   });
 
+  it.each([
+    ['github.com/docker/buildx v0.9.1 ed00243', 'buildx build --push --file'],
+    ['github.com/docker/buildx v0.29.1 a1b2c3d', 'buildx build --push --provenance=false --file'],
+  ])('asks %s for one image manifest only where it knows the flag', async (version, start) => {
+    const calls = probedDocker(`"buildx version") echo "${version}" ;;\n"buildx inspect") printf "Driver: docker\\n" ;;`);
+    const cli = await DockerCli.open(temp);
+    await cli.build({ context: '/ctx', dockerfile: 'Dockerfile', target: '', args: {}, secrets: [], labels: {}, tags: ['r/app:v1'], cacheFlags: [] });
+    await cli.dispose();
+    expect(readFileSync(calls, 'utf8').split('\n').find((line) => line.startsWith('buildx build'))).toMatch(new RegExp(`^${start} `));
+  });
+
   it('removes a leftover private config in the post step, and nothing else', async () => {
     fakeDocker('exit 0');
     let remembered = '';
