@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runAction } from '../test/integration/support/action.js';
 import { REPO_ROOT, type Estate } from '../test/integration/support/estate.js';
-import { withScratchEngine } from '../test/integration/support/scratch-engine.js';
+import { loopbackRegistry, withScratchEngine } from '../test/integration/support/scratch-engine.js';
 
 const run = promisify(execFile);
 
@@ -32,9 +32,11 @@ async function pushBase(estate: Estate, context: string, tag: string): Promise<v
 export async function benchBuild(estate: Estate): Promise<BuildRow[]> {
   const out = mkdtempSync(join(tmpdir(), 'bench-build-'));
   await run('bash', [join(REPO_ROOT, 'test/bench-app/prepare.sh'), out], { maxBuffer: 16 << 20 });
-  const base = `${estate.registry.address}/clay/bench-node:24`;
-  await pushBase(estate, join(out, 'base'), base);
-  const repository = `${estate.registry.address}/clay/bench-app-${Date.now().toString(36)}`;
+  await pushBase(estate, join(out, 'base'), `${estate.registry.address}/clay/bench-node:24`);
+  // The engine's BuildKit (dockerd 20.10) reaches a plain-HTTP registry on a loopback address only.
+  const registry = await loopbackRegistry(estate.registry.address);
+  const base = `${registry.address}/clay/bench-node:24`;
+  const repository = `${registry.address}/clay/bench-app-${Date.now().toString(36)}`;
   const workspace = join(out, 'workspace');
   mkdirSync(join(workspace, '.github'), { recursive: true });
   cpSync(join(out, 'app'), join(workspace, 'app'), { recursive: true });
@@ -63,11 +65,15 @@ export async function benchBuild(estate: Estate): Promise<BuildRow[]> {
   };
 
   const rows: BuildRow[] = [];
-  rows.push({ build: 'cold (nothing in the registry)', cache: 'registry', seconds: await build('v1.0.0', 'registry') });
-  const source = join(workspace, 'app/src/server.js');
-  writeFileSync(source, readFileSync(source, 'utf8').replace("const greeting = 'hello';", "const greeting = 'hello again';"));
-  rows.push({ build: 'one-line change', cache: 'none', seconds: await build('v1.0.1', 'none') });
-  rows.push({ build: 'one-line change', cache: 'registry', seconds: await build('v1.0.2', 'registry') });
+  try {
+    rows.push({ build: 'cold (nothing in the registry)', cache: 'registry', seconds: await build('v1.0.0', 'registry') });
+    const source = join(workspace, 'app/src/server.js');
+    writeFileSync(source, readFileSync(source, 'utf8').replace("const greeting = 'hello';", "const greeting = 'hello again';"));
+    rows.push({ build: 'one-line change', cache: 'none', seconds: await build('v1.0.1', 'none') });
+    rows.push({ build: 'one-line change', cache: 'registry', seconds: await build('v1.0.2', 'registry') });
+  } finally {
+    await registry.close();
+  }
   return rows;
 }
 

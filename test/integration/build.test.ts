@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runAction, type ActionRun } from './support/action.js';
 import { REPO_ROOT, loadEstate, type Estate } from './support/estate.js';
-import { withScratchEngine } from './support/scratch-engine.js';
+import { loopbackRegistry, withScratchEngine } from './support/scratch-engine.js';
 
 const run = promisify(execFile);
 const BUILD_SECRET = 'npm_s3cr3t-token-value-7f3a';
@@ -108,11 +108,11 @@ async function loggedIn(): Promise<NodeJS.ProcessEnv> {
   return env;
 }
 
-async function registryDigest(tag: string): Promise<string | undefined> {
+async function registryDigest(tag: string, repo = repository): Promise<string | undefined> {
   const env = await loggedIn();
   try {
-    await run(estate.dockerCli, ['rmi', '-f', `${repository}:${tag}`], { env }).catch(() => undefined);
-    const { stdout } = await run(estate.dockerCli, ['pull', `${repository}:${tag}`], { env });
+    await run(estate.dockerCli, ['rmi', '-f', `${repo}:${tag}`], { env }).catch(() => undefined);
+    const { stdout } = await run(estate.dockerCli, ['pull', `${repo}:${tag}`], { env });
     return /Digest: (sha256:[a-f0-9]{64})/.exec(stdout)?.[1];
   } catch {
     return undefined;
@@ -207,33 +207,42 @@ describe('command: build', () => {
 describe('build.cache on an engine with nothing in it, as a fresh runner has', () => {
   // This machine's BuildKit is the engine's own (no buildx): registry falls back to the inline
   // cache, which it can export; the buildx paths are unit-tested (test/unit/build-cache.test.ts).
-  const cached = () => config().replace('latest: true', 'latest: true, cache: registry');
+  // The engine's BuildKit reaches the registry through a loopback port (loopbackRegistry).
+  const path = `clay/build-cache-test-${process.pid}`;
   let cold: ActionRun;
   let warm: ActionRun;
+  let image: string;
   beforeAll(async () => {
-    cold = await withScratchEngine((dockerHost) => build('refs/tags/v2.0.0', { config: cached(), env: { DOCKER_HOST: dockerHost } }));
-    warm = await withScratchEngine((dockerHost) => build('refs/tags/v2.0.1', { config: cached(), env: { DOCKER_HOST: dockerHost } }));
+    const registry = await loopbackRegistry(estate.registry.address);
+    image = `${registry.address}/${path}`;
+    const cached = config().replace(`image: ${repository}`, `image: ${image}`).replace('latest: true', 'latest: true, cache: registry');
+    try {
+      cold = await withScratchEngine((dockerHost) => build('refs/tags/v2.0.0', { config: cached, env: { DOCKER_HOST: dockerHost } }));
+      warm = await withScratchEngine((dockerHost) => build('refs/tags/v2.0.1', { config: cached, env: { DOCKER_HOST: dockerHost } }));
+    } finally {
+      await registry.close();
+    }
   }, 600_000);
 
   it('says the engine\'s builder exports inline only, and pushes the image as the cache ref too', async () => {
     expect(cold.code, cold.log).toBe(0);
     expect(cold.log).toMatch(/::warning::build\.cache: registry needs a builder that exports a cache.*exports inline only/);
-    expect(await registryDigest('buildcache')).toBe(warm.outputs.digest);
+    expect(await registryDigest('buildcache', `${estate.registry.address}/${path}`)).toBe(warm.outputs.digest);
   });
 
   it('builds the first release whole, the next from the cache it imported', () => {
     expect(warm.code, warm.log).toBe(0);
-    for (const run of [cold, warm]) expect(run.log).toContain(`importing cache manifest from ${repository}:buildcache`);
+    for (const run of [cold, warm]) expect(run.log).toContain(`--cache-from ${image}:buildcache`);
     // The busybox install comes before anything a release changes (DEPLOY_VERSION, the commit).
     const install = /#(\d+) \[\d\/\d\] RUN \["\/bin\/busybox", "--install", "-s", "\/bin"\]/;
     const cachedStep = (log: string) => new RegExp(`^#${install.exec(log)?.[1]} CACHED$`, 'm').test(log);
     expect(install.test(cold.log) && install.test(warm.log), warm.log).toBe(true);
     expect(cachedStep(cold.log)).toBe(false);
-    expect(cachedStep(warm.log)).toBe(true);
+    expect(cachedStep(warm.log), warm.log).toBe(true);
   });
 
   it('serves the new release, not the cached one', async () => {
-    const ref = `${repository}@${warm.outputs.digest}`;
+    const ref = `${estate.registry.address}/${path}@${warm.outputs.digest}`;
     await run(estate.dockerCli, ['pull', ref], { env: await loggedIn() });
     const answer = await docker('run', '--rm', '--network', 'none', '--entrypoint', 'cat', ref, '/www/index.html');
     expect(answer.trim()).toBe('v2.0.1');

@@ -2,6 +2,7 @@
 // as on a fresh runner. For the build cache's test and bench.
 import { execFile } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -30,4 +31,34 @@ export async function withScratchEngine<T>(work: (dockerHost: string) => Promise
   } finally {
     await engine.stop();
   }
+}
+
+/**
+ * The registry at `address` (host:port), reached on a loopback port of this process. dockerd
+ * 20.10's BuildKit ignores --insecure-registry (moby parses the entry as a URL and an address
+ * without a scheme fails to parse), so it speaks HTTPS to the estate's plain-HTTP registry and
+ * fails; a loopback registry it speaks HTTP to, as every engine does.
+ */
+export async function loopbackRegistry(address: string): Promise<{ address: string; close(): Promise<void> }> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(port, host);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    }
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((closed) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => closed());
+      }),
+  };
 }
