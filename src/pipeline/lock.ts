@@ -1,6 +1,7 @@
 // The deploy lock as a run takes and releases it: who this run is (run id and attempt), where
 // the lock lives (rollout/lock.ts: lockHost), GitHub's word on whether a holder's run has
 // ended, and the state the post step of a cancelled job needs to release it.
+import { setTimeout as delay } from 'node:timers/promises';
 import * as core from '@actions/core';
 import type { Config } from '../config/schema.js';
 import type { GitHubApi } from '../drivers/github.js';
@@ -33,18 +34,7 @@ export interface TakenLock {
 }
 
 /** A sleep that ends at once when `signal` aborts. */
-function abortableSleep(signal?: AbortSignal) {
-  return (ms: number) =>
-    new Promise<void>((done) => {
-      const timer = setTimeout(finish, ms);
-      function finish() {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', finish);
-        done();
-      }
-      signal?.addEventListener('abort', finish, { once: true });
-    });
-}
+const abortableSleep = (signal?: AbortSignal) => (ms: number) => delay(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
 
 export async function takeLock(
   inputs: Inputs,
