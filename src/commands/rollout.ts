@@ -142,7 +142,7 @@ async function preFlight(
   const lb = await findServers(connected, { tookOverLock: held.lock.tookOver, running: chosen.state.current });
   // The receipt's baseline runs from here to the first change.
   if (lb) {
-    held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]?.version);
+    held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]);
     await held.recorder.open();
   }
   held.record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
