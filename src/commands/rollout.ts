@@ -21,11 +21,13 @@ import type { Release } from '../rollout/ports.js';
 import { asideName, containerName, containerSpec } from '../rollout/spec.js';
 import { releaseLock, takeLock, type HeldLock } from './deploy-lock.js';
 import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, runUrl, trustedHistory } from './gates.js';
-import { connect, coreLogger, findServers, onEveryHost, pinRelease, readHosts, type Connected } from './preflight.js';
+import { canaryRefusal, connect, coreLogger, findServers, onEveryHost, pinRelease, PreflightError, readHosts, type Connected } from './preflight.js';
 import { historyFor, runningVersion, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
 
 const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
 const RECORD_ATTEMPTS = 3;
+/** Pre-flight's look at whether the canary has HTTP counters to judge: any answer will do. */
+const CANARY_CHECK_TIMEOUT_MS = 10_000;
 
 export class DeployFailed extends Error {
   override name = 'DeployFailed';
@@ -140,6 +142,10 @@ async function preFlight(
   if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target);
   if (request.task === 'deploy' || chosen.wanted.neverRan) await checkPromotionGate(github, env, chosen.target);
   const lb = await findServers(connected, { tookOverLock: held.lock.tookOver, running: chosen.state.current });
+  if (lb && env.canary) {
+    const refusal = canaryRefusal(env, await lb.driver.counters(CANARY_CHECK_TIMEOUT_MS));
+    if (refusal) throw new PreflightError(refusal);
+  }
   // The receipt's baseline runs from here to the first change.
   if (lb) {
     held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]);

@@ -69,9 +69,12 @@ export class HaproxyRuntime implements LoadBalancerDriver {
     const rows = parseStatCsv(answer);
     if (!rows) throw this.refused(command, answer);
     const process = processOf(answer);
+    const own = rows.filter((row) => row.pxname === this.backend && row.svname !== 'BACKEND');
     return {
       ...(process ? { process } : {}),
-      servers: new Map(rows.filter((row) => row.pxname === this.backend && row.svname !== 'BACKEND').map((row) => [row.svname ?? '', countersOf(row)])),
+      // HTTP counters are empty in mode tcp.
+      http: own.every((row) => (row.req_tot ?? '') !== ''),
+      servers: new Map(own.map((row) => [row.svname ?? '', countersOf(row)])),
     };
   }
 

@@ -148,6 +148,7 @@ export class LoadBalancers implements LoadBalancerFleet {
           }
           out.read.set(member.host, read);
           if (own.process) out.processes!.set(member.host, own.process);
+          if (own.http === false) (out.withoutHttp ??= []).push(member.host);
         } catch (error) {
           out.failed.set(member.host, error instanceof Error ? error.message : String(error));
         }

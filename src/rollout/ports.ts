@@ -191,6 +191,8 @@ export interface HaproxyProcess {
 
 export interface BackendCounters {
   process?: HaproxyProcess;
+  /** false: the backend counts no HTTP requests (mode tcp), so nothing can judge its errors. */
+  http?: boolean;
   /** By the load balancer's own server name. */
   servers: Map<string, ServerCounters>;
 }
@@ -200,6 +202,8 @@ export interface FleetCounters {
   read: Map<string, Map<string, ServerCounters>>;
   /** Load balancer host → the process that answered. */
   processes?: Map<string, HaproxyProcess>;
+  /** Load balancers whose backend counts no HTTP requests (mode tcp). */
+  withoutHttp?: string[];
   /** Load balancers that did not answer, with why. */
   failed: Map<string, string>;
 }
