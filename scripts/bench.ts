@@ -3,7 +3,8 @@
 // done by the action and, on staging, the seed's way (remove the master, run the new one, rely
 // on HAProxy's health checks), side by side. For the action, the receipt's own cost (time spent
 // reading counters, against the deploy's wall time) and its request count against the load
-// generator's over the same window. Prints figures; asserts nothing.
+// generator's over the same window. First, the canary verdict's error rates (simulated, no
+// estate: scripts/verdict-rates.ts). Prints figures; asserts nothing.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { pushTestApp, type TestAppRelease } from '../test/integration/support/im
 import { startGitHub } from '../test/integration/support/github.js';
 import type { Receipt } from '../src/receipt/document.js';
 import { endedWithin, startLoad, type LoadReport } from '../test/integration/support/load.js';
+import { printVerdictRates } from './verdict-rates.js';
 
 const run = promisify(execFile);
 const estate = loadEstate();
@@ -142,6 +144,8 @@ async function measure(environment: 'staging' | 'production', count: number, rel
     { hosts: count, lbs: 1, way: 'seed (rm, run, HAProxy checks)', wall: seedWall, perHost: `${(seedWall / count).toFixed(1)} s`, load: seedLoad, p99Before: seedBefore, ssh: 'n/a', receipt: 'n/a' },
   ];
 }
+
+printVerdictRates();
 
 const stamp = Date.now().toString(36);
 const releases = [];

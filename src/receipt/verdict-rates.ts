@@ -3,7 +3,7 @@
 // by judge() exactly as a deploy would. Used by the unit tests (the rates the docs promise) and
 // by `npm run bench` (the grid the docs print). Pure.
 import { judge, type CanaryPolicy } from './canary.js';
-import { emptyTally } from './tally.js';
+import { emptyTally, type Tally } from './tally.js';
 
 export interface HoldScenario {
   /** max-error-rate, percent */
@@ -64,4 +64,31 @@ export function verdictRates(budget: number, requests: number, holds: number, se
     fiveTimesFails: failRate({ ...base, freshRate: Math.min(100, 5 * budget), oldRate: budget / 10 }, holds, seed + 1),
     noWorsePassesAtWorst: Math.min(...noWorse),
   };
+}
+
+/** Canary errors and requests, the old release's over the same time, the budget: the docs' examples. */
+export const EXAMPLES: [fresh: [number, number], old: [number, number], budget: number][] = [
+  [[1, 20], [0, 1000], 5],
+  [[4, 20], [0, 1000], 5],
+  [[5, 20], [0, 1000], 5],
+  [[17, 4135], [0, 12_000], 5],
+  [[1, 1000], [0, 10_000], 1],
+  [[2, 100], [0, 3000], 1],
+  [[11, 500], [0, 1500], 1],
+  [[12, 500], [0, 1500], 1],
+  [[40, 1000], [130, 3000], 1],
+  [[212, 430], [0, 1290], 1],
+  [[10, 10], [0, 1000], 1],
+];
+
+/** The examples as the lines of a Markdown table: the numbers, and the verdict as judge() words it. */
+export function exampleVerdicts(): string[] {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const rows = EXAMPLES.map(([[errors, requests], [oldErrors, oldRequests], budget]) => {
+    const tally = (e: number, r: number): Tally => ({ ...emptyTally(), requests: r, http5xx: e });
+    const verdict = judge('v2', tally(errors, requests), tally(oldErrors, oldRequests), { holdSeconds: 30, maxErrorRate: budget, minRequests: 20 }, 'in the hold');
+    const why = verdict.text.replace(/^.* in the hold[:;] /, '');
+    return `| ${n(errors)} of ${n(requests)} | ${n(oldErrors)} of ${n(oldRequests)} | ${budget}% | ${verdict.ok ? 'passes' : '**fails**'}: ${why} |`;
+  });
+  return ['| Canary: errors | Old release, same time | `max-error-rate` | Verdict |', '| --- | --- | --- | --- |', ...rows];
 }

@@ -1,7 +1,9 @@
 // How often the canary's verdict is wrong, measured on seeded simulated holds (the rates the
 // README's "How sure the canary is" promises; `npm run bench` prints them for a wider grid).
 import { describe, expect, it } from 'vitest';
-import { verdictRates } from '../../src/receipt/verdict-rates.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { exampleVerdicts, verdictRates } from '../../src/receipt/verdict-rates.js';
 
 describe('the verdict\'s error rates, measured on seeded simulated holds', () => {
   // Traffic at least 5 ÷ budget requests in the hold, the least at which a release at 5× the
@@ -21,5 +23,12 @@ describe('the verdict\'s error rates, measured on seeded simulated holds', () =>
 
   it('with too few requests for that, a release at 5× the budget is not caught every time (the docs say so)', () => {
     expect(verdictRates(1, 100, 1000).fiveTimesFails).toBeLessThan(0.9);
+  });
+});
+
+describe('the docs\' example verdicts', () => {
+  it('docs/receipt-and-canary.md shows each, as judge() gives it (npm run bench:canary prints the table)', () => {
+    const page = readFileSync(join(import.meta.dirname, '../../docs/receipt-and-canary.md'), 'utf8');
+    for (const line of exampleVerdicts()) expect(page).toContain(line);
   });
 });
