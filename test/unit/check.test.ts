@@ -5,7 +5,7 @@ import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { checkLoadBalancer, checkTable, type CheckRow } from '../../src/commands/check.js';
 import { parseConfig } from '../../src/config/parse.js';
-import { canaryRefusal } from '../../src/commands/preflight.js';
+import { canaryRefusal } from '../../src/pipeline/preflight.js';
 import { HaproxyRuntime, type SocketTunnel } from '../../src/drivers/haproxy.js';
 import { LoadBalancers } from '../../src/drivers/load-balancers.js';
 
