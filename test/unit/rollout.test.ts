@@ -431,6 +431,20 @@ describe('the canary and the error budget', () => {
     expect(byRelease.get(v1.digest)!.requests).toBeGreaterThan(0);
   });
 
+  it('takes the reading at a container change once the old container is gone: errors of sessions a stop cut stay on its release', async () => {
+    const env = setup(['h1'], { master: v1, backup: v1 });
+    const observer = {
+      changing: async (host: string, role: Role) => void env.world.events.push(`reading ${host}/${role}`),
+      serving: () => {},
+    };
+    const result = await executeRollout(await env.plan(v2), { ...env.deps, observer });
+    expect(result.ok).toBe(true);
+    const at = (event: string) => env.world.events.findIndex((e) => e.startsWith(event));
+    expect(at('stop h1/master')).toBeGreaterThanOrEqual(0);
+    expect(at('reading h1/master')).toBeGreaterThan(at('stop h1/master'));
+    expect(at('reading h1/master')).toBeLessThan(at('run h1/master'));
+  });
+
   it('lets a good release through the hold, to every host', async () => {
     const env = setup(['h1', 'h2'], { master: v1, backup: v1 });
     const { recorder, canary, rollout } = await withCanary(env, v2);
