@@ -5,7 +5,8 @@
 // reading counters, against the deploy's wall time) and its request count against the load
 // generator's over the same window. Then the build, cold and cached (bench-build.ts). Prints
 // figures; asserts nothing. Then the simulated rollout at 10 to 1,000 hosts (simulate.ts).
-// --only=build runs the build part alone; --simulate the simulation alone (no estate needed).
+// --only=build runs the build part alone; --only=receipt the receipt's rows alone (the canary's
+// budget at 8 hosts, two load balancers); --simulate the simulation alone (no estate needed).
 // First of all, the canary verdict's error rates (simulated, no estate: verdict-rates.ts).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -28,7 +29,7 @@ if (process.argv.includes('--simulate')) {
 }
 const estate = loadEstate();
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
-if (only !== undefined && only !== 'build') throw new Error(`--only=${only}: expected --only=build or --simulate`);
+if (only !== undefined && only !== 'build' && only !== 'receipt') throw new Error(`--only=${only}: expected --only=build, --only=receipt or --simulate`);
 if (only === undefined) printVerdictRates();
 const ESTATE_DIR = process.env.ESTATE_DIR || '/var/lib/deploy-action-estate';
 const staging = estate.environments.staging;
@@ -165,7 +166,7 @@ async function benchDeploys(): Promise<void> {
   const rows: Row[] = [];
   for (const count of [1, 2, 4, 8]) {
     if (staging.hosts.length < count) throw new Error(`the estate has ${staging.hosts.length} staging hosts; run estate.sh up --staging 8`);
-    rows.push(...(await measure('staging', count, releases, true)));
+    if (only !== 'receipt') rows.push(...(await measure('staging', count, releases, true)));
   }
   rows.push(...(await measure('staging', 8, releases, false, true)));
   rows.push(...(await measure('production', 2, releases, false)));
@@ -183,7 +184,7 @@ async function benchDeploys(): Promise<void> {
   for (const r of rows) for (const f of r.load.failures.slice(0, 5)) console.log(`  ${r.hosts} hosts, ${r.way}: ${f}`);
 }
 
-if (only === undefined) await benchDeploys();
-printBuildRows(await benchBuild(estate));
+if (only === undefined || only === 'receipt') await benchDeploys();
+if (only !== 'receipt') printBuildRows(await benchBuild(estate));
 await github.close();
 if (only === undefined) printSimulation(await simulationTable());
