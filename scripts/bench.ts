@@ -99,6 +99,8 @@ interface Row {
   lbs: number;
   way: string;
   wall: number;
+  /** The action's own account of the time before its first container change (its log line). */
+  preflight?: number;
   perHost: string;
   load: LoadReport;
   p99Before: number;
@@ -133,6 +135,7 @@ async function measure(environment: 'staging' | 'production', count: number, rel
       lbs: lbNodes.length,
       way: canary ? 'deploy-action, canary budget' : 'deploy-action',
       wall,
+      preflight: Number(/Pre-flight took ([\d.]+) s/.exec(deploy.log)?.[1] ?? NaN),
       perHost: `${(perHost.reduce((a, b) => a + b, 0) / perHost.length).toFixed(1)} s`,
       load,
       p99Before,
@@ -167,9 +170,10 @@ async function benchDeploys(): Promise<void> {
   rows.push(...(await measure('staging', 8, releases, false, true)));
   rows.push(...(await measure('production', 2, releases, false)));
 
-  const header = ['hosts', 'LBs', 'way', 'wall', 'per host', 'requests', 'failed', 'p50', 'p99 before', 'p99', 'max', 'SSH logins per host', 'receipt: reading, waited (% of wall), reads; requests vs clients'];
+  const header = ['hosts', 'LBs', 'way', 'wall', 'pre-flight', 'rollout', 'per host', 'requests', 'failed', 'p50', 'p99 before', 'p99', 'max', 'SSH logins per host', 'receipt: reading, waited (% of wall), reads; requests vs clients'];
   const table = rows.map((r) => [
-    String(r.hosts), String(r.lbs), r.way, `${r.wall.toFixed(1)} s`, r.perHost, String(r.load.sent), String(r.load.failed),
+    String(r.hosts), String(r.lbs), r.way, `${r.wall.toFixed(1)} s`,
+    r.preflight === undefined ? 'n/a' : `${r.preflight.toFixed(1)} s`, r.preflight === undefined ? 'n/a' : `${(r.wall - r.preflight).toFixed(1)} s`, r.perHost, String(r.load.sent), String(r.load.failed),
     `${r.load.latency.p50} ms`, `${r.p99Before} ms`, `${r.load.latency.p99} ms`, `${r.load.latency.max} ms`, r.ssh, r.receipt,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
