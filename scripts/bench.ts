@@ -1,11 +1,12 @@
 // npm run bench: a deploy of a new release on 1, 2, 4 and 8 staging hosts (one load balancer)
 // and on 2 production hosts (two load balancers, traffic through both), under steady traffic,
 // done by the action and, on staging, the seed's way (remove the master, run the new one, rely
-// on HAProxy's health checks), side by side, both starting with the new image on the hosts. For the action, the receipt's own cost (time spent
-// reading counters, against the deploy's wall time) and its request count against the load
-// generator's over the same window. Then the build, cold and cached (bench-build.ts). Prints
-// figures; asserts nothing. Then the simulated rollout at 10 to 1,000 hosts (simulate.ts).
-// --only=build runs the build part alone, --only=deploy the deploys alone (--hosts=2 at 2
+// on HAProxy's health checks), side by side, both starting with the new image on the hosts. For
+// the action, its pre-flight (its own log line) and the rollout after it, the receipt's own cost
+// (time spent reading counters, against the deploy's wall time) and its request count against
+// the load generator's over the same window. Then the build, cold and cached (bench-build.ts),
+// and the simulated rollout at 10 to 1,000 hosts (simulate.ts). Prints figures; asserts nothing.
+// --only=build runs the build part alone, --only=deploy the deploys alone (--hosts=2: at 2
 // staging hosts only); --simulate the simulation alone (no estate needed).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
