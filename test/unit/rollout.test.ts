@@ -8,7 +8,7 @@ import { ReceiptRecorder } from '../../src/receipt/recorder.js';
 import { errorsOf } from '../../src/receipt/tally.js';
 import { executeRollout } from '../../src/rollout/execute.js';
 import { describePlan, planHost, planRollout, settleTarget, type HostTarget } from '../../src/rollout/plan.js';
-import type { Release } from '../../src/rollout/ports.js';
+import type { Release, Role } from '../../src/rollout/ports.js';
 import { Estate, MemoryHost, memoryEstate, release } from '../support/memory-estate.js';
 
 const v1 = release('v1.0.0');
