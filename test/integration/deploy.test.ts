@@ -115,7 +115,7 @@ describe('command: deploy, backup-first behind HAProxy', () => {
     expect(run.summary).toContain('Failed on');
   }, 300_000);
 
-  it('(4) with ssh.max-connections: 1, one connection to the hosts at a time, zero failed requests there and back', async () => {
+  it('with ssh.max-connections: 1, one connection to the hosts at a time, zero failed requests there and back', async () => {
     const dir = process.env.ESTATE_DIR || '/var/lib/deploy-action-estate';
     const logins = () =>
       hosts.reduce((n, h) => n + readFileSync(join(dir, `hosts/dae-${nodeOf(estate, h)}`, 'sshd.log'), 'utf8').split('\n').filter((l) => l.includes('Accepted publickey for deploy')).length, 0);
