@@ -1,7 +1,7 @@
 // The example workflows, the CI workflow and action.yml against GitHub's published schemas (as
 // @action-validator/core bundles them), and the copies of the examples in README.md and docs/ against the files.
 import { validateAction, validateWorkflow } from '@action-validator/core';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseDocument } from 'yaml';
@@ -13,6 +13,8 @@ import { problems } from './support/workflow-check.js';
 const ROOT = resolve(import.meta.dirname, '../..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 const EXAMPLES = ['examples/workflows/release.yml', 'examples/workflows/rollback.yml', 'examples/workflows/check.yml', 'examples/workflows/haproxy-config.yml'];
+/** The project's own workflows (ci, mutation, ...): every file there, so a new one is validated too. */
+const OWN_WORKFLOWS = readdirSync(join(ROOT, '.github/workflows')).map((file) => `.github/workflows/${file}`);
 
 /**
  * The validator's bundled schema (a SchemaStore snapshot) lists node12, node16 and node20 for
@@ -26,7 +28,7 @@ function withKnownRuntime(actionYaml: string): string {
 }
 
 describe('workflows and action metadata are valid', () => {
-  it.each([...EXAMPLES, '.github/workflows/ci.yml'])('%s', (path) => {
+  it.each([...EXAMPLES, ...OWN_WORKFLOWS])('%s', (path) => {
     expect(problems(validateWorkflow(read(path)))).toBe('');
   });
 
@@ -73,7 +75,7 @@ describe('README.md and docs/ show the example workflows as they are', () => {
 });
 
 describe('the GitHub permissions the action needs', () => {
-  // deploy and rollback reach GitHub (src/commands/rollout.ts, through gates.ts and deploy-lock.ts),
+  // deploy and rollback reach GitHub (src/pipeline/index.ts, through gates.ts and lock.ts),
   // each through every operation: the run's approvals and the environment (require-approval),
   // deployments and statuses (promote-from, previous, the record), a workflow run (stale lock).
   // build, plan and haproxy-config call none.
