@@ -116,7 +116,7 @@ export const portsSchema = {
 };
 
 export const healthSchema = {
-  path: withDefault(text(URL_PATH, 'a URL path starting with /'), '/healthcheck', 'The path that answers 2xx when the app is healthy.'),
+  path: withDefault(text(URL_PATH, 'a URL path starting with /'), '/healthcheck', 'The path that answers 200 when the app can serve (the action\'s own probe takes any 2xx; the HAProxy check that command haproxy-config prints expects 200).'),
   timeout: withDefault(seconds(3600), 60, 'Seconds a new container has to become healthy.'),
   interval: withDefault(seconds(60), 1, 'Seconds between health probes at most (they start at 100 ms and back off).'),
 };
