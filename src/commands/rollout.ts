@@ -12,7 +12,7 @@ import { buildReceipt, receiptLine, type Receipt } from '../receipt/document.js'
 import { ReceiptRecorder } from '../receipt/recorder.js';
 import { renderReceipt } from '../receipt/render.js';
 import { parseHistoryLabel } from '../release/history.js';
-import { rolloutSummary, writeSummary } from '../report/summary.js';
+import { preformatted, rolloutSummary, writeSummary } from '../report/summary.js';
 import { infoUntrusted } from '../report/untrusted.js';
 import { executeRollout, type LoadBalancing, type RolloutDeps, type RolloutResult } from '../rollout/execute.js';
 import { JournalWriter } from './journal.js';
@@ -21,8 +21,8 @@ import type { Release } from '../rollout/ports.js';
 import { asideName, containerName, containerSpec } from '../rollout/spec.js';
 import { releaseLock, takeLock, type HeldLock } from './deploy-lock.js';
 import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, runUrl, trustedHistory } from './gates.js';
-import { connect, coreLogger, findServers, onEveryHost, pinRelease, readHosts, type Connected } from './preflight.js';
-import { historyFor, runningVersion, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
+import { PreflightError, connect, coreLogger, findServers, onEveryHost, pinRelease, readHosts, type Connected } from './preflight.js';
+import { historyFor, runningVersion, targetChanged, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
 
 const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
 const RECORD_ATTEMPTS = 3;
@@ -59,7 +59,7 @@ export async function rollOut(
 ): Promise<Record<string, string>> {
   const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
   const github = gitHub(inputs);
-  await checkApproval(github, env, inputs.run.runId);
+  await checkApproval(github, env, inputs.run.runId, inputs.run.runAttempt);
   const balancers = env.haproxy?.hosts ?? [];
   const connected = await core.group(`Connect to ${env.name} (${env.hosts.length} hosts${balancers.length ? ` and ${balancers.join(', ')}` : ''})`, () =>
     connect(inputs, config, env),
@@ -132,11 +132,14 @@ async function preFlight(
   // A first reading picks what to pull: the lock is a container created from that image,
   // which must be on the host first, and pulls change no container.
   const guess = await choose(inputs, config, connected, request);
+  await showTarget(env, guess, request);
   await pullEverywhere(connected, guess.target);
   stopIfCancelled();
   held.lock = await takeLock(inputs, config, connected, guess.target);
   // Another run may have finished in between: everything the plan depends on is read again.
   const chosen = await choose(inputs, config, connected, request);
+  const changed = targetChanged(request, guess.target, chosen.target, env.name);
+  if (changed) throw new PreflightError(changed);
   if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target);
   if (request.task === 'deploy' || chosen.wanted.neverRan) await checkPromotionGate(github, env, chosen.target);
   const lb = await findServers(connected, { tookOverLock: held.lock.tookOver, running: chosen.state.current });
@@ -161,10 +164,26 @@ async function choose(inputs: Inputs, config: Config, connected: Connected, requ
     ...(request.task === 'rollback' && github ? { records: await trustedHistory(github, env.name, config.image) } : {}),
   };
   const wanted = wantedRelease(request, state);
-  core.info(`Target: ${wanted.reason}`);
   const pinned = await pinRelease(connected, config.image, wanted.tag, wanted.digest, wanted.pinnedBy);
   const target: Release = { ...pinned, history: historyFor(state, pinned, request.task) };
   return { state, wanted, target };
+}
+
+/**
+ * The target, as first resolved: in the log, and for a rollback in the job summary too, with
+ * where it comes from and where GitHub's records disagree, before any host changes.
+ */
+async function showTarget(env: EnvironmentConfig, { wanted, target }: Omit<Prepared, 'lb'>, request: RolloutRequest): Promise<void> {
+  core.info(`Target: ${wanted.reason}`);
+  for (const disagreement of wanted.disagreements ?? []) core.warning(disagreement);
+  if (request.task !== 'rollback') return;
+  const lines = [
+    `${request.version} resolved to ${target.version} (${target.digest})`,
+    `from: ${wanted.source ?? wanted.reason}`,
+    ...(wanted.disagreements?.length ? wanted.disagreements.map((d) => `disagreeing: ${d}`) : ["GitHub's deployment records: no disagreement"]),
+  ];
+  core.info(`Rollback target, before any host changes:\n  ${lines.join('\n  ')}`);
+  await writeSummary((s) => s.addHeading(`Rollback target in ${env.name}`, 3).addRaw(preformatted(lines.join('\n'))));
 }
 
 async function pullEverywhere(connected: Connected, target: Release): Promise<void> {

@@ -18,7 +18,10 @@ export interface DeploymentRecord {
   creator?: string;
   /** What the action recorded; empty for records the action did not make (GitHub's per-job ones). */
   payload: { version?: string; image?: string; digest?: string; recordedBy?: string };
+  /** The state of its newest status that GITHUB_TOKEN posted (release/trust.ts: statusState). */
   state: DeploymentState;
+  /** Statuses others posted on it, which count for nothing; reported in a warning. */
+  ignoredStatuses?: { state: DeploymentState; creator?: string | undefined }[];
 }
 
 /**

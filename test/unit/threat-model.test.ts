@@ -106,8 +106,8 @@ describe('2. a production record forged with another workflow\'s token and our m
 });
 
 describe('3. a re-run attempt', () => {
-  const approved = (user: string) => ({ state: 'approved', environments: ['production'], user });
-  const rejected = (user: string) => ({ state: 'rejected', environments: ['production'], user });
+  const approved = (user: string) => ({ state: 'approved' as const, environments: ['production'], user });
+  const rejected = (user: string) => ({ state: 'rejected' as const, environments: ['production'], user });
 
   it('whose reviewer rejected production is not approved by attempt 1\'s approval', () => {
     // Reviews are per run: attempt 1's approval and attempt 2's rejection are both listed.
