@@ -86,7 +86,7 @@ export const containerSchema = {
   'stop-timeout': withDefault(integer(0, 3600), 30, 'Seconds from SIGTERM to SIGKILL when a container is stopped.'),
   init: withDefault(boolean, true, 'Docker\'s init as PID 1, so that SIGTERM reaches the app.'),
   // Absent: Docker's default, every interface (IPv4 and IPv6), as before this key existed; the
-  // README advises the address HAProxy reaches.
+  // docs/configuration.md advises the address HAProxy reaches.
   bind: optional(bindAddress, 'The host address the ports are published on: an IP address, or host (each host\'s own address as listed in hosts). Absent: every interface.'),
 };
 

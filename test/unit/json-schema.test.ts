@@ -1,6 +1,6 @@
 // deploy.schema.json: generated from the parser's own readers, committed, and held to the same
-// configs as the parser with a real JSON Schema validator (Ajv, draft 2020-12): the README's
-// configs, the test fixtures, the configs the integration tests run the estate with. A
+// configs as the parser with a real JSON Schema validator (Ajv, draft 2020-12): the configs in
+// README.md and docs/, the test fixtures, the configs the integration tests run the estate with. A
 // misspelled key and a wrong type are caught by both the schema and the parser.
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { readFileSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { deployConfigJsonSchema } from '../../src/config/json-schema.js';
 import { parseConfig } from '../../src/config/parse.js';
 import { deployConfig, type DeployConfigOptions } from '../integration/support/deploy.js';
 import type { Estate } from '../integration/support/estate.js';
+import { docPages, yamlBlocks } from './support/docs.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -30,8 +31,8 @@ function parserErrors(yaml: string): string[] {
   }
 }
 
-/** The README's deploy configs: every yaml block with an environments key. */
-const readmeConfigs = [...read('README.md').matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((block) => /^environments:/m.test(block));
+/** The deploy configs of README.md and docs/: every yaml block with an environments key. */
+const docConfigs = docPages().flatMap((page) => yamlBlocks(page.text).filter((block) => /^environments:/m.test(block)).map((yaml, i) => ({ name: `${page.path} config ${i + 1}`, yaml })));
 
 const fakeEstate = {
   registry: { address: '10.231.0.2:5000', username: 'ci', password: 'x' },
@@ -69,7 +70,7 @@ describe('deploy.schema.json', () => {
   });
 
   it.each([
-    ...readmeConfigs.map((yaml, i) => [`README config ${i + 1}`, yaml] as const),
+    ...docConfigs.map(({ name, yaml }) => [name, yaml] as const),
     ['test/unit/fixtures/full.yml', read('test/unit/fixtures/full.yml')] as const,
     ...estateVariants.map((options, i) => [`estate config ${i + 1} (${options.environment})`, deployConfig(fakeEstate, options)] as const),
   ])('accepts %s, as the parser does', (_name, yaml) => {
@@ -77,8 +78,8 @@ describe('deploy.schema.json', () => {
     expect(schemaErrors(yaml)).toEqual([]);
   });
 
-  it('found the README\'s configs', () => {
-    expect(readmeConfigs.length).toBeGreaterThanOrEqual(1);
+  it('found the configs of README.md and docs/', () => {
+    expect(docConfigs.map((c) => c.name)).toEqual(expect.arrayContaining(['README.md config 1', 'docs/configuration.md config 1']));
   });
 
   const base = read('test/unit/fixtures/full.yml');
