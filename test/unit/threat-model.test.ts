@@ -5,6 +5,7 @@
 // each against the GitHub stand-in that records who created every deployment and every status.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { checkGitHub } from '../../src/commands/check.js';
 import { checkApproval, checkPromotionGate } from '../../src/commands/gates.js';
 import { wantedRelease, type EnvironmentState } from '../../src/commands/target.js';
 import type { EnvironmentConfig } from '../../src/config/schema.js';
@@ -171,5 +172,15 @@ describe('an environment protected by a wait timer or a custom rule instead of r
     await expect(checkApproval(api, production, '1001', '1')).rejects.toThrow(/protected by a wait timer \(30 minutes\)/);
     github.environments.set('production', { reviewers: 0, customRule: 'deployment_protection_rule' });
     await expect(checkApproval(api, production, '1001', '1')).rejects.toThrow(/a custom protection rule \(deployment_protection_rule\)/);
+  });
+
+  it('and command: check says the same in its row', async () => {
+    github.environments.set('production', { reviewers: 0, waitTimer: 30 });
+    const rows = await checkGitHub(api, production);
+    expect(rows.find((r) => r.check === 'required reviewers')).toMatchObject({
+      verdict: 'fail',
+      detail: 'none (protected by a wait timer (30 minutes), which records no approval), and require-approval is true: every deploy would be refused',
+      fix: 'Settings → Environments → production → Required reviewers: add at least one; or set environments.production.require-approval: false to rely on those rules alone',
+    });
   });
 });
