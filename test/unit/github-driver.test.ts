@@ -8,15 +8,7 @@ const api = new GitHubApi('test-token', github.url, 'clay/demo');
 const DIGEST = `sha256:${'c'.repeat(64)}`;
 
 afterAll(() => github.close());
-beforeEach(() => {
-  github.requests.length = 0;
-  github.deployments.length = 0;
-  github.environments.clear();
-  github.reviews.clear();
-  github.overrides.clear();
-  github.creator.login = 'github-actions[bot]';
-  github.runs.clear();
-});
+beforeEach(() => github.reset());
 // Every request the driver sent, and every answer the stand-in gave, was what GitHub's description allows.
 afterEach(() => {
   expect(github.violations.splice(0)).toEqual([]);

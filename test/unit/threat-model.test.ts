@@ -25,13 +25,7 @@ const digest = (c: string) => `sha256:${c.repeat(64)}`;
 const logUrl = 'https://github.com/clay/demo/actions/runs/1001';
 
 afterAll(() => github.close());
-beforeEach(() => {
-  github.requests.length = 0;
-  github.deployments.length = 0;
-  github.environments.clear();
-  github.reviews.clear();
-  github.creator.login = 'github-actions[bot]';
-});
+beforeEach(() => github.reset());
 afterEach(() => {
   expect(github.violations.splice(0)).toEqual([]);
 });

@@ -96,6 +96,8 @@ export interface GitHubStandIn {
    * requests the description does not define or that break it, and answers that break it.
    */
   violations: string[];
+  /** Back to a stand-in that has seen nothing and holds nothing (violations excepted: tests check those). */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -416,6 +418,15 @@ export async function startGitHub(): Promise<GitHubStandIn> {
     creator,
     overrides,
     violations,
+    reset: () => {
+      requests.length = 0;
+      deployments.length = 0;
+      environments.clear();
+      reviews.clear();
+      overrides.clear();
+      runs.clear();
+      creator.login = 'github-actions[bot]';
+    },
     close: async () => {
       await new Promise<void>((done) => server.close(() => done()));
       if (violations.length > 0) throw new Error(`GitHub stand-in: requests or answers that GitHub's description does not allow:\n${violations.join('\n')}`);
