@@ -64,7 +64,7 @@ export async function checkApproval(github: GitHubApi | undefined, env: Environm
   const fix =
     exists && reviewers === 0 && otherRules.length > 0
       ? `the GitHub environment ${env.name} is protected by ${otherRules.join(' and ')}, not by required reviewers: ` +
-        'GitHub records no approval for those, and an approval is what require-approval reads. Either ' +
+        'GitHub records no approval for such rules, and an approval is what require-approval reads. Either ' +
         `${addReviewers}, or, to rely on those rules alone, set ${key}: false (they still hold a job bound to the environment); nothing was changed.`
       : !exists || reviewers === 0
         ? `the GitHub environment ${env.name} ${exists ? 'has no required reviewers' : 'does not exist'}: ${addReviewers}. ` +
