@@ -3,11 +3,11 @@
 // release promotable into it, change which release `previous` means there, or make a run attempt
 // that was not approved for it deploy there. One test per way in that was found open (issue 21),
 // each against the GitHub stand-in that records who created every deployment and every status.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { checkGitHub } from '../../src/commands/check.js';
-import { checkApproval, checkPromotionGate } from '../../src/commands/gates.js';
-import { wantedRelease, type EnvironmentState } from '../../src/commands/target.js';
+import { checkApproval, checkPromotionGate } from '../../src/pipeline/gates.js';
+import { wantedRelease, type EnvironmentState } from '../../src/pipeline/target.js';
 import type { EnvironmentConfig } from '../../src/config/schema.js';
 import { GitHubApi } from '../../src/drivers/github.js';
 import { COMMANDS, readInputs } from '../../src/inputs.js';
@@ -124,14 +124,15 @@ describe('4. what reaches GitHub and the log', () => {
     const claim = /^(?:Only )?([^\n]+?); ([^;\n]+?) call nothing there/m.exec(page);
     expect(claim, 'docs/workflows.md: "... call GitHub ...; ... call nothing there"').not.toBeNull();
     const named = (text: string) => [...text.matchAll(/`([a-z-]+)`/g)].map((m) => m[1]!).filter((name) => (COMMANDS as readonly string[]).includes(name)).sort();
-    // A command calls GitHub when its module (or the rollout it runs) builds the GitHub client.
-    const callers = ['src/commands', 'src/pipeline']
-      .filter((dir) => existsSync(dir))
-      .flatMap((dir) => readdirSync(dir).filter((file) => /\bgitHub\(inputs\)/.test(readFileSync(`${dir}/${file}`, 'utf8'))))
-      .map((file) => file.replace(/\.ts$/, ''));
-    const rollout = ['deploy', 'rollback'];
-    const commands = { deploy: rollout, rollout, 'deploy-lock': rollout, interrupted: rollout, check: ['check'], status: ['status'] } as Record<string, string[]>;
-    const expected = [...new Set(callers.flatMap((file) => commands[file] ?? [`${file} (a module this test does not know: say which command it serves)`]))].sort();
+    // A command calls GitHub when its module (or the deploy pipeline it runs) builds the GitHub client.
+    const callers = ['commands', 'pipeline'].flatMap((dir) =>
+      readdirSync(`src/${dir}`)
+        .filter((file) => /\bgitHub\(inputs\)/.test(readFileSync(`src/${dir}/${file}`, 'utf8')))
+        .map((file) => `${dir}/${file.replace(/\.ts$/, '')}`),
+    );
+    const pipeline = ['deploy', 'rollback'];
+    const modules: Record<string, string[]> = { 'pipeline/index': pipeline, 'pipeline/lock': pipeline, 'pipeline/interrupted': pipeline, 'commands/check': ['check'], 'commands/status': ['status'] };
+    const expected = [...new Set(callers.flatMap((module) => modules[module] ?? [`${module} (a module this test does not know: say which command it serves)`]))].sort();
     expect(named(claim![1]!)).toEqual(expected);
     expect(named(claim![2]!)).toEqual(COMMANDS.filter((c) => !expected.includes(c)).sort());
   });

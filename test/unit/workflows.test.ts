@@ -1,32 +1,20 @@
 // The example workflows, the CI workflow and action.yml against GitHub's published schemas (as
 // @action-validator/core bundles them), and the copies of the examples in README.md and docs/ against the files.
-import { validateAction, validateWorkflow, type ValidationError, type ValidationState } from '@action-validator/core';
-import { readFileSync } from 'node:fs';
+import { validateAction, validateWorkflow } from '@action-validator/core';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseDocument } from 'yaml';
 import { GITHUB_OPERATIONS } from '../../src/drivers/github.js';
 import { specOperations } from '../integration/support/github-spec.js';
 import { docPages, yamlBlocks } from './support/docs.js';
+import { problems } from './support/workflow-check.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 const EXAMPLES = ['examples/workflows/release.yml', 'examples/workflows/rollback.yml', 'examples/workflows/check.yml'];
-
-/** The validator's errors, one line each, alternatives of a oneOf indented below it. */
-function describeErrors(errors: ValidationError[], indent = ''): string[] {
-  return errors.flatMap((error) => {
-    // A parse error's detail says the line and column itself.
-    const where = ('path' in error && error.path) || '/';
-    const line = `${indent}${where}: ${error.detail ?? error.title}`;
-    const alternatives = 'states' in error ? (error.states ?? []).map((state, i) => [`${indent}  alternative ${i + 1}:`, ...describeErrors(state.errors, `${indent}    `)]) : [];
-    return [line, ...alternatives.flat()];
-  });
-}
-
-function problems(state: ValidationState): string {
-  return describeErrors(state.errors).join('\n');
-}
+/** The project's own workflows (ci, mutation, ...): every file there, so a new one is validated too. */
+const OWN_WORKFLOWS = readdirSync(join(ROOT, '.github/workflows')).map((file) => `.github/workflows/${file}`);
 
 /**
  * The validator's bundled schema (a SchemaStore snapshot) lists node12, node16 and node20 for
@@ -40,7 +28,7 @@ function withKnownRuntime(actionYaml: string): string {
 }
 
 describe('workflows and action metadata are valid', () => {
-  it.each([...EXAMPLES, '.github/workflows/ci.yml'])('%s', (path) => {
+  it.each([...EXAMPLES, ...OWN_WORKFLOWS])('%s', (path) => {
     expect(problems(validateWorkflow(read(path)))).toBe('');
   });
 
@@ -87,7 +75,7 @@ describe('README.md and docs/ show the example workflows as they are', () => {
 });
 
 describe('the GitHub permissions the action needs', () => {
-  // deploy and rollback reach GitHub (src/commands/rollout.ts, through gates.ts and deploy-lock.ts),
+  // deploy and rollback reach GitHub (src/pipeline/index.ts, through gates.ts and lock.ts),
   // each through every operation: the run's approvals and the environment (require-approval),
   // deployments and statuses (promote-from, previous, the record), a workflow run (stale lock).
   // build, plan and haproxy-config call none.
