@@ -88,9 +88,12 @@ export async function trustedHistory(github: GitHubApi, environment: string, ima
         `${shown.join('; ')}${untrusted.length > shown.length ? '; …' : ''}`,
     );
   }
-  const others = trusted.filter((r) => r.ignoredStatuses);
+  // An `inactive` someone else posted changes nothing (ours stays), and GitHub adds its own to every
+  // record a later success retires, under a creator it does not document: not worth a warning.
+  const said = (r: DeploymentRecord) => (r.ignoredStatuses ?? []).filter((s) => s.state !== 'inactive');
+  const others = trusted.filter((r) => said(r).length > 0);
   if (others.length > 0) {
-    const shown = others.slice(0, 5).map((r) => `${r.id} (${r.ignoredStatuses!.slice(0, 3).map((s) => `${s.state} by ${JSON.stringify(s.creator ?? 'nobody')}`).join(', ')})`);
+    const shown = others.slice(0, 5).map((r) => `${r.id} (${said(r).slice(0, 3).map((s) => `${s.state} by ${JSON.stringify(s.creator ?? 'nobody')}`).join(', ')})`);
     core.warning(
       `Ignored statuses that ${TRUSTED_CREATOR} did not post on ${others.length} deploy-action record(s) of ${environment}; each record's state is that of its newest status ${TRUSTED_CREATOR} posted: ` +
         `${shown.join('; ')}${others.length > shown.length ? '; …' : ''}`,
