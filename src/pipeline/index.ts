@@ -8,7 +8,8 @@
 //               refreshed while the run lives; what a run whose stale lock was taken over left
 //               is finished first (the interrupted-run repair); then the target chosen again
 //   gates       promotion: the very image the other environment runs
-//   pre-flight  the servers to drive (Servers), the receipt's baseline, the deployment record
+//   pre-flight  the servers to drive (Servers), HTTP counters for a canary, the receipt's
+//               baseline, the deployment record
 //   rollOut     the plan executed, rolled back or settled (RolledOut)
 //   finish      summary; the job's failure, or the success record and the image prune; the lock
 //
@@ -21,7 +22,7 @@ import type { GitHubApi } from '../drivers/github.js';
 import { readSecretValues, type Inputs } from '../inputs.js';
 import { ReceiptRecorder } from '../receipt/recorder.js';
 import { renderReceipt } from '../receipt/render.js';
-import { rolloutSummary, writeSummary } from '../report/summary.js';
+import { preformatted, rolloutSummary, writeSummary } from '../report/summary.js';
 import type { HostTarget } from '../rollout/plan.js';
 import type { Release } from '../rollout/ports.js';
 import { outcomeFailure, tidyUp } from './finish.js';
@@ -29,9 +30,13 @@ import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, trustedHis
 import { repairInterrupted, type Settled } from './interrupted.js';
 import { JOURNAL_STATE, JournalWriter, type Journal } from './journal.js';
 import { releaseLeftoverLock, releaseLock, takeLock, type HeldLock } from './lock.js';
-import { connect, findServers, pinRelease, pullEverywhere, readHosts, type Connected, type Servers } from './preflight.js';
+import { lockHost } from '../rollout/lock.js';
+import { canaryRefusal, connect, findServers, pinRelease, PreflightError, pullEverywhere, readHosts, type Connected, type Servers } from './preflight.js';
 import { rollOut, rolloutDeps } from './rollout.js';
-import { historyFor, runningVersion, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
+import { historyFor, runningVersion, targetChanged, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
+
+/** Pre-flight's look at whether the canary has HTTP counters to judge: any answer will do. */
+const CANARY_CHECK_TIMEOUT_MS = 10_000;
 
 export class DeployFailed extends Error {
   override name = 'DeployFailed';
@@ -73,10 +78,10 @@ export async function runPipeline(
 ): Promise<Record<string, string>> {
   const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
   const github = gitHub(inputs);
-  await checkApproval(github, env, inputs.run.runId);
+  const started = performance.now();
   const balancers = env.haproxy?.hosts ?? [];
   const connected = await core.group(`Connect to ${env.name} (${env.hosts.length} hosts${balancers.length ? ` and ${balancers.join(', ')}` : ''})`, () =>
-    connect(inputs, config, env),
+    connectOnceApproved(inputs, config, env, github),
   );
   const held: Held = {};
   let succeeded = false;
@@ -84,6 +89,7 @@ export async function runPipeline(
   let leftForPostStep = false;
   try {
     const prepared = await core.group('Pre-flight', () => preFlight(inputs, config, connected, request, github, held, secrets, signal));
+    core.info(`Pre-flight took ${((performance.now() - started) / 1000).toFixed(2)} s (connections, gates, reads, pulls, lock): the first container changes now`);
     const { record } = held;
     const journal = held.journal!;
     leftForPostStep = true;
@@ -130,10 +136,35 @@ export async function runPipeline(
 const heartbeatMs = (env: EnvironmentConfig) => Math.max(5, Math.min(60, env.lock['stale-after'] / 4)) * 1000;
 
 /**
+ * The connections, opened while GitHub is asked whether this run was approved: nothing is read
+ * from a host before the answer, and a refusal closes them.
+ */
+async function connectOnceApproved(inputs: Inputs, config: Config, env: EnvironmentConfig, github: GitHubApi | undefined): Promise<Connected> {
+  const [approval, connection] = await Promise.allSettled([checkApproval(github, env, inputs.run.runId, inputs.run.runAttempt), connect(inputs, config, env)]);
+  if (approval.status === 'rejected') {
+    if (connection.status === 'fulfilled') connection.value.dispose();
+    throw approval.reason;
+  }
+  if (connection.status === 'rejected') throw connection.reason;
+  return connection.value;
+}
+
+/** Waits for every one of `work` (none is left running), then fails with the first failure. */
+async function allOf<T extends unknown[]>(...work: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as T;
+}
+
+/**
  * Everything before the first container changes: the release, pulled everywhere, the lock, the
  * gates, the servers to drive, the receipt's first reading and the deployment record. What it
  * takes (lock, recorder, record) goes into `held` as soon as it is taken, so that a refusal
- * half-way still releases, stops and records it.
+ * half-way still releases, stops and records it. What does not wait on another runs alongside
+ * it: the lock waits for its own host's pull only; the other pulls, the promotion gate, finding
+ * the servers and the receipt's first reading run together; the record comes last, once
+ * nothing can refuse.
  */
 async function preFlight(
   inputs: Inputs,
@@ -150,59 +181,106 @@ async function preFlight(
     if (signal?.aborted) throw new DeployFailed(`cancelled before any container changed in ${env.name}`);
   };
   // A first reading picks what to pull: the lock is a container created from that image,
-  // which must be on the host first, and pulls change no container.
+  // which must be on its host first, and pulls change no container.
   const guess = await choose(config, connected, request, github);
-  await pullEverywhere(connected, guess.target);
-  stopIfCancelled();
-  const taken = await takeLock(inputs, config, connected, guess.target, github, signal);
-  held.lock = taken.held;
-  const fresh = (): Journal => ({ environment: env.name, version: guess.target.version, touched: [], outOfService: [], heldOn: [] });
-  const store = { host: connected.hosts.get(taken.held.host)!, lock: taken.held.name, warn: (line: string) => core.warning(line) };
-  const journal = (held.journal = new JournalWriter(taken.leftBehind ? { ...taken.leftBehind, environment: env.name } : fresh(), store));
-  await journal.save();
-  held.heartbeat = setInterval(() => void journal.save(), heartbeatMs(env));
-  held.heartbeat.unref();
-  stopIfCancelled();
-  if (taken.leftBehind) {
-    // The run whose lock this is now died mid-rollout: what it left is finished first, from
-    // the journal it kept next to the lock, before anything is planned.
-    await core.group('Finish what the run whose lock was taken over left', () =>
-      finishLeftBehind(inputs, config, connected, taken.leftBehind!, journal, secrets),
-    );
-    await journal.restart(fresh());
+  await showTarget(env, guess, request);
+  const pulls = pullEverywhere(connected, guess.target);
+  try {
+    // A failed pull on the lock's host: every host's failure, named together.
+    await pulls.of(lockHost(env.hosts)).catch(() => pulls.all());
     stopIfCancelled();
+    const taken = await takeLock(inputs, config, connected, guess.target, github, signal);
+    held.lock = taken.held;
+    const fresh = (): Journal => ({ environment: env.name, version: guess.target.version, touched: [], outOfService: [], heldOn: [] });
+    const store = { host: connected.hosts.get(taken.held.host)!, lock: taken.held.name, warn: (line: string) => core.warning(line) };
+    const journal = (held.journal = new JournalWriter(taken.leftBehind ? { ...taken.leftBehind, environment: env.name } : fresh(), store));
+    await journal.save();
+    held.heartbeat = setInterval(() => void journal.save(), heartbeatMs(env));
+    held.heartbeat.unref();
+    stopIfCancelled();
+    if (taken.leftBehind) {
+      // The run whose lock this is now died mid-rollout: what it left is finished first, from
+      // the journal it kept next to the lock, before anything is planned.
+      await core.group('Finish what the run whose lock was taken over left', () =>
+        finishLeftBehind(inputs, config, connected, taken.leftBehind!, journal, secrets),
+      );
+      await journal.restart(fresh());
+      stopIfCancelled();
+    }
+    // Another run may have finished in between: everything the plan depends on is read again.
+    const chosen = await choose(config, connected, request, github, guess);
+    const changed = targetChanged(request, guess.target, chosen.target, env.name);
+    if (changed) throw new PreflightError(changed);
+    // What a dead run whose lock was taken over left is finished: what is still out is the operator's.
+    const tookOverLock = taken.held.tookOver && !taken.leftBehind;
+    const [, lb] = await allOf(
+      (async () => {
+        await pulls.all();
+        if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target).all();
+      })(),
+      (async () => {
+        const lb = await findServers(connected, { tookOverLock, running: chosen.state.current });
+        if (lb && env.canary) {
+          const refusal = canaryRefusal(env, await lb.driver.counters(CANARY_CHECK_TIMEOUT_MS));
+          if (refusal) throw new PreflightError(refusal);
+        }
+        // The receipt's baseline runs from here to the first change.
+        if (lb) {
+          held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]);
+          await held.recorder.open();
+        }
+        return lb;
+      })(),
+      request.task === 'deploy' || chosen.wanted.neverRan ? checkPromotionGate(github, env, chosen.target) : Promise.resolve(),
+    );
+    await journal.note({ version: chosen.target.version, heldOn: lb?.heldOn ?? [] });
+    held.record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
+    if (held.record) await journal.note({ deploymentId: held.record.id });
+    stopIfCancelled();
+    return { ...chosen, ...(lb ? { lb } : {}) };
+  } finally {
+    // Nothing may still be pulling when the connections close.
+    await pulls.all().catch(() => undefined);
   }
-  // Another run may have finished in between: everything the plan depends on is read again.
-  const chosen = await choose(config, connected, request, github);
-  if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target);
-  if (request.task === 'deploy' || chosen.wanted.neverRan) await checkPromotionGate(github, env, chosen.target);
-  const lb = await findServers(connected, { tookOverLock: taken.held.tookOver && !taken.leftBehind, running: chosen.state.current });
-  await journal.note({ version: chosen.target.version, heldOn: lb?.heldOn ?? [] });
-  // The receipt's baseline runs from here to the first change.
-  if (lb) {
-    held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]?.version);
-    await held.recorder.open();
-  }
-  held.record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
-  if (held.record) await journal.note({ deploymentId: held.record.id });
-  stopIfCancelled();
-  return { ...chosen, ...(lb ? { lb } : {}) };
 }
 
-/** The target stage: what runs and ran, and the release that follows from it, pinned to its digest. */
-async function choose(config: Config, connected: Connected, request: RolloutRequest, github: GitHubApi | undefined): Promise<Chosen> {
+/**
+ * The target stage: what runs and ran, and the release that follows from it, pinned to its
+ * digest. Read again under the lock (`before`: the first reading), the same tag and digest are
+ * not asked of the registry twice: the lock guards the hosts, not the registry.
+ */
+async function choose(config: Config, connected: Connected, request: RolloutRequest, github: GitHubApi | undefined, before?: Chosen): Promise<Chosen> {
   const env = connected.env;
-  const state: EnvironmentState = {
-    environment: env.name,
-    current: await readHosts(connected, config.app),
-    // Only a rollback looks back; a deploy's target is its tag.
-    ...(request.task === 'rollback' && github ? { records: await trustedHistory(github, env.name, config.image) } : {}),
-  };
+  // Only a rollback looks back; a deploy's target is its tag.
+  const [current, records] = await allOf(
+    readHosts(connected, config.app),
+    request.task === 'rollback' && github ? trustedHistory(github, env.name, config.image) : Promise.resolve(undefined),
+  );
+  const state: EnvironmentState = { environment: env.name, current, ...(records ? { records } : {}) };
   const wanted = wantedRelease(request, state);
-  core.info(`Target: ${wanted.reason}`);
-  const pinned = await pinRelease(connected, config.image, wanted.tag, wanted.digest, wanted.pinnedBy);
+  const same = before && before.wanted.tag === wanted.tag && before.wanted.digest === wanted.digest;
+  const pinned = same
+    ? { version: before.target.version, digest: before.target.digest, ref: before.target.ref }
+    : await pinRelease(connected, config.image, wanted.tag, wanted.digest, wanted.pinnedBy);
   const target: Release = { ...pinned, history: historyFor(state, pinned, request.task) };
   return { state, wanted, target };
+}
+
+/**
+ * The target, as first resolved: in the log, and for a rollback in the job summary too, with
+ * where it comes from and where GitHub's records disagree, before any host changes.
+ */
+async function showTarget(env: EnvironmentConfig, { wanted, target }: Chosen, request: RolloutRequest): Promise<void> {
+  core.info(`Target: ${wanted.reason}`);
+  for (const disagreement of wanted.disagreements ?? []) core.warning(disagreement);
+  if (request.task !== 'rollback') return;
+  const lines = [
+    `${request.version} resolved to ${target.version} (${target.digest})`,
+    `from: ${wanted.source ?? wanted.reason}`,
+    ...(wanted.disagreements?.length ? wanted.disagreements.map((d) => `disagreeing: ${d}`) : ["GitHub's deployment records: no disagreement"]),
+  ];
+  core.info(`Rollback target, before any host changes:\n  ${lines.join('\n  ')}`);
+  await writeSummary((s) => s.addHeading(`Rollback target in ${env.name}`, 3).addRaw(preformatted(lines.join('\n'))));
 }
 
 /**

@@ -3,6 +3,7 @@
 // and find each host's servers in HAProxy. Nothing here changes a host.
 import * as core from '@actions/core';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
+import { ConnectionPool, pooled } from '../drivers/connection-pool.js';
 import { connectHost, type DockerHost } from '../drivers/docker/host.js';
 import { connectLoadBalancer, type HaproxyRuntime } from '../drivers/haproxy.js';
 import { LoadBalancers, type HeldSnapshot } from '../drivers/load-balancers.js';
@@ -12,7 +13,7 @@ import { splitRepository } from '../release/image.js';
 import { infoUntrusted } from '../report/untrusted.js';
 import type { LoadBalancing, Logger } from '../rollout/execute.js';
 import { runningReleases, type HostTarget } from '../rollout/plan.js';
-import type { RegistryCredentials, Release, Role } from '../rollout/ports.js';
+import type { FleetCounters, RegistryCredentials, Release, Role } from '../rollout/ports.js';
 
 export class PreflightError extends Error {
   override name = 'PreflightError';
@@ -62,45 +63,83 @@ export function requireSshInputs(inputs: Inputs): void {
   }
 }
 
-/** Opens every connection at once; any failure closes the others and names each host at fault. */
+/**
+ * Opens every connection at once (with ssh.max-connections, the load balancers' only: the hosts
+ * then go through a pool that opens at most that many at once, each when a call needs it, and
+ * pre-flight's first reading of every host says which cannot be reached).
+ */
 export async function connect(inputs: Inputs, config: Config, env: EnvironmentConfig): Promise<Connected> {
   requireSshInputs(inputs);
   const { username, password } = inputs.registry;
   const auth = username ? { username, password, serveraddress: splitRepository(config.image).registry } : undefined;
-  const hostAttempts = env.hosts.map((host) => connectHost(sshOptions(inputs, env, host)));
+  const max = env.ssh['max-connections'];
+  const pool = max === undefined ? undefined : new ConnectionPool<DockerHost>(max, (host) => connectHost(sshOptions(inputs, env, host)), (host) => host.dispose());
   const balancers = env.haproxy?.hosts ?? [];
-  const lbAttempts = balancers.map((lb) => connectLoadBalancer(sshOptions(inputs, env, lb), env.haproxy!));
-  const settled = await Promise.allSettled([...hostAttempts, ...lbAttempts]);
-  const opened = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-  const failures = settled.flatMap((s) => (s.status === 'rejected' ? [String((s.reason as Error).message ?? s.reason)] : []));
-  if (failures.length > 0) {
-    for (const connection of opened) connection.dispose();
-    throw new PreflightError(`cannot reach the ${env.name} environment:\n  ${failures.join('\n  ')}`);
-  }
-  const hosts = new Map(env.hosts.map((host, i) => [host, opened[i] as DockerHost]));
-  const lbs = balancers.map((host, i) => ({ host, runtime: opened[env.hosts.length + i] as HaproxyRuntime }));
+  const opened = await openAll(env, [
+    ...(pool ? [] : env.hosts.map((host) => connectHost(sshOptions(inputs, env, host)))),
+    ...balancers.map((lb) => connectLoadBalancer(sshOptions(inputs, env, lb), env.haproxy!)),
+  ]);
+  const hostCount = pool ? 0 : env.hosts.length;
+  const hosts = new Map(env.hosts.map((host, i) => [host, pool ? pooled<DockerHost>(host, pool, { host, dispose: () => undefined }) : (opened[i] as DockerHost)]));
+  const lbs = balancers.map((host, i) => ({ host, runtime: opened[hostCount + i] as HaproxyRuntime }));
   return {
     env,
     image: config.image,
     hosts,
     lbs,
     ...(auth ? { auth } : {}),
-    dispose: () => opened.forEach((c) => c.dispose()),
+    dispose: () => {
+      pool?.dispose();
+      opened.forEach((c) => c.dispose());
+    },
   };
+}
+
+/** Every connection opened, or none: any failure closes the others and names each host at fault. */
+async function openAll(env: EnvironmentConfig, attempts: Promise<DockerHost | HaproxyRuntime>[]): Promise<(DockerHost | HaproxyRuntime)[]> {
+  const settled = await Promise.allSettled(attempts);
+  const opened = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failures = settled.flatMap((s) => (s.status === 'rejected' ? [String((s.reason as Error).message ?? s.reason)] : []));
+  if (failures.length > 0) {
+    for (const connection of opened) connection.dispose();
+    throw new PreflightError(`cannot reach the ${env.name} environment:\n  ${failures.join('\n  ')}`);
+  }
+  return opened;
 }
 
 /** Runs `operation` on every host at once; all failures are reported together. */
 export async function onEveryHost<T>(hosts: Map<string, DockerHost>, what: string, operation: (host: DockerHost) => Promise<T>): Promise<Map<string, T>> {
-  const entries = [...hosts.values()];
-  const settled = await Promise.allSettled(entries.map(operation));
-  const failures = settled.flatMap((s, i) => (s.status === 'rejected' ? [`${entries[i]!.host}: ${(s.reason as Error).message ?? s.reason}`] : []));
-  if (failures.length > 0) throw new PreflightError(`${what} failed:\n  ${failures.join('\n  ')}`);
-  return new Map(settled.map((s, i) => [entries[i]!.host, (s as PromiseFulfilledResult<T>).value]));
+  return everyHost(hosts, what, operation).all();
 }
 
-/** The release's image on every host: the lock is a container created from it, and a pull changes no container. */
-export async function pullEverywhere(connected: Connected, target: Release): Promise<void> {
-  await onEveryHost(connected.hosts, `Pulling ${target.ref}`, async (host) => {
+/** Operations started on every host at once: one host's can be awaited alone, all() reports every failure together. */
+export interface OnEveryHost<T> {
+  of(host: string): Promise<T>;
+  all(): Promise<Map<string, T>>;
+}
+
+export function everyHost<T>(hosts: Map<string, DockerHost>, what: string, operation: (host: DockerHost) => Promise<T>): OnEveryHost<T> {
+  const entries = [...hosts.values()];
+  const started = entries.map(operation);
+  // Reported by all(); a caller awaiting one host must not leave the others' failures unhandled.
+  for (const operation of started) operation.catch(() => undefined);
+  return {
+    of: (host) => started[entries.findIndex((entry) => entry.host === host)]!,
+    all: async () => {
+      const settled = await Promise.allSettled(started);
+      const failures = settled.flatMap((s, i) => (s.status === 'rejected' ? [`${entries[i]!.host}: ${(s.reason as Error).message ?? s.reason}`] : []));
+      if (failures.length > 0) throw new PreflightError(`${what} failed:\n  ${failures.join('\n  ')}`);
+      return new Map(settled.map((s, i) => [entries[i]!.host, (s as PromiseFulfilledResult<T>).value]));
+    },
+  };
+}
+
+/**
+ * The release's image pulled on every host at once (the lock is a container created from it, and
+ * a pull changes no container): await one host's pull with of(host), or all of them with all().
+ */
+export function pullEverywhere(connected: Connected, target: Release): OnEveryHost<void> {
+  return everyHost(connected.hosts, `Pulling ${target.ref}`, async (host) => {
     await host.pull(target.ref, connected.auth, (line) => infoUntrusted(`[${host.host}] ${line}`));
     core.info(`[${host.host}] has ${target.ref}`);
   });
@@ -183,3 +222,17 @@ export async function findServers(
   const held = fleet.loadHeld(snapshot);
   return { driver: fleet, servers, held, heldOn: snapshot, drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
 }
+
+/**
+ * Why a canary section cannot work with these load balancers, or undefined: a backend in mode
+ * tcp counts no HTTP requests, so the canary would judge nothing and every release would pass
+ * ("too few to judge"). Refused in pre-flight, before anything changes.
+ */
+export function canaryRefusal(env: EnvironmentConfig, reading: FleetCounters): string | undefined {
+  if (!env.canary || !env.haproxy || !reading.withoutHttp?.length) return undefined;
+  return (
+    `environments.${env.name}.canary: HAProxy backend ${env.haproxy.backend} counts no HTTP requests on ${reading.withoutHttp.join(', ')} ` +
+    '(mode tcp), so the canary would judge nothing; set mode http in that backend, or remove the canary section'
+  );
+}
+
