@@ -11,6 +11,10 @@ import { GateError } from './commands/gates.js';
 import { haproxyConfig } from './commands/haproxy-config.js';
 import { CheckFailed, check } from './commands/check.js';
 import { status } from './commands/status.js';
+import { logs } from './commands/logs.js';
+import { run } from './commands/run.js';
+import { unlock } from './commands/unlock.js';
+import { ONE_OFF_STATE, removeLeftoverOneOff } from './pipeline/one-off.js';
 import { ConfigError } from './config/fields.js';
 import type { Config } from './config/schema.js';
 import { readConfig, readInputs, readState, type Command, type Inputs } from './inputs.js';
@@ -26,6 +30,9 @@ const handlers: Record<Command, Handler> = {
   'haproxy-config': haproxyConfig,
   check,
   status,
+  unlock,
+  logs,
+  run,
 };
 
 async function fail(error: unknown, configFile: string | undefined): Promise<void> {
@@ -84,10 +91,14 @@ export async function post(): Promise<void> {
   }
   const saved = readState(LOCK_STATE);
   const journal = readState(JOURNAL_STATE);
-  if (!saved && !journal) return;
+  const oneOff = readState(ONE_OFF_STATE);
+  if (!saved && !journal && !oneOff) return;
   try {
     const inputs = readInputs();
     const config = await readConfig(inputs);
+    // A release command or task still running holds the lock's promise: stop it before the lock goes.
+    if (oneOff) await removeLeftoverOneOff(inputs, config, oneOff);
+    if (!saved && !journal) return;
     if (journal) await finishInterruptedRollout(inputs, config, journal, saved);
     else await releaseLeftoverLock(inputs, config, saved);
   } catch (error) {

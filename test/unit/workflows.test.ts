@@ -1,7 +1,7 @@
 // The example workflows, the CI workflow and action.yml against GitHub's published schemas (as
 // @action-validator/core bundles them), and the README's copies of the examples against the files.
 import { validateAction, validateWorkflow, type ValidationError, type ValidationState } from '@action-validator/core';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseDocument } from 'yaml';
@@ -11,6 +11,8 @@ import { specOperations } from '../integration/support/github-spec.js';
 const ROOT = resolve(import.meta.dirname, '../..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 const EXAMPLES = ['examples/workflows/release.yml', 'examples/workflows/rollback.yml', 'examples/workflows/check.yml'];
+/** The day-2 commands' examples: each run by hand, bound to the environment it acts on. */
+const DAY2 = ['examples/workflows/unlock.yml', 'examples/workflows/logs.yml', 'examples/workflows/run.yml'];
 
 /** The validator's errors, one line each, alternatives of a oneOf indented below it. */
 function describeErrors(errors: ValidationError[], indent = ''): string[] {
@@ -39,7 +41,7 @@ function withKnownRuntime(actionYaml: string): string {
 }
 
 describe('workflows and action metadata are valid', () => {
-  it.each([...EXAMPLES, '.github/workflows/ci.yml'])('%s', (path) => {
+  it.each([...EXAMPLES, ...DAY2, '.github/workflows/ci.yml'])('%s', (path) => {
     expect(problems(validateWorkflow(read(path)))).toBe('');
   });
 
@@ -73,14 +75,15 @@ function yamlBlocks(markdown: string): string[] {
   return [...markdown.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
 }
 
-describe('README shows the example workflows as they are', () => {
-  const readme = yamlBlocks(read('README.md'));
+describe('README.md and docs/ show the example workflows as they are', () => {
+  const docs = readdirSync(join(ROOT, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`);
+  const readme = ['README.md', ...docs].flatMap((path) => yamlBlocks(read(path)));
 
-  it.each(EXAMPLES)('%s', (path) => {
+  it.each([...EXAMPLES, ...DAY2])('%s', (path) => {
     const file = read(path);
     expect(file.startsWith(`# ${path}\n`)).toBe(true);
     const copies = readme.filter((block) => block.startsWith(`# ${path}\n`));
-    expect(copies.length, `README.md has no \`\`\`yaml block starting with "# ${path}"`).toBeGreaterThan(0);
+    expect(copies.length, `no \`\`\`yaml block in README.md or docs/ starts with "# ${path}"`).toBeGreaterThan(0);
     for (const copy of copies) expect(copy).toBe(file);
   });
 
@@ -147,5 +150,27 @@ describe('the GitHub permissions the action needs', () => {
       const row = new RegExp(`^\\| \`${operationId}\` \\| \`${op.method} ${op.path.replace(/[{}]/g, '\\$&')}\` \\| \`${permission}\` \\|`, 'm');
       expect(readme, `README.md has no row | \`${operationId}\` | \`${op.method} ${op.path}\` | \`${permission}\` | ...`).toMatch(row);
     }
+  });
+});
+
+describe('the day-2 examples', () => {
+  type Job = { environment?: unknown; permissions?: Record<string, string>; steps: Array<{ uses?: string; with?: Record<string, unknown> }> };
+  const workflow = (path: string) => parse(read(path)) as { on: { workflow_dispatch?: { inputs: Record<string, unknown> } }; jobs: Record<string, Job> };
+
+  // Bound to the chosen environment: its secrets, and its reviewers' approval, gate the command.
+  it.each(DAY2)('%s runs by hand, its job bound to the environment its command acts on', (path) => {
+    const { on, jobs } = workflow(path);
+    expect(on.workflow_dispatch?.inputs).toHaveProperty('environment');
+    const command = path.replace(/^.*\/(\w+)\.yml$/, '$1');
+    const [job] = Object.values(jobs);
+    expect(job!.environment).toBe('${{ inputs.environment }}');
+    const step = job!.steps.find((s) => s.uses?.startsWith('clay/deploy-action@'));
+    expect(step?.with).toMatchObject({ command, environment: '${{ inputs.environment }}', 'ssh-private-key': '${{ secrets.DEPLOY_SSH_KEY }}' });
+  });
+
+  it('unlock.yml may ask GitHub whether the holder\'s run has ended', () => {
+    const [job] = Object.values(workflow('examples/workflows/unlock.yml').jobs);
+    expect(job!.permissions?.actions).toBe('read');
+    expect(GITHUB_OPERATIONS['actions/get-workflow-run']).toBe('actions: read');
   });
 });
