@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import { InputError, type Inputs } from '../inputs.js';
 import { parseRelease, releaseFromRun } from '../release/version.js';
 import { writeSummary } from '../report/summary.js';
+import { lockHost } from '../rollout/lock.js';
 import { describePlan, planRollout } from '../rollout/plan.js';
 import { selectEnvironment } from './environment.js';
 import { connect, findServers, pinRelease, readHosts } from './preflight.js';
@@ -40,6 +41,9 @@ export async function plan(inputs: Inputs, config: Config): Promise<Record<strin
     const lines = [
       ...describePlan(planRollout(target, env.hosts.map((host) => ({ host, current: current.get(host) ?? {} })), env.maxParallel, env.canary?.hold)),
       `Load balancers: ${env.haproxy ? env.haproxy.hosts.join(', ') : 'none (no haproxy section)'}`,
+      env.releaseCommand
+        ? `Release command: ${JSON.stringify(env.releaseCommand.command)} on ${lockHost(env.hosts)}, after the pull, before any traffic moves (at most ${env.releaseCommand.timeout} s)`
+        : 'Release command: none',
     ];
     core.info(lines.join('\n'));
     await writeSummary((s) => s.addHeading(`Plan: ${target.version} to ${env.name}`, 3).addCodeBlock(lines.join('\n')));

@@ -16,6 +16,7 @@ import { rolloutSummary, writeSummary } from '../report/summary.js';
 import { infoUntrusted } from '../report/untrusted.js';
 import { executeRollout, type LoadBalancing, type RolloutDeps, type RolloutResult } from '../rollout/execute.js';
 import { JournalWriter } from './journal.js';
+import { runReleaseCommand, type ReleaseCommandReport } from '../pipeline/release-command.js';
 import { describePlan, planRollout } from '../rollout/plan.js';
 import type { Release } from '../rollout/ports.js';
 import { asideName, containerName, containerSpec } from '../rollout/spec.js';
@@ -70,11 +71,13 @@ export async function rollOut(
   let leftForPostStep = false;
   try {
     const prepared = await core.group('Pre-flight', () => preFlight(inputs, config, connected, request, github, held, signal));
+    // After the pull and the gates, before any traffic moves; a failure here changes no container.
+    const releaseCommand = await runReleaseCommand({ inputs, config, connected, target: prepared.target, task: request.task, secrets }, signal);
     const { record } = held;
     const journal = new JournalWriter({ environment: env.name, touched: [], outOfService: [], heldOn: prepared.lb?.heldOn ?? [], ...(record ? { deploymentId: record.id } : {}) });
     leftForPostStep = true;
     const deps = { ...rolloutDeps(inputs, config, env, connected, prepared.lb, secrets), ...(signal ? { signal } : {}), journal };
-    const { result, receipt } = await execute(env, prepared, deps, held.recorder);
+    const { result, receipt } = await execute(env, prepared, deps, held.recorder, releaseCommand);
     // A cancel not settled in time, or a rollback that could not put every server back.
     leftForPostStep = (result.cancelled !== undefined && !result.cancelled.settled) || journal.pending();
     if (!leftForPostStep) journal.clear();
@@ -183,6 +186,7 @@ async function execute(
   prepared: Prepared,
   deps: RolloutDeps,
   recorder: ReceiptRecorder | undefined,
+  releaseCommand: ReleaseCommandReport | undefined,
 ): Promise<{ result: RolloutResult; receipt?: Receipt }> {
   const { target } = prepared;
   const policy = env.canary && { holdSeconds: env.canary.hold, maxErrorRate: env.canary['max-error-rate'], minRequests: env.canary['min-requests'] };
@@ -199,6 +203,7 @@ async function execute(
     deploy: recorder.deploy,
     hosts: result.hosts,
     ...(policy && canary ? { canary: { ...policy, verdicts: canary.verdicts } } : {}),
+    ...(releaseCommand ? { releaseCommand } : {}),
     cost: recorder.cost,
   });
   core.info(`Receipt: ${receiptLine(receipt, env.hosts.length)} (baseline: ${receipt.baseline.totals.errors} errors in ${receipt.baseline.totals.requests} requests over ${receipt.baseline.seconds} s)`);

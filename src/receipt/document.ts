@@ -28,6 +28,8 @@ export interface Receipt {
   releases: Record<string, Totals>;
   hosts: { host: string; seconds: number; phases: PhaseTimes[]; releases: Record<string, Totals> }[];
   canary?: { holdSeconds: number; maxErrorRate: number; minRequests: number; verdicts: string[] };
+  /** The release command, run before the rollout's window (with a release-command section, not on a rollback unless on-rollback). */
+  releaseCommand?: { host: string; command: string[]; outcome: string; exitCode?: number; seconds: number };
   /** Load balancers that did not answer a reading: their counts land in the next one. */
   gaps: { at: string; loadBalancer: string; why: string }[];
   /** Requests and errors per second through every load balancer, `t` seconds into the window. */
@@ -65,6 +67,7 @@ export function buildReceipt(input: {
   deploy: Ledger;
   hosts: HostOutcome[];
   canary?: Receipt['canary'];
+  releaseCommand?: Receipt['releaseCommand'];
   cost: { ms: number; waitedMs: number; readings: number };
 }): Receipt {
   const { baseline, deploy } = input;
@@ -84,6 +87,7 @@ export function buildReceipt(input: {
     releases: byVersion(deploy.byRelease),
     hosts: input.hosts.map((h) => ({ host: h.host, seconds: round(h.seconds, 2), phases: h.phases, releases: byVersion(deploy.byHost.get(h.host) ?? new Map()) })),
     ...(input.canary ? { canary: input.canary } : {}),
+    ...(input.releaseCommand ? { releaseCommand: input.releaseCommand } : {}),
     gaps: deploy.gaps.map((g) => ({ at: new Date(g.at).toISOString(), loadBalancer: g.lb, why: g.why })),
     series: deploy.series.map((p) => {
       const span = p.at - previous;
