@@ -66,7 +66,7 @@ beforeAll(async () => {
   for (const version of ['v24.0.0', 'v24.1.0', 'v24.2.0']) await pushTestApp(estate, { repository, version });
   await clearHosts(estate, hosts);
   rmSync(SHARED, { recursive: true, force: true });
-  const first = await deploy('v24.0.0', 'true');
+  const first = await deploy('v24.0.0', '"true"');
   if (first.code !== 0) throw new Error(first.log);
   rmSync(`${SHARED}/ran`, { force: true });
 }, 600_000);
@@ -109,7 +109,7 @@ describe('release-command', () => {
     expect(opted.code, opted.log).toBe(0);
     expect(ran()).toBe('v24.1.0\nforward\nopted-in\n');
     // Back on v24.1.0 for what follows.
-    expect((await deploy('v24.1.0', 'true')).code).toBe(0);
+    expect((await deploy('v24.1.0', '"true"')).code).toBe(0);
   }, 300_000);
 
   it('exiting 1 stops the deploy with no container changed anywhere, its last lines in the error', async () => {
@@ -151,7 +151,7 @@ describe('release-command', () => {
     expect(post.log).toContain('Released the deploy lock demo-deploy-lock');
     expect(await snapshot()).toEqual(before);
     // The next deploy goes through.
-    const next = await deploy('v24.2.0', 'true');
+    const next = await deploy('v24.2.0', '"true"');
     expect(next.code, next.log).toBe(0);
   }, 300_000);
 });

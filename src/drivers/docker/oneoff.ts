@@ -33,7 +33,7 @@ export async function runOneOff(engine: Engine, spec: OneOffSpec, options: OneOf
   });
   try {
     await engine.call(`start ${spec.name}`, (abortSignal) => container.start({ abortSignal }));
-    const output = await follow(engine, spec.name, container, options.onOutput);
+    const { ended: output } = await follow(engine, spec.name, container, options.onOutput);
     const end = await waitForEnd(engine, spec.name, container, options);
     if (end.outcome !== 'exited') {
       await engine.call(`stop ${spec.name}`, (abortSignal) => tolerate(container.kill({ abortSignal }), 404, 409));
@@ -45,19 +45,20 @@ export async function runOneOff(engine: Engine, spec: OneOffSpec, options: OneOf
   }
 }
 
-/** Follows the container's output from its start; resolves when the stream ends (the container stopped). */
-async function follow(engine: Engine, name: string, container: Dockerode.Container, onOutput: (text: string) => void): Promise<void> {
+/** Follows the container's output from its start; `ended` resolves when the stream ends (the container stopped). */
+async function follow(engine: Engine, name: string, container: Dockerode.Container, onOutput: (text: string) => void): Promise<{ ended: Promise<void> }> {
   const stream = (await engine.call(`follow the output of ${name}`, (abortSignal) =>
     container.logs({ follow: true, stdout: true, stderr: true, abortSignal }),
   )) as unknown as NodeJS.ReadableStream;
   const out = new PassThrough();
   out.on('data', (chunk: Buffer) => onOutput(chunk.toString('utf8')));
   engine.docker.modem.demuxStream(stream, out, out);
-  return new Promise((done) => {
+  const ended = new Promise<void>((done) => {
     stream.on('end', () => done());
     stream.on('close', () => done());
     stream.on('error', () => done());
   });
+  return { ended };
 }
 
 async function waitForEnd(engine: Engine, name: string, container: Dockerode.Container, { timeoutSeconds, signal }: OneOffOptions): Promise<OneOffEnd> {
