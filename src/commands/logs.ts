@@ -8,8 +8,8 @@ import { maskSecret } from '../report/secrets.js';
 import { htmlText, preformatted, writeSummary } from '../report/summary.js';
 import { infoUntrusted } from '../report/untrusted.js';
 import type { Role } from '../rollout/ports.js';
-import { selectEnvironment } from './environment.js';
-import { connect, onEveryHost } from './preflight.js';
+import { selectEnvironment } from '../config/environment.js';
+import { connect, onEveryHost } from '../pipeline/preflight.js';
 
 interface ContainerLogs {
   host: string;

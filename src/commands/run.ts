@@ -12,11 +12,11 @@ import type { HostTarget } from '../rollout/plan.js';
 import type { Release } from '../rollout/ports.js';
 import { oneOffSpec } from '../rollout/spec.js';
 import { describeEnd, failureText, runOneOff, succeeded } from '../pipeline/one-off.js';
-import { releaseLock, takeLock, type HeldLock } from './deploy-lock.js';
-import { selectEnvironment } from './environment.js';
-import { runUrl } from './gates.js';
-import { PreflightError, connect, readHosts, type Connected } from './preflight.js';
-import { runningVersion } from './target.js';
+import { releaseLock, takeLock, type HeldLock } from '../pipeline/lock.js';
+import { selectEnvironment } from '../config/environment.js';
+import { gitHub, runUrl } from '../pipeline/gates.js';
+import { PreflightError, connect, readHosts, type Connected } from '../pipeline/preflight.js';
+import { runningVersion } from '../pipeline/target.js';
 
 export class TaskFailed extends Error {
   override name = 'TaskFailed';
@@ -50,7 +50,7 @@ export async function run(inputs: Inputs, config: Config, signal?: AbortSignal):
     // The lock is a container of the image, which must be on its host first; a pull changes nothing.
     let release = await releaseNow(connected, config);
     await host.pull(release.ref, connected.auth);
-    lock = await takeLock(inputs, config, connected, release);
+    lock = await takeLock(inputs, config, connected, release, gitHub(inputs));
     // A deploy may have finished in between: the task runs what runs now.
     const now = await releaseNow(connected, config);
     if (now.digest !== release.digest) await host.pull(now.ref, connected.auth);

@@ -11,9 +11,9 @@ import { htmlText, writeSummary } from '../report/summary.js';
 import { infoUntrusted } from '../report/untrusted.js';
 import { describeLock, lockHost } from '../rollout/lock.js';
 import { lockName } from '../rollout/spec.js';
-import { selectEnvironment } from './environment.js';
-import { gitHub, runUrl } from './gates.js';
-import { connect } from './preflight.js';
+import { selectEnvironment } from '../config/environment.js';
+import { gitHub, runUrl } from '../pipeline/gates.js';
+import { connect } from '../pipeline/preflight.js';
 
 export class UnlockRefused extends Error {
   override name = 'UnlockRefused';

@@ -27,14 +27,14 @@ export const host: Reader<string> = reader((value, path, problems) => {
   if (typeof value === 'string' && (isIP(value) !== 0 || HOST_LABEL.test(value))) return value;
   problems.push({ path, message: 'not a host name or address' });
   return undefined;
-}, { type: 'string', anyOf: [{ pattern: HOST_LABEL.source }, { pattern: IPV6 }] });
+}, { type: 'string', anyOf: [{ pattern: HOST_LABEL.source }, { pattern: IPV6 }] }, 'a host name or IP address');
 
 /** container.bind: an IP address, or `host` (each host's own address as listed in hosts). */
 const bindAddress: Reader<string> = reader((value, path, problems) => {
   if (typeof value === 'string' && (value === 'host' || isIP(value) !== 0)) return value;
   problems.push({ path, message: 'expected an IPv4 or IPv6 address (0.0.0.0: every interface), or host (the address each host is listed under)' });
   return undefined;
-}, { type: 'string', anyOf: [{ const: 'host' }, { pattern: '^[0-9]{1,3}(\\.[0-9]{1,3}){3}$' }, { pattern: IPV6 }] });
+}, { type: 'string', anyOf: [{ const: 'host' }, { pattern: '^[0-9]{1,3}(\\.[0-9]{1,3}){3}$' }, { pattern: IPV6 }] }, 'an IP address, or host');
 
 // Docker's own grammar for names, repositories and volume specs, kept strict because these
 // values end up in API calls on every host.
@@ -51,6 +51,10 @@ const PROXY_JUMP = /^(?:[a-z_][a-z0-9_.-]*@)?[A-Za-z0-9.:[\]-]+?(?::[0-9]{1,5})?
 
 const port = integer(1, 65535);
 
+export type BuildCacheType = 'none' | 'registry' | 'gha' | 'inline';
+/** REPOSITORY:TAG (Docker's tag grammar). Which tags are refused (latest, versions) is parse.ts's. */
+const CACHE_REF = new RegExp(`${REPOSITORY.source.slice(0, -1)}:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`);
+
 /** A whole number from 1 to 100, or a percentage "1%" to "100%" (of the hosts). */
 const PERCENT = /^(100|[1-9][0-9]?)%$/;
 const countOrPercent: Reader<number | `${number}%`> = reader((value, path, problems) => {
@@ -58,7 +62,7 @@ const countOrPercent: Reader<number | `${number}%`> = reader((value, path, probl
   if (typeof value === 'string' && PERCENT.test(value)) return value as `${number}%`;
   problems.push({ path, message: `expected a whole number from 1 to 100 or a percentage like "50%", got ${JSON.stringify(value)}` });
   return undefined;
-}, { oneOf: [{ type: 'integer', minimum: 1, maximum: 100 }, { type: 'string', pattern: PERCENT.source }] });
+}, { oneOf: [{ type: 'integer', minimum: 1, maximum: 100 }, { type: 'string', pattern: PERCENT.source }] }, 'a whole number from 1 to 100, or a percentage like "50%"');
 const seconds = (max: number) => integer(1, max);
 const names = list(text(ENV_NAME, 'an environment variable name'), { unique: true });
 
@@ -75,6 +79,22 @@ export const buildSchema = {
   args: withDefault(stringMap, {}, 'Build args (NAME: value); DEPLOY_VERSION and DEPLOY_REVISION are set by the action.'),
   secrets: withDefault(names, [], 'Names of variables of the build step\'s env passed as BuildKit secrets (--secret id=NAME,env=NAME), never as build args.'),
   latest: withDefault(boolean, true, 'Also move the latest tag, for stable releases only (never for a prerelease).'),
+  // Off by default: a cache writes a tag of its own to the registry (or fills the repository's
+  // GitHub cache quota), which a user opts into.
+  cache: withDefault(
+    text(/^(none|registry|gha|inline)$/, 'none, registry, gha or inline') as Reader<BuildCacheType>,
+    'none',
+    'Layer cache imported before and exported after each build: registry (a cache image beside the image, at cache-ref), gha (GitHub\'s cache service, on GitHub only), inline (the cache inside the pushed image, also tagged cache-ref) or none.',
+  ),
+  'cache-mode': withDefault(
+    text(/^(min|max)$/, 'min or max') as Reader<'min' | 'max'>,
+    'max',
+    'Which layers the registry and gha caches export: max (every stage\'s) or min (the final image\'s only; inline is always min).',
+  ),
+  'cache-ref': optional(
+    text(CACHE_REF, 'an image reference with a tag, like registry.example.com/team/app:buildcache'),
+    'Where the registry and inline caches live. Absent: IMAGE:buildcache.',
+  ),
 };
 
 export const containerSchema = {
@@ -86,7 +106,7 @@ export const containerSchema = {
   'stop-timeout': withDefault(integer(0, 3600), 30, 'Seconds from SIGTERM to SIGKILL when a container is stopped.'),
   init: withDefault(boolean, true, 'Docker\'s init as PID 1, so that SIGTERM reaches the app.'),
   // Absent: Docker's default, every interface (IPv4 and IPv6), as before this key existed; the
-  // README advises the address HAProxy reaches.
+  // docs/configuration.md advises the address HAProxy reaches.
   bind: optional(bindAddress, 'The host address the ports are published on: an IP address, or host (each host\'s own address as listed in hosts). Absent: every interface.'),
 };
 

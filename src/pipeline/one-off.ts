@@ -8,8 +8,8 @@ import type { DockerHost } from '../drivers/docker/host.js';
 import type { Inputs } from '../inputs.js';
 import { infoUntrusted } from '../report/untrusted.js';
 import type { OneOffSpec } from '../rollout/ports.js';
-import { runUrl } from '../commands/gates.js';
-import { connect } from '../commands/preflight.js';
+import { runUrl } from './gates.js';
+import { connect } from './preflight.js';
 
 /** Saved for the post step while a one-off container runs: { host, name }. */
 export const ONE_OFF_STATE = 'one-off';

@@ -11,8 +11,8 @@ import { htmlText, preformatted, writeSummary } from '../report/summary.js';
 import { lockHost } from '../rollout/lock.js';
 import type { Release } from '../rollout/ports.js';
 import { oneOffSpec } from '../rollout/spec.js';
-import { runUrl } from '../commands/gates.js';
-import type { Connected } from '../commands/preflight.js';
+import { runUrl } from './gates.js';
+import type { Connected } from './preflight.js';
 import { describeEnd, failureText, runOneOff, succeeded, type OneOffResult } from './one-off.js';
 
 export class ReleaseCommandFailed extends Error {

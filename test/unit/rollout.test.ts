@@ -1,257 +1,21 @@
-// The rollout procedure against an in-memory estate that checks, at every operation, the two
-// rules that keep requests from failing: HAProxy never routes to a container that is not
-// healthy, and some healthy server is always in service once the site has been up.
+// The rollout procedure against the in-memory estate (test/support/memory-estate.ts), which
+// checks at every operation the two rules that keep requests from failing: HAProxy never routes
+// to a container that is not healthy, and some healthy server is always in service once the
+// site has been up.
 import { describe, expect, it } from 'vitest';
 import { Canary } from '../../src/receipt/canary.js';
 import { ReceiptRecorder } from '../../src/receipt/recorder.js';
 import { errorsOf } from '../../src/receipt/tally.js';
-import { executeRollout, type Logger, type RolloutDeps } from '../../src/rollout/execute.js';
+import { executeRollout } from '../../src/rollout/execute.js';
 import { describePlan, planHost, planRollout, settleTarget, type HostTarget } from '../../src/rollout/plan.js';
-import type {
-  AppContainer,
-  ContainerSpec,
-  HostDriver,
-  FleetCounters,
-  LoadBalancerFleet,
-  Release,
-  Role,
-  ServerCounters,
-  ServerStatus,
-} from '../../src/rollout/ports.js';
+import type { Release } from '../../src/rollout/ports.js';
+import { Estate, MemoryHost, memoryEstate, release } from '../support/memory-estate.js';
 
-const release = (version: string): Release => ({ version, ref: `r/app@sha256:${version}`, digest: `sha256:${version}` });
 const v1 = release('v1.0.0');
 const v2 = release('v2.0.0');
 const broken = release('v3.0.0-broken');
-
-const ROLES: Role[] = ['master', 'backup'];
-const NAMES: Record<Role, string> = { master: 'app', backup: 'app-backup' };
-const PORTS: Record<Role, number> = { master: 50000, backup: 50001 };
-
-interface Box {
-  release: Release;
-  healthy: boolean;
-}
-
-/** app, app-backup, and their -adopted names → the role. */
-const roleOf = (name: string): Role => (name.startsWith('app-backup') ? 'backup' : 'master');
-
-/** Every host and the load balancer in one place, so invariants can look across them. */
-class World {
-  boxes = new Map<string, Box>(); // host/role → container
-  asides = new Map<string, Box>(); // host/role → adopted container set aside (stopped)
-  sessions = new Map<string, number>(); // server → sessions that never finish draining
-  lbState = new Map<string, 'ready' | 'drain' | 'maint'>(); // server → admin state
-  events: string[] = [];
-  violations: string[] = [];
-  siteWasUp = false;
-  sickOnArrival = new Set<string>(); // host/role whose existing container is unhealthy
-  failingPages = new Set<string>(); // versions whose pages answer 500 (their health check passes)
-  counted = new Map<string, ServerCounters>(); // server → what HAProxy counted there
-
-  constructor(readonly hosts: string[]) {
-    for (const host of hosts) for (const role of ROLES) this.lbState.set(`${host}-${role}`, 'ready');
-  }
-
-  key(host: string, role: Role) {
-    return `${host}/${role}`;
-  }
-
-  serving(server: string): boolean {
-    const [host, role] = server.split('-') as [string, Role];
-    const box = this.boxes.get(this.key(host, role));
-    return this.lbState.get(server) !== 'maint' && box !== undefined && box.healthy;
-  }
-
-  /** HAProxy sends new requests to ready masters, or to ready backups when no master is. */
-  check(event: string) {
-    this.events.push(event);
-    const ready = [...this.lbState].filter(([, s]) => s === 'ready').map(([n]) => n);
-    for (const server of ready) {
-      const [host, role] = server.split('-') as [string, Role];
-      const box = this.boxes.get(this.key(host, role));
-      // A ready server with no container counts as DOWN (health checks) only if it never had one:
-      // routing to a container that was just stopped is what drops requests.
-      if (box && !box.healthy) this.violations.push(`${event}: ${server} is ready but its container is unhealthy`);
-    }
-    const up = [...this.lbState.keys()].some((s) => this.serving(s));
-    if (up) this.siteWasUp = true;
-    else if (this.siteWasUp) this.violations.push(`${event}: no server is serving`);
-  }
-
-  /** Traffic since the last look: 10 requests to each master in rotation (the backups when none is). */
-  traffic(): void {
-    const inRotation = (role: Role) => [...this.lbState.keys()].filter((s) => s.endsWith(`-${role}`) && this.lbState.get(s) === 'ready' && this.serving(s));
-    const servers = inRotation('master').length > 0 ? inRotation('master') : inRotation('backup');
-    for (const server of servers) {
-      const [host, role] = server.split('-') as [string, Role];
-      const failing = this.failingPages.has(this.boxes.get(this.key(host, role))!.release.version);
-      const c = this.counted.get(server) ?? { requests: 0, http5xx: 0, connectionErrors: 0, responseErrors: 0, retries: 0, redispatches: 0, responseMs: 2, totalMs: 3 };
-      this.counted.set(server, { ...c, requests: c.requests + 10, http5xx: c.http5xx + (failing ? 10 : 0) });
-    }
-  }
-}
-
-class FakeHost implements HostDriver {
-  constructor(
-    readonly host: string,
-    private readonly world: World,
-  ) {}
-
-  async ping() {}
-  async containers(): Promise<Partial<Record<Role, AppContainer>>> {
-    const out: Partial<Record<Role, AppContainer>> = {};
-    for (const role of ROLES) {
-      const box = this.world.boxes.get(this.world.key(this.host, role));
-      if (box) out[role] = { id: `${this.host}-${role}`, name: NAMES[role], role, release: box.release, running: true };
-    }
-    return out;
-  }
-  async resolveDigest() {
-    return null;
-  }
-  async pull() {}
-  async stopAndRemove(name: string) {
-    const role = roleOf(name);
-    const key = this.world.key(this.host, role);
-    if (name.endsWith('-adopted')) {
-      if (this.world.asides.delete(key)) this.world.events.push(`discard ${key}`);
-      return;
-    }
-    if (!this.world.boxes.has(key)) return;
-    this.takeAway(key, role, 'stop');
-  }
-  async setAside(name: string) {
-    const key = this.world.key(this.host, roleOf(name));
-    const box = this.world.boxes.get(key);
-    if (!box) throw new Error(`${key}: nothing to set aside`);
-    if (this.world.asides.has(key)) throw new Error(`${key}: aside taken`);
-    this.takeAway(key, roleOf(name), 'aside');
-    this.world.asides.set(key, box);
-  }
-  async restore(_aside: string, name: string) {
-    const key = this.world.key(this.host, roleOf(name));
-    const box = this.world.asides.get(key);
-    if (!box || this.world.boxes.has(key)) throw new Error(`${key}: cannot restore`);
-    this.world.asides.delete(key);
-    this.world.boxes.set(key, box);
-    this.world.check(`restore ${key} ${box.release.version}`);
-  }
-  private takeAway(key: string, role: Role, verb: string) {
-    const state = this.world.lbState.get(`${this.host}-${role}`);
-    if (state !== 'maint') this.world.violations.push(`${verb} ${key} while HAProxy has it ${state}`);
-    this.world.boxes.delete(key);
-    this.world.check(`${verb} ${key}`);
-  }
-  async run(spec: ContainerSpec) {
-    const key = this.world.key(this.host, spec.role);
-    this.world.boxes.set(key, { release: spec.release, healthy: !spec.release.version.includes('broken') });
-    this.world.check(`run ${key} ${spec.release.version}`);
-    return key;
-  }
-  async waitHealthy(name: string) {
-    const role = roleOf(name);
-    const key = this.world.key(this.host, role);
-    const box = this.world.boxes.get(key);
-    if (this.world.sickOnArrival.delete(key) && box) box.healthy = false;
-    this.world.events.push(`health ${key}`);
-    if (box?.healthy) return { healthy: true as const, detail: 'HTTP 200' };
-    return { healthy: false as const, detail: 'HTTP 500', logs: `${key} says boom` };
-  }
-  async acquireLock() {
-    return { acquired: true as const };
-  }
-  async releaseLock() {
-    return true;
-  }
-  async pruneImages() {
-    return [];
-  }
-}
-
-/** One load balancer as the fleet contract has it (drivers/load-balancers.ts is tested on its own). */
-class FakeLb implements LoadBalancerFleet {
-  constructor(
-    private readonly world: World,
-    private readonly held: Map<string, 'maint' | 'drain'>,
-  ) {}
-  async setState(server: string, state: 'ready' | 'drain' | 'maint') {
-    if (state === 'drain' && this.held.get(server) === 'maint') return;
-    this.world.lbState.set(server, state);
-    this.world.check(`${state} ${server}`);
-  }
-  async restoreState(server: string) {
-    await this.setState(server, this.held.get(server) ?? 'ready');
-  }
-  async status(server: string): Promise<ServerStatus> {
-    const state = this.world.lbState.get(server);
-    const status = state === 'maint' ? 'MAINT' : state === 'drain' ? 'DRAIN' : this.world.serving(server) ? 'UP' : 'DOWN';
-    return { status, sessions: state === 'maint' ? 0 : (this.world.sessions.get(server) ?? 0), queued: 0 };
-  }
-  async counters(): Promise<FleetCounters> {
-    this.world.traffic();
-    return { read: new Map([['lb', new Map(this.world.counted)]]), failed: new Map() };
-  }
-}
-
-function setup(
-  hosts: string[],
-  start: Partial<Record<Role, Release>>,
-  { lb = true, maxParallel = 1, held = new Map<string, 'maint' | 'drain'>(), onDrainTimeout = 'fail' as 'fail' | 'cut' } = {},
-) {
-  const world = new World(hosts);
-  for (const host of hosts) for (const role of ROLES) {
-    const r = start[role];
-    if (r) world.boxes.set(world.key(host, role), { release: r, healthy: true });
-  }
-  for (const [server, state] of held) world.lbState.set(server, state);
-  world.check('start');
-  const lines: string[] = [];
-  const warnings: string[] = [];
-  const log: Logger = {
-    info: (l) => lines.push(l),
-    warning: (l) => warnings.push(l),
-    group: (_t, run) => run(),
-  };
-  const deps: RolloutDeps = {
-    hosts: new Map(hosts.map((h) => [h, new FakeHost(h, world)])),
-    ...(lb
-      ? {
-          lb: {
-            driver: new FakeLb(world, held),
-            servers: new Map(hosts.map((h) => [h, { master: `${h}-master`, backup: `${h}-backup` }])),
-            held,
-            drainTimeoutSeconds: 0,
-            onDrainTimeout,
-          },
-        }
-      : {}),
-    containerName: (role) => NAMES[role],
-    asideName: (role) => `${NAMES[role]}-adopted`,
-    hostPort: (role) => PORTS[role],
-    spec: (role, r): ContainerSpec => ({ name: NAMES[role], role, release: r, hostPort: PORTS[role], containerPort: 3000, env: {}, volumes: [], restart: 'no', stopTimeout: 1, init: true, labels: {} }),
-    health: { path: '/healthcheck', timeoutSeconds: 1, intervalSeconds: 1 },
-    stopTimeoutSeconds: 1,
-    log,
-    sleep: async () => {},
-    pollMs: 1,
-  };
-  const current = async (target: Release, canaryHold = 0) => {
-    const snapshots = await Promise.all(hosts.map(async (h) => ({ host: h, current: hostTarget(await deps.hosts.get(h)!.containers('app')) })));
-    return planRollout(target, snapshots, maxParallel, canaryHold);
-  };
-  return { world, deps, lines, warnings, plan: current };
-}
-
-function hostTarget(containers: Partial<Record<Role, AppContainer>>): HostTarget {
-  const out: HostTarget = {};
-  for (const role of ROLES) if (containers[role]?.release) out[role] = containers[role]!.release;
-  return out;
-}
-
-function served(world: World): Record<string, string> {
-  return Object.fromEntries([...world.boxes].map(([k, b]) => [k, b.release.version]));
-}
+const setup = memoryEstate;
+const served = (world: Estate) => world.served();
 
 describe('planHost', () => {
   it.each([
@@ -336,7 +100,7 @@ describe('executeRollout', () => {
   it('rolls back hosts already moved when a later host fails', async () => {
     const { world, deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 });
     // h2's master image is broken on this host only.
-    const host2 = deps.hosts.get('h2')! as unknown as FakeHost;
+    const host2 = deps.hosts.get('h2')! as unknown as MemoryHost;
     const run = host2.run.bind(host2);
     host2.run = async (spec) => run(spec.role === 'master' && spec.release === v2 ? { ...spec, release: broken } : spec);
     const result = await executeRollout(await plan(v2), deps);
@@ -378,7 +142,7 @@ describe('executeRollout', () => {
 
   it('reports a failed rollback instead of hiding it', async () => {
     const { deps, plan } = setup(['h1'], { master: v1, backup: v1 });
-    const host = deps.hosts.get('h1')! as unknown as FakeHost;
+    const host = deps.hosts.get('h1')! as unknown as MemoryHost;
     const run = host.run.bind(host);
     host.run = async (spec) => {
       if (spec.release.version === 'v1.0.0') throw new Error('h1: engine unreachable');
@@ -415,7 +179,7 @@ describe('adopting containers deploy-action did not create', () => {
   it('puts the very containers back when a later host fails', async () => {
     const { world, deps, plan } = setup(['h1', 'h2'], { master: handRun, backup: handRun });
     const originals = new Map(world.boxes);
-    const host2 = deps.hosts.get('h2')! as unknown as FakeHost;
+    const host2 = deps.hosts.get('h2')! as unknown as MemoryHost;
     const run = host2.run.bind(host2);
     host2.run = async (spec) => run(spec.role === 'master' ? { ...spec, release: broken } : spec);
     const result = await executeRollout(await plan(v2), deps);
@@ -523,7 +287,7 @@ describe('failures', () => {
   it('reports every failed host of a batch, and names the role a non-step error hit', async () => {
     const { deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 }, { maxParallel: 2 });
     for (const host of ['h1', 'h2']) {
-      const fake = deps.hosts.get(host)! as unknown as FakeHost;
+      const fake = deps.hosts.get(host)! as unknown as MemoryHost;
       fake.run = async () => {
         throw new Error(`${host}: engine said no`);
       };
@@ -537,7 +301,7 @@ describe('failures', () => {
 
   it('a backup step that throws is reported as the backup', async () => {
     const { deps, plan } = setup(['h1'], {});
-    const fake = deps.hosts.get('h1')! as unknown as FakeHost;
+    const fake = deps.hosts.get('h1')! as unknown as MemoryHost;
     fake.run = async () => {
       throw new Error('h1: no space left');
     };
@@ -594,7 +358,7 @@ describe('cancellation', () => {
   it('cancelled while the new master starts: the host goes back to what its backup runs, both roles in service', async () => {
     const { world, deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 });
     const controller = new AbortController();
-    const host = deps.hosts.get('h1')! as unknown as FakeHost;
+    const host = deps.hosts.get('h1')! as unknown as MemoryHost;
     const waitHealthy = host.waitHealthy.bind(host);
     host.waitHealthy = async (name: string) => {
       if (name === 'app' && world.boxes.get('h1/master')?.release === v2 && !controller.signal.aborted) {
