@@ -5,7 +5,7 @@
 // quoting its last lines. A rollback runs it only with release-command.on-rollback: migrations
 // go forward, and the release rolled back to must run against the schema as it is.
 import * as core from '@actions/core';
-import type { Config } from '../config/schema.js';
+import type { Config, EnvironmentConfig } from '../config/schema.js';
 import type { Inputs } from '../inputs.js';
 import { htmlText, preformatted, writeSummary } from '../report/summary.js';
 import { lockHost } from '../rollout/lock.js';
@@ -28,6 +28,11 @@ export interface ReleaseCommandReport {
   seconds: number;
 }
 
+/** Whether this deploy or rollback runs the release command. */
+export function runsReleaseCommand(env: EnvironmentConfig, task: 'deploy' | 'rollback'): boolean {
+  return env.releaseCommand !== undefined && (task === 'deploy' || env.releaseCommand['on-rollback']);
+}
+
 export async function runReleaseCommand(
   context: { inputs: Inputs; config: Config; connected: Connected; target: Release; task: 'deploy' | 'rollback'; secrets: Record<string, string> },
   signal?: AbortSignal,
@@ -36,7 +41,7 @@ export async function runReleaseCommand(
   const env = connected.env;
   const settings = env.releaseCommand;
   if (!settings) return undefined;
-  if (task === 'rollback' && !settings['on-rollback']) {
+  if (!runsReleaseCommand(env, task)) {
     core.info('release-command: not run on a rollback (release-command.on-rollback is false)');
     return undefined;
   }
