@@ -7,7 +7,9 @@
 // the load generator's over the same window. Then the build, cold and cached (bench-build.ts),
 // and the simulated rollout at 10 to 1,000 hosts (simulate.ts). Prints figures; asserts nothing.
 // --only=build runs the build part alone, --only=deploy the deploys alone (--hosts=2: at 2
-// staging hosts only); --simulate the simulation alone (no estate needed).
+// staging hosts only), --only=receipt the receipt's rows alone (the canary's budget at 8 hosts,
+// two load balancers); --simulate the simulation alone (no estate needed). First of all, the
+// canary verdict's error rates (simulated, no estate: verdict-rates.ts).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +22,7 @@ import type { Receipt } from '../src/receipt/document.js';
 import { endedWithin, startLoad, type LoadReport } from '../test/integration/support/load.js';
 import { benchBuild, printBuildRows } from './bench-build.js';
 import { printSimulation, simulationTable } from './simulate.js';
+import { printVerdictRates } from './verdict-rates.js';
 
 const run = promisify(execFile);
 if (process.argv.includes('--simulate')) {
@@ -28,7 +31,8 @@ if (process.argv.includes('--simulate')) {
 }
 const estate = loadEstate();
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
-if (only !== undefined && only !== 'build' && only !== 'deploy') throw new Error(`--only=${only}: expected --only=build, --only=deploy or --simulate`);
+if (only !== undefined && !['build', 'deploy', 'receipt'].includes(only)) throw new Error(`--only=${only}: expected --only=build, --only=deploy, --only=receipt or --simulate`);
+if (only === undefined) printVerdictRates();
 const hostCounts = process.argv.find((arg) => arg.startsWith('--hosts='))?.slice('--hosts='.length).split(',').map(Number);
 const ESTATE_DIR = process.env.ESTATE_DIR || '/var/lib/deploy-action-estate';
 const staging = estate.environments.staging;
@@ -170,7 +174,7 @@ async function benchDeploys(): Promise<void> {
   const rows: Row[] = [];
   for (const count of hostCounts ?? [1, 2, 4, 8]) {
     if (staging.hosts.length < count) throw new Error(`the estate has ${staging.hosts.length} staging hosts; run estate.sh up --staging 8`);
-    rows.push(...(await measure('staging', count, releases, true)));
+    if (only !== 'receipt') rows.push(...(await measure('staging', count, releases, true)));
   }
   if (!hostCounts) {
     rows.push(...(await measure('staging', 8, releases, false, true)));
@@ -192,6 +196,6 @@ async function benchDeploys(): Promise<void> {
 }
 
 if (only !== 'build') await benchDeploys();
-if (only !== 'deploy') printBuildRows(await benchBuild(estate));
+if (only !== 'deploy' && only !== 'receipt') printBuildRows(await benchBuild(estate));
 await github.close();
 if (only === undefined) printSimulation(await simulationTable());

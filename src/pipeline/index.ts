@@ -6,7 +6,8 @@
 //   target      what runs and ran, and the release that follows (Chosen), pulled on every host
 //   lock        the deploy lock (HeldLock); then the target chosen again under it
 //   gates       promotion: the very image the other environment runs
-//   pre-flight  the servers to drive (Servers), the receipt's baseline, the deployment record
+//   pre-flight  the servers to drive (Servers), HTTP counters for a canary, the receipt's
+//               baseline, the deployment record
 //   release     the release command (migrations), once, in a one-off container of the new
 //               image (ReleaseCommandReport); a failure here still changes no container
 //   journal     what the post step must finish if this run is cut short (JournalWriter)
@@ -30,10 +31,13 @@ import { repairInterrupted } from './interrupted.js';
 import { JOURNAL_STATE, JournalWriter, type Journal } from './journal.js';
 import { releaseLeftoverLock, releaseLock, takeLock, type HeldLock } from './lock.js';
 import { lockHost } from '../rollout/lock.js';
-import { connect, findServers, pinRelease, pullEverywhere, readHosts, type Connected, type Servers } from './preflight.js';
+import { canaryRefusal, connect, findServers, pinRelease, PreflightError, pullEverywhere, readHosts, type Connected, type Servers } from './preflight.js';
 import { runReleaseCommand, runsReleaseCommand } from './release-command.js';
 import { rollOut, rolloutDeps } from './rollout.js';
 import { historyFor, runningVersion, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
+
+/** Pre-flight's look at whether the canary has HTTP counters to judge: any answer will do. */
+const CANARY_CHECK_TIMEOUT_MS = 10_000;
 
 export class DeployFailed extends Error {
   override name = 'DeployFailed';
@@ -187,9 +191,13 @@ async function preFlight(
       })(),
       (async () => {
         const lb = await findServers(connected, { tookOverLock, running: chosen.state.current });
+        if (lb && env.canary) {
+          const refusal = canaryRefusal(env, await lb.driver.counters(CANARY_CHECK_TIMEOUT_MS));
+          if (refusal) throw new PreflightError(refusal);
+        }
         // The receipt's baseline runs from here to the first change.
         if (lb) {
-          held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]?.version);
+          held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]);
           await held.recorder.open();
         }
         return lb;

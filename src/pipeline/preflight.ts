@@ -12,7 +12,7 @@ import { splitRepository } from '../release/image.js';
 import { infoUntrusted } from '../report/untrusted.js';
 import type { LoadBalancing, Logger } from '../rollout/execute.js';
 import { runningReleases, type HostTarget } from '../rollout/plan.js';
-import type { RegistryCredentials, Release, Role } from '../rollout/ports.js';
+import type { FleetCounters, RegistryCredentials, Release, Role } from '../rollout/ports.js';
 
 export class PreflightError extends Error {
   override name = 'PreflightError';
@@ -201,3 +201,17 @@ export async function findServers(
   if (tookOverLock) fleet.forgetHeld();
   return { driver: fleet, servers, held, heldOn: fleet.heldSnapshot(), drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
 }
+
+/**
+ * Why a canary section cannot work with these load balancers, or undefined: a backend in mode
+ * tcp counts no HTTP requests, so the canary would judge nothing and every release would pass
+ * ("too few to judge"). Refused in pre-flight, before anything changes.
+ */
+export function canaryRefusal(env: EnvironmentConfig, reading: FleetCounters): string | undefined {
+  if (!env.canary || !env.haproxy || !reading.withoutHttp?.length) return undefined;
+  return (
+    `environments.${env.name}.canary: HAProxy backend ${env.haproxy.backend} counts no HTTP requests on ${reading.withoutHttp.join(', ')} ` +
+    '(mode tcp), so the canary would judge nothing; set mode http in that backend, or remove the canary section'
+  );
+}
+
