@@ -117,7 +117,11 @@ describe('release-command', () => {
     const [run, load] = await underLoad(() => deploy('v24.2.0', '[sh, -c, "echo applying 0042_users; echo relation users does not exist >&2; exit 1"]'));
     expect(run.code).toBe(1);
     expect(load.failures).toEqual([]);
-    expect(run.log).toMatch(/::error::release-command \["sh","-c",.*\] on 10\.231\.0\.\d+ exited with code 1; its last lines:%0Aapplying 0042_users%0Arelation users does not exist%0ANo container was changed in staging\./);
+    // stdout and stderr reach Docker's log on two pipes: their lines come in either order.
+    const error = run.log.split('\n').find((line) => line.startsWith('::error::release-command'));
+    expect(error).toMatch(/^::error::release-command \["sh","-c",.*\] on 10\.231\.0\.\d+ exited with code 1; its last lines:%0A.*%0ANo container was changed in staging\.$/);
+    expect(error).toContain('%0Aapplying 0042_users%0A');
+    expect(error).toContain('%0Arelation users does not exist%0A');
     expect(await snapshot()).toEqual(before);
     expect(github.deployments.at(-1)?.statuses.at(-1)?.state).toBe('failure');
   }, 300_000);
