@@ -166,7 +166,7 @@ export async function checkLoadBalancer(where: string, runtime: BackendReader, e
   try {
     level = await runtime.cliLevel();
   } catch (error) {
-    return [fail(where, 'admin socket', message(error), `in haproxy.cfg, global: ${group}; then sudo usermod -aG haproxy ${env.ssh.user} and reload HAProxy`)];
+    return [fail(where, 'admin socket', message(error), `in haproxy.cfg, global: ${group}; then sudo usermod -aG haproxy ${env.ssh.user}, sudo chgrp haproxy ${socket} (a reload keeps the socket's old group) and reload HAProxy`)];
   }
   const rows = [
     level === 'admin'

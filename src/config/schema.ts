@@ -116,7 +116,7 @@ export const portsSchema = {
 };
 
 export const healthSchema = {
-  path: withDefault(text(URL_PATH, 'a URL path starting with /'), '/healthcheck', 'The path that answers 2xx when the app is healthy.'),
+  path: withDefault(text(URL_PATH, 'a URL path starting with /'), '/healthcheck', 'The path that answers 200 when the app can serve (the action\'s own probe takes any 2xx; the HAProxy check that command haproxy-config prints expects 200).'),
   timeout: withDefault(seconds(3600), 60, 'Seconds a new container has to become healthy.'),
   interval: withDefault(seconds(60), 1, 'Seconds between health probes at most (they start at 100 ms and back off).'),
 };
@@ -127,6 +127,8 @@ export const sshSchema = {
   'proxy-jump': optional(text(PROXY_JUMP, 'a jump host like user@bastion.example.com:22'), 'A jump host, user@bastion.example.com:22; its host key is checked too.'),
   'connect-timeout': withDefault(seconds(300), 15, 'Seconds to wait for an SSH connection.'),
   'keepalive-interval': withDefault(seconds(300), 10, 'Seconds between SSH keepalives.'),
+  // Absent: one connection per host, all held from pre-flight to the end, as before this key.
+  'max-connections': optional(integer(1, 100_000), 'At most this many SSH connections to hosts open at once, each opened when needed and the least recently used closed to make room (load balancers not counted). Absent: one per host, all held for the whole deploy.'),
 };
 
 export const haproxySchema = {

@@ -201,6 +201,32 @@ describe('issue 20: each defect, reproduced', () => {
     expect(receipt.releases['v1.4.0+cccc']!.errors).toBe(0);
   });
 
+  it('a check after a container goes in service waits for a fresh reading only for a release that erred or is too little known', async () => {
+    const lbs = new Balancers(['lb1'], old);
+    const recorder = new ReceiptRecorder(lbs, servers, () => old);
+    await Promise.all([recorder.open(), vi.advanceTimersByTimeAsync(20)]);
+    await Promise.all([recorder.start(), vi.advanceTimersByTimeAsync(20)]);
+    await lbs.change(recorder, 'h1', fresh);
+    lbs.readMs = 500;
+    const canary = new Canary(recorder, policy, fresh, quiet);
+    const settledAt = async (check: Promise<string | undefined>) => {
+      const asked = Date.now();
+      let at: number | undefined;
+      void check.then(() => (at = Date.now()));
+      await vi.advanceTimersByTimeAsync(2_000);
+      return at! - asked;
+    };
+    // Nothing counted for it yet: judged on a reading begun now.
+    expect(await settledAt(canary.check(fresh))).toBeGreaterThanOrEqual(500);
+    await vi.advanceTimersByTimeAsync(3_000);
+    // Hundreds of requests without an error: on at once.
+    expect(await settledAt(canary.check(fresh))).toBe(0);
+    lbs.failing.add(fresh.digest);
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(await settledAt(canary.check(fresh))).toBeGreaterThanOrEqual(500);
+    recorder.stop();
+  });
+
   describe('6. the series, the chart and reloads', () => {
     const one = new Map([['h1', { master: 'm', backup: 'b' }]]);
     const read = (lb: Record<string, ServerCounters>, process?: HaproxyProcess): FleetCounters => ({
