@@ -12,6 +12,7 @@ import type { HostTarget } from '../rollout/plan.js';
 import type { Release } from '../rollout/ports.js';
 import { oneOffSpec } from '../rollout/spec.js';
 import { describeEnd, failureText, runOneOff, succeeded } from '../pipeline/one-off.js';
+import { unfinished } from '../pipeline/journal.js';
 import { releaseLock, takeLock, type HeldLock } from '../pipeline/lock.js';
 import { selectEnvironment } from '../config/environment.js';
 import { gitHub, runUrl } from '../pipeline/gates.js';
@@ -50,7 +51,13 @@ export async function run(inputs: Inputs, config: Config, signal?: AbortSignal):
     // The lock is a container of the image, which must be on its host first; a pull changes nothing.
     let release = await releaseNow(connected, config);
     await host.pull(release.ref, connected.auth);
-    lock = await takeLock(inputs, config, connected, release, gitHub(inputs));
+    const taken = await takeLock(inputs, config, connected, release, gitHub(inputs), signal);
+    lock = taken.held;
+    // A stale lock taken over (lock.takeover) may come with a rollout cut short: a deploy finishes that, not a task.
+    const pending = taken.leftBehind ? unfinished(taken.leftBehind) : [];
+    if (pending.length > 0) {
+      throw new TaskFailed(`the deploy lock taken over was left by a run that ended mid-rollout (${pending.join('; ')}): deploy or roll back ${env.name} first, which finishes it`);
+    }
     // A deploy may have finished in between: the task runs what runs now.
     const now = await releaseNow(connected, config);
     if (now.digest !== release.digest) await host.pull(now.ref, connected.auth);

@@ -1,6 +1,7 @@
 // command: unlock — clears an environment's deploy lock left by a run that has ended, in place of
 // committing lock.takeover: true. GitHub decides: while it reports the holder's run live, or
-// cannot tell (no token, an answer that failed, a lock taken outside GitHub), the lock stays.
+// cannot tell (no token, an answer that failed, a lock taken outside GitHub), the lock stays; so
+// does a lock whose journal says its run left work unfinished (a takeover repairs that first).
 // Who cleared it (the actor and this run) and why (the reason input) go to the log, the job
 // summary and the `unlocked` output; the run, bound to the environment, keeps them in GitHub.
 import * as core from '@actions/core';
@@ -13,6 +14,7 @@ import { describeLock, lockHost } from '../rollout/lock.js';
 import { lockName } from '../rollout/spec.js';
 import { selectEnvironment } from '../config/environment.js';
 import { gitHub, runUrl } from '../pipeline/gates.js';
+import { newestJournal, unfinished } from '../pipeline/journal.js';
 import { connect } from '../pipeline/preflight.js';
 
 export class UnlockRefused extends Error {
@@ -55,6 +57,16 @@ export async function unlock(inputs: Inputs, config: Config): Promise<Record<str
       throw new UnlockRefused(
         `environment ${env.name}: the deploy lock was not cleared: ${why}. Cancel that run (or wait for it); its post step releases the lock. ` +
           'A lock GitHub can say nothing about is cleared by a deploy with lock.takeover: true once lock.stale-after has passed.',
+      );
+    }
+    // The journal kept in the lock is what a deploy taking it over repairs first: clearing the
+    // lock would lose it, and leave servers out of service for good.
+    const left = newestJournal(await host.readLockJournal(name));
+    const pending = left ? unfinished(left) : [];
+    if (pending.length > 0) {
+      throw new UnlockRefused(
+        `environment ${env.name}: the deploy lock was not cleared: its run ended mid-rollout and left work unfinished (${pending.join('; ')}). ` +
+          'A deploy or rollback with lock.takeover: true takes the lock over and finishes that first.',
       );
     }
     // Only the lock judged above: one another run took meanwhile has another run id and stays.
