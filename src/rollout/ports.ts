@@ -12,6 +12,8 @@ export const LABELS = {
   version: 'deploy-action.version',
   digest: 'deploy-action.digest',
   deployedAt: 'deploy-action.deployed-at',
+  /** On a one-off container: what it is for (release-command, run). */
+  oneOff: 'deploy-action.one-off',
   runUrl: 'deploy-action.run-url',
   history: 'deploy-action.history',
 } as const;
@@ -59,6 +61,21 @@ export interface ContainerSpec {
   volumes: string[];
   restart: string;
   stopTimeout: number;
+  init: boolean;
+  labels: Record<string, string>;
+}
+
+/**
+ * A one-off container of a release (a release command, a `command: run` task): the app's image,
+ * environment and volumes, no published port, a command of its own (arguments, never shell text).
+ */
+export interface OneOffSpec {
+  name: string;
+  release: Release;
+  command: string[];
+  /** Plain and secret variables, merged; never logged. */
+  env: Record<string, string>;
+  volumes: string[];
   init: boolean;
   labels: Record<string, string>;
 }
@@ -124,6 +141,13 @@ export interface HostDriver {
   acquireLock(name: string, lock: DeployLock, image: string): Promise<{ acquired: true } | { acquired: false; current: DeployLock }>;
   /** Removes the lock when it is ours (run id and attempt match); returns whether it removed one. */
   releaseLock(name: string, owner: LockOwner): Promise<boolean>;
+  /**
+   * Writes the run's journal into its lock `name` (one of two slots, written in turn): what the
+   * run is doing, kept next to the lock, for a run that takes the lock over after this one died.
+   */
+  writeLockJournal(name: string, slot: 0 | 1, text: string): Promise<void>;
+  /** The journal texts the lock `name` holds (empty without a lock or a journal). */
+  readLockJournal(name: string): Promise<string[]>;
   /** Removes unused images of the repository beyond the newest `keep`, never those in `protect`. */
   pruneImages(repository: string, keep: number, protect: string[]): Promise<string[]>;
 }
