@@ -66,7 +66,7 @@ describe('a release through staging to production', () => {
       auto_merge: false,
       required_contexts: [],
       production_environment: false,
-      payload: { version: 'v2.0.0', image: releases['v2.0.0']!.repository, digest: releases['v2.0.0']!.digest },
+      payload: { version: 'v2.0.0', image: releases['v2.0.0']!.repository, digest: releases['v2.0.0']!.digest, run_id: String(nextRun - 1) },
     });
     const id = run.outputs['deployment-id'];
     expect(id).toMatch(/^\d+$/);
