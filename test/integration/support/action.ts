@@ -107,3 +107,19 @@ export async function runAction(options: ActionOptions): Promise<ActionRun> {
   }).join('\n');
   return { code, log, masks, outputs: readCommandFile(files.output), summary: readFileSync(files.summary, 'utf8'), state: readCommandFile(files.state) };
 }
+
+/** The lines of `log` the runner reads for commands: those outside every stop-commands block. */
+export function outsideStopCommands(log: string): string[] {
+  const lines: string[] = [];
+  let token: string | undefined;
+  for (const line of log.split(/\r\n|\r|\n/)) {
+    const command = line.trimStart();
+    if (token !== undefined) {
+      if (command === `::${token}::`) token = undefined;
+      continue;
+    }
+    token = /^::stop-commands::(.+)$/.exec(command)?.[1];
+    if (token === undefined) lines.push(line);
+  }
+  return lines;
+}
