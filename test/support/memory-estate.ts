@@ -46,6 +46,8 @@ export interface Box {
   running?: boolean;
   /** A hand-run app that ignores SIGTERM: every stop takes the whole stop timeout. */
   ignoresSigterm?: boolean;
+  /** A stop the engine is carrying out (it goes on without its caller). */
+  stopping?: Promise<void>;
 }
 
 /** One operation on the estate, as the gate sees it. */
@@ -89,6 +91,7 @@ export class Estate {
   boxes = new Map<string, Box>(); // host/role → container named app / app-backup
   asides = new Map<string, Box>(); // host/role → adopted container set aside (stopped)
   locks = new Map<string, DeployLock>(); // host/lock name → lock container
+  journals = new Map<string, string>(); // host/journal name → what a run keeps next to its lock
   /** Load balancer → server → admin state, and the state its configuration file gives a server. */
   lbs = new Map<string, Map<string, AdminState>>();
   lbConfig = new Map<string, Map<string, AdminState>>();
@@ -101,6 +104,8 @@ export class Estate {
   counted = new Map<string, Map<string, ServerCounters>>(); // load balancer → server → what it counted
   /** Hosts and load balancers cut off: every call to them fails. */
   unreachable = new Set<string>();
+  /** The registry: release tag → digest (what resolveDigest answers). */
+  registry = new Map<string, string>();
   clock: Clock = new InstantClock();
   latency?: LatencyModel;
   intercept?: Interceptor;
@@ -215,9 +220,9 @@ export class MemoryHost implements HostDriver {
     }
     return out;
   }
-  async resolveDigest() {
-    await this.world.enter({ at: this.host, op: 'resolve' });
-    return null;
+  async resolveDigest(_repository: string, tag: string) {
+    await this.world.enter({ at: this.host, op: 'resolve', subject: tag });
+    return this.world.registry.get(tag) ?? null;
   }
   async pull(ref: string) {
     await this.world.enter({ at: this.host, op: 'pull', subject: ref });
@@ -267,11 +272,18 @@ export class MemoryHost implements HostDriver {
    * a caller that is gone (a killed runner) does not keep the container alive.
    */
   private async stop(key: string, role: Role, box: Box, stopTimeout: number, verb: string) {
-    const state = this.world.lbState.get(serverOf(this.host, role));
-    if (state !== 'maint') this.world.violations.push(`${verb} ${key} while HAProxy has it ${state}`);
-    if (box.ignoresSigterm && box.running !== false) await this.world.clock.sleep(stopTimeout * 1000);
-    box.running = false;
-    this.world.check(`${verb} ${key}`);
+    if (box.running === false) return;
+    for (const [lb, states] of this.world.lbs) {
+      const state = states.get(serverOf(this.host, role));
+      if (state !== 'maint') this.world.violations.push(`${verb} ${key} while HAProxy has it ${state}${this.world.lbs.size > 1 ? ` on ${lb}` : ''}`);
+    }
+    box.stopping ??= (async () => {
+      if (box.ignoresSigterm) await this.world.clock.sleep(stopTimeout * 1000);
+      box.running = false;
+      delete box.stopping;
+      this.world.check(`${verb} ${key}`);
+    })();
+    await box.stopping;
   }
   async run(spec: ContainerSpec) {
     const key = this.world.key(this.host, spec.role);
@@ -311,6 +323,7 @@ export class MemoryHost implements HostDriver {
     await this.world.enter({ at: this.host, op: 'prune' });
     return [];
   }
+  dispose() {}
 }
 
 /** One HAProxy's Runtime API over the estate's backend (for the real LoadBalancers fleet). */
@@ -340,6 +353,7 @@ export class MemoryLoadBalancer implements LoadBalancerDriver {
     this.world.traffic(this.lb);
     return new Map(this.world.counted.get(this.lb)!);
   }
+  dispose() {}
 }
 
 /**
