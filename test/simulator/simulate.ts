@@ -20,7 +20,7 @@ import type { Release, Role } from '../../src/rollout/ports.js';
 import { type Box, type Call, Estate, MemoryHost, MemoryLoadBalancer, ROLES, roleOf, serverOf } from '../support/memory-estate.js';
 import { entryPoints } from './entry.js';
 import { FakeGitHub, gitHubDown, newProc, procs, type Proc, useRuntime } from './runtime.js';
-import { settle, VirtualTime } from './virtual-time.js';
+import { realPause, settle, VirtualTime } from './virtual-time.js';
 
 export const IMAGE = 'registry.test/team/app';
 const ENVIRONMENT = 'production';
@@ -56,14 +56,18 @@ export interface Scenario {
   maxParallel?: number;
   /** A second run deploys the same release at the same time: one of them gets the lock. */
   racing?: boolean;
+  /** Every operation takes this share of its usual time (a fast engine on a near host). */
+  speed?: number;
 }
 
 export const SCENARIOS: Scenario[] = [
   { name: 'first deploy', hosts: ['h1', 'h2'], lbs: ['lb1'], start: 'empty', task: { deploy: V2 } },
   { name: 'upgrade', hosts: ['h1', 'h2'], lbs: ['lb1'], start: 'v1', task: { deploy: V2 } },
   { name: 'upgrade, two at once', hosts: ['h1', 'h2', 'h3'], lbs: ['lb1'], start: 'v1', task: { deploy: V2 }, maxParallel: 2 },
+  { name: 'upgrade, two at once, fast hosts', hosts: ['h1', 'h2', 'h3'], lbs: ['lb1'], start: 'v1', task: { deploy: V2 }, maxParallel: 2, speed: 0.1 },
   { name: 'broken release', hosts: ['h1', 'h2'], lbs: ['lb1'], start: 'v1', task: { deploy: BROKEN } },
   { name: 'hand-run containers', hosts: ['h1', 'h2'], lbs: ['lb1'], start: 'hand-run', task: { deploy: V2 } },
+  { name: 'hand-run containers, broken release', hosts: ['h1', 'h2'], lbs: ['lb1'], start: 'hand-run', task: { deploy: BROKEN } },
   { name: 'canary passes', hosts: ['h1', 'h2'], lbs: ['lb1'], start: 'v1', task: { deploy: V2 }, canaryHold: 20 },
   { name: 'canary fails', hosts: ['h1', 'h2'], lbs: ['lb1'], start: 'v1', task: { deploy: V2 }, canaryHold: 20, failingPages: true },
   { name: 'no haproxy section', hosts: ['h1', 'h2'], lbs: [], start: 'v1', task: { deploy: V2 } },
@@ -91,10 +95,16 @@ export const FAULTS = [
 ] as const;
 export type FaultKind = (typeof FAULTS)[number];
 
-/** A fault and the main step's call it lands on (the n-th, counted from 0). */
+/**
+ * A fault and the main step's call it lands on: the n-th (counted from 0), or the first whose
+ * description (`op host subject`, as the trace prints it) starts with `on`.
+ */
 export interface Fault {
   kind: FaultKind;
   at: number;
+  on?: string;
+  /** With `on`: the nth such call (1: the first). */
+  nth?: number;
 }
 
 /** Virtual milliseconds each operation takes (issue 24's scale simulation takes the same hook). */
@@ -241,7 +251,7 @@ export class Simulation {
     const world = new Estate(scenario.hosts, scenario.lbs);
     this.world = world;
     world.clock = { now: () => time.now(), sleep: (ms, signal) => time.sleep(ms, signal) };
-    world.latency = (call) => LATENCY[call.op] ?? 0;
+    world.latency = (call) => (LATENCY[call.op] ?? 0) * (scenario.speed ?? 1);
     world.intercept = (call) => this.gate(call);
     for (const v of [V1, V2, BROKEN, NEXT]) world.registry.set(v, digestOf(v));
     if (scenario.failingPages) world.failingPages.add(V2);
@@ -266,13 +276,24 @@ export class Simulation {
     if (call.at === 'github') await time.sleep(GITHUB_MS);
     if (proc && proc === this.main) {
       const n = this.mainCalls++;
-      for (const fault of this.faults) if (fault.at === n) this.inject(fault, call, proc);
+      const label = `${call.op} ${call.at}${call.subject ? ` ${call.subject}` : ''}`;
+      for (const fault of this.faults) {
+        if (fault.on === undefined ? fault.at === n : this.nthMatch(fault, label)) this.inject(fault, call, proc);
+      }
     }
     this.trace.push(`${time.now() - Date.UTC(2026, 0, 1)} ${proc?.name ?? '?'} ${call.op} ${call.at}${call.subject ? ` ${call.subject}` : ''}`);
     if (this.scheduler) await this.scheduler.schedule(Promise.resolve(), `${proc?.name ?? '?'} ${call.op} ${call.at}${call.subject ? ` ${call.subject}` : ''}`);
     if (procs.getStore()?.dead) return new Promise<void>(() => undefined);
     await this.applyArmed(call);
     if (call.at === 'github' && this.world.unreachable.has('github')) throw gitHubDown(call.op);
+  }
+
+  private readonly seen = new Map<Fault, number>();
+  private nthMatch(fault: Fault, label: string): boolean {
+    if (label !== fault.on && !label.startsWith(`${fault.on} `)) return false;
+    const count = (this.seen.get(fault) ?? 0) + 1;
+    this.seen.set(fault, count);
+    return count === (fault.nth ?? 1);
   }
 
   private inject(fault: Fault, call: Call, main: Proc): void {
@@ -349,6 +370,7 @@ export class Simulation {
   /** Runs until `done`, moving virtual time only when no call can go on. */
   private async drive(done: () => boolean, what: string): Promise<void> {
     const limit = time.now() + 4 * 3600_000;
+    let waits = 0;
     for (;;) {
       await settle();
       if (done()) return;
@@ -357,7 +379,11 @@ export class Simulation {
         continue;
       }
       if (time.now() > limit) throw new Stuck(`${what} still running after 4 hours of virtual time`);
-      if (!time.fire()) throw new Stuck(`${what} waits for something that never comes (no call pending, no timer)`);
+      if (time.fire()) continue;
+      // Nothing virtual can move: real I/O (a file read) may still be under way.
+      if (++waits > 50) throw new Stuck(`${what} waits for something that never comes (no call pending, no timer)`);
+      await realPause(1);
+      continue;
     }
   }
 
@@ -469,7 +495,7 @@ export class Simulation {
       result.stuck = error.message;
     } finally {
       // A run killed mid-call never takes another step: let its promises go.
-      for (const proc of [main, result.rival, result.second, result.final]) if (proc) proc.dead = true;
+      for (const proc of [main, result.rival, result.second, result.final]) if (proc && !proc.done) proc.dead = true;
       useRuntime(undefined);
     }
     return result;

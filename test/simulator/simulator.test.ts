@@ -1,49 +1,163 @@
-// The simulator's fixed budget in `npm test`: SIMULATOR_RUNS schedules (5,000 by default) drawn
-// from a seed, each checked against every invariant. `npm run simulate -- --runs N` runs more;
-// `npm run simulate -- --seed S --path P` replays one schedule a failure printed.
+// The deterministic rollout simulator (simulate.ts) in `npm test`:
+// - a fixed budget of schedules (SIMULATOR_RUNS, 5,000 by default, seed SIMULATOR_SEED or 19),
+//   each checked against every invariant (invariants.ts);
+// - the six interruption defects of issue 19, each a named schedule that must hold them all;
+// - each invariant shown to catch a seeded bug (sabotage.ts) within that budget.
+// `npm run simulate -- --runs N` runs more; a failure prints the seed and path that replay it:
+// `npm run simulate -- --seed S --path P`.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runtime } from './runtime.js';
+import { sabotaged } from './sabotage.js';
 
+// What the action meets outside itself, in memory (runtime.ts).
 vi.mock('@actions/core', async () => (await import('./runtime.js')).core);
 vi.mock('../../src/drivers/github.js', async (original) => ({ ...(await original<object>()), GitHubApi: (await import('./runtime.js')).FakeGitHubApi }));
-vi.mock('../../src/drivers/docker/host.js', async (original) => ({ ...(await original<object>()), connectHost: (o: { host: string }) => runtime().host(o.host) }));
+vi.mock('../../src/drivers/docker/host.js', async (original) => ({
+  ...(await original<object>()),
+  connectHost: async (o: { host: string }) => {
+    const host = (await runtime().host(o.host)) as { waitHealthy: (...args: unknown[]) => Promise<unknown> };
+    // Seeded bug: the health verdict says healthy whatever the container answers.
+    if (sabotaged === 'requests') host.waitHealthy = async () => ({ healthy: true, detail: 'HTTP 200' });
+    return host;
+  },
+}));
 vi.mock('../../src/drivers/haproxy.js', async (original) => ({ ...(await original<object>()), connectLoadBalancer: (o: { host: string }) => runtime().loadBalancer(o.host) }));
 
-const { check } = await import('./invariants.js');
+// The seeded bugs: each wrapper misbehaves only while its invariant is sabotaged.
+vi.mock('../../src/rollout/plan.js', async (original) => {
+  const plan = await original<typeof import('../../src/rollout/plan.js')>();
+  return {
+    ...plan,
+    settleTarget: (current: Parameters<typeof plan.settleTarget>[0], masterInService: boolean) => {
+      if (sabotaged !== 'hosts') return plan.settleTarget(current, masterInService);
+      const release = current.master ?? current.backup;
+      return release ? { master: release, backup: release } : {};
+    },
+    planRollout: (target: Parameters<typeof plan.planRollout>[0], hosts: Parameters<typeof plan.planRollout>[1], ...rest: [number, number?]) =>
+      plan.planRollout(
+        target,
+        sabotaged === 'kept'
+          ? hosts.map(({ host, current }) => ({ host, current: Object.fromEntries(Object.entries(current).map(([role, r]) => [role, r && { ...r, adopted: false }])) }))
+          : hosts,
+        ...rest,
+      ),
+  };
+});
+vi.mock('../../src/report/summary.js', async (original) => {
+  const summary = await original<typeof import('../../src/report/summary.js')>();
+  return {
+    ...summary,
+    rolloutSummary: (s: Parameters<typeof summary.rolloutSummary>[0], report: Parameters<typeof summary.rolloutSummary>[1]) =>
+      summary.rolloutSummary(s, sabotaged === 'report' ? { ...report, result: { ...report.result, hosts: report.result.hosts.map((h) => ({ ...h, after: h.before })) } } : report),
+  };
+});
+vi.mock('../../src/commands/deploy-lock.js', async (original) => {
+  const lock = await original<typeof import('../../src/commands/deploy-lock.js')>();
+  return { ...lock, releaseLock: (...args: Parameters<typeof lock.releaseLock>) => (sabotaged === 'lock' ? Promise.resolve() : lock.releaseLock(...args)) };
+});
+vi.mock('../../src/rollout/lock.js', async (original) => {
+  const lock = await original<typeof import('../../src/rollout/lock.js')>();
+  return {
+    ...lock,
+    acquireDeployLock: (...[host, name, mine, image, policy]: Parameters<typeof lock.acquireDeployLock>) =>
+      lock.acquireDeployLock(host, name, mine, image, sabotaged === 'next deploy' ? { ...policy, runEnded: async () => false } : policy),
+  };
+});
+
+const { LoadBalancers } = await import('../../src/drivers/load-balancers.js');
+const { check, INVARIANTS } = await import('./invariants.js');
+const { DEFECTS } = await import('./defects.js');
+const { sabotage, SABOTAGES } = await import('./sabotage.js');
 const { FAULTS, SCENARIOS, Simulation, installTime } = await import('./simulate.js');
+type Run = Awaited<ReturnType<InstanceType<typeof Simulation>['run']>>;
+
+const BUDGET = Number(process.env.SIMULATOR_RUNS || 5000);
+const SEED = Number(process.env.SIMULATOR_SEED || 19);
+const PATH = process.env.SIMULATOR_PATH;
+
+/** A schedule: a scenario, up to two faults on the main step's calls, and the order of concurrent calls. */
+const schedules = fc.record({
+  scenario: fc.constantFrom(...SCENARIOS),
+  faults: fc.array(fc.record({ kind: fc.constantFrom(...FAULTS), at: fc.nat({ max: 220 }) }), { maxLength: 2 }),
+  scheduler: fc.scheduler(),
+});
+
+const describeViolations = (run: Run, only?: string) => check(run).flatMap((v) => (!only || v.invariant === only ? [`${v.invariant}: ${v.detail}`] : []));
+
+/**
+ * Runs `runs` schedules from `seed` (only: fails on that invariant alone); the failure, if any,
+ * names its seed and path.
+ */
+async function simulate(runs: number, seed: number, options: { path?: string; shrink?: boolean; only?: string } = {}) {
+  let ran = 0;
+  let last: Run | undefined;
+  const started = performance.now();
+  const property = fc.asyncProperty(schedules, async ({ scenario, faults, scheduler }) => {
+    ran++;
+    last = await new Simulation(scenario, faults, scheduler).run();
+    const violations = describeViolations(last, options.only);
+    if (violations.length > 0) throw new Error(`${scenario.name}, faults ${JSON.stringify(faults)}:\n  ${violations.join('\n  ')}`);
+  });
+  try {
+    await fc.assert(property, { numRuns: runs, seed, ...(options.path ? { path: options.path, endOnFailure: true } : {}), ...(options.shrink === false ? { endOnFailure: true } : {}) });
+    return { ran, seconds: (performance.now() - started) / 1000, last };
+  } catch (error) {
+    const cause = error instanceof Error && error.cause instanceof Error ? `\nThe invariants broken: ${error.cause.message}` : '';
+    const message = `${error instanceof Error ? error.message : String(error)}${cause}`;
+    const replay = /seed: (-?\d+), path: "([^"]*)"/.exec(message);
+    const how = replay ? `\nReplay: npm run simulate -- --seed ${replay[1]} --path ${replay[2]}` : '';
+    return { ran, seconds: (performance.now() - started) / 1000, failure: `${message}${how}`, last };
+  }
+}
 
 let uninstall: () => void;
 beforeAll(() => {
   uninstall = installTime();
 });
-afterAll(() => uninstall());
+afterAll(() => {
+  sabotage(undefined);
+  uninstall();
+});
 
-describe('the simulator', () => {
-  it('clean runs of every scenario', async () => {
-    for (const scenario of SCENARIOS) {
-      const run = await new Simulation(scenario, []).run();
-      console.log(scenario.name, run.mainCalls, run.main.failed?.split('\n')[0] ?? 'ok', check(run).map((v) => `${v.invariant}: ${v.detail}`));
+describe('the rollout simulator', () => {
+  it(`holds every invariant over ${PATH ? 'the schedule replayed' : `${BUDGET} schedules`} (seed ${SEED})`, async () => {
+    const result = await simulate(BUDGET, SEED, PATH ? { path: PATH } : {});
+    if (result.failure && PATH && result.last) {
+      console.log(`The schedule, call by call (virtual ms, run, call):\n${result.last.trace.join('\n')}`);
+      for (const proc of [result.last.main, result.last.second, result.last.final]) if (proc) console.log(`--- ${proc.name}${proc.failed ? ` (failed: ${proc.failed})` : ''}\n${proc.logs.join('\n')}`);
     }
-  });
-  it('random', async () => {
-    const stats = new Map<string, number>();
-    const t0 = performance.now();
-    await fc.assert(
-      fc.asyncProperty(
-        fc.record({ scenario: fc.constantFrom(...SCENARIOS), faults: fc.array(fc.record({ kind: fc.constantFrom(...FAULTS), at: fc.nat({ max: 150 }) }), { maxLength: 2 }), scheduler: fc.scheduler() }),
-        async ({ scenario, faults, scheduler }) => {
-          const run = await new Simulation(scenario, faults, scheduler).run();
-          for (const v of check(run)) {
-            const key = `${v.invariant}: ${v.detail.replace(/h\d/g, 'hN').slice(0, 100)}`;
-            if (!stats.has(key)) console.log(key, '|', scenario.name, JSON.stringify(faults));
-            stats.set(key, (stats.get(key) ?? 0) + 1);
-          }
-        },
-      ),
-      { numRuns: 500, seed: 1 },
+    console.log(
+      `simulator: ${result.ran} schedules (${SCENARIOS.length} scenarios, ${FAULTS.length} faults, seed ${SEED}) in ${result.seconds.toFixed(1)} s: ` +
+        (result.failure ? 'an invariant broke' : 'every invariant held'),
     );
-    console.log(`500 in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    console.log([...stats].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n} ${k}`).join('\n'));
-  }, 600_000);
+    expect(result.failure).toBeUndefined();
+  }, 900_000);
+
+  describe('the interruption defects of issue 19, each a named schedule', () => {
+    it.each(DEFECTS)('$name', async ({ scenario, faults }) => {
+      const run = await new Simulation(SCENARIOS.find((s) => s.name === scenario)!, faults).run();
+      expect(run.fired).toHaveLength(faults.length);
+      expect(describeViolations(run)).toEqual([]);
+    });
+  });
+
+  describe(`each invariant catches a bug seeded on purpose, within ${BUDGET} schedules`, () => {
+    it.each(INVARIANTS.map((invariant) => [invariant, SABOTAGES[invariant]]))('%s: %s', async (invariant) => {
+      const restoreState = LoadBalancers.prototype.restoreState;
+      if (invariant === 'servers') {
+        LoadBalancers.prototype.restoreState = function (this: InstanceType<typeof LoadBalancers>, server: string) {
+          return this.setState(server, 'ready');
+        };
+      }
+      sabotage(invariant);
+      try {
+        const result = await simulate(BUDGET, SEED, { shrink: false, only: invariant });
+        expect(result.failure).toMatch(new RegExp(`\\n  ${invariant}: `));
+      } finally {
+        sabotage(undefined);
+        LoadBalancers.prototype.restoreState = restoreState;
+      }
+    }, 900_000);
+  });
 });

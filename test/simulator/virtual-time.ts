@@ -24,6 +24,9 @@ const real = {
 /** Lets every promise chain that can move without time move (a real macrotask turn). */
 export const settle = () => new Promise<void>((done) => real.setImmediate(done));
 
+/** Real time passing: for the little real I/O the code does (the post step reads its config file). */
+export const realPause = (ms: number) => new Promise<void>((done) => real.setTimeout(done, ms));
+
 /** A handle shaped like Node's Timeout, for code that unrefs its timers. */
 class Handle {
   constructor(readonly id: number) {}
