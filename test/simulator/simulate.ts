@@ -155,6 +155,8 @@ export interface Run {
   /** The world at the end of the second phase, as the invariants read it. */
   phase2: Snapshot;
   unreachableInPhase2: Set<string>;
+  /** Hosts and load balancers cut off when the main step ended: what it could not know. */
+  unreachableAfterMain: Set<string>;
   violationsBeforeFinal: number;
   /** Faults that fired. */
   fired: Fault[];
@@ -449,6 +451,7 @@ export class Simulation {
       main,
       phase2: snapshot(world),
       unreachableInPhase2: new Set(),
+      unreachableAfterMain: new Set(),
       violationsBeforeFinal: 0,
       fired: this.fired,
       mainCalls: 0,
@@ -465,6 +468,7 @@ export class Simulation {
       await this.drive(() => over(main) && over(result.rival), 'the main step');
       result.mainCalls = this.mainCalls;
       result.afterMain = this.releases();
+      result.unreachableAfterMain = new Set(world.unreachable);
       // 2. The post step; after a runner that died, there is none: the next run takes over.
       const runnerDied = main.dead && this.fired.some((f) => f.kind === 'runner-death');
       this.github.ended.set(main.runId, main.dead);

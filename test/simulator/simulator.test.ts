@@ -146,7 +146,7 @@ describe('the rollout simulator', () => {
     it.each(INVARIANTS.map((invariant) => [invariant, SABOTAGES[invariant]]))('%s: %s', async (invariant) => {
       const restoreState = LoadBalancers.prototype.restoreState;
       if (invariant === 'servers') {
-        LoadBalancers.prototype.restoreState = function (this: InstanceType<typeof LoadBalancers>, server: string) {
+        LoadBalancers.prototype.restoreState = function (this: typeof LoadBalancers.prototype, server: string) {
           return this.setState(server, 'ready');
         };
       }

@@ -80,7 +80,7 @@ export class VirtualTime {
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise((done) => {
-      const handle = this.set(done, ms);
+      const handle = this.set(() => done(), ms);
       signal?.addEventListener('abort', () => {
         this.timers.delete(handle.id);
         done();
