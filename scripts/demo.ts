@@ -1,4 +1,4 @@
-// The README's main command: the whole release on the estate, exactly as the two example
+// CONTRIBUTING.md's main command: the whole release on the estate, exactly as the two example
 // workflows would run it, under steady traffic through both load balancers. Run by
 // scripts/on-estate.sh, which sets up the machine and the estate first.
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';

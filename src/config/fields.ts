@@ -26,11 +26,15 @@ export type JsonSchema = Record<string, unknown>;
  * deploy.schema.json is built from these very readers (config/json-schema.ts), so the editor's
  * checks and the parser's can only differ where JSON Schema cannot say it (noted per reader).
  */
-export type Reader<T> = ((value: unknown, path: string, problems: Problem[]) => T | undefined) & { json: JsonSchema };
+export type Reader<T> = ((value: unknown, path: string, problems: Problem[]) => T | undefined) & {
+  json: JsonSchema;
+  /** What the value must be, in words (the configuration reference shows it). */
+  expected?: string;
+};
 
-/** A reader with the JSON Schema of what it accepts. */
-export function reader<T>(read: (value: unknown, path: string, problems: Problem[]) => T | undefined, json: JsonSchema): Reader<T> {
-  return Object.assign(read, { json });
+/** A reader with the JSON Schema of what it accepts and, where words say it better, what that is. */
+export function reader<T>(read: (value: unknown, path: string, problems: Problem[]) => T | undefined, json: JsonSchema, expected?: string): Reader<T> {
+  return Object.assign(read, { json }, expected ? { expected } : {});
 }
 
 function describe(value: unknown): string {
@@ -55,7 +59,7 @@ export function text(pattern?: RegExp, expected?: string): Reader<string> {
       return undefined;
     }
     return value;
-  }, { type: 'string', ...(pattern ? { pattern: pattern.source } : {}) });
+  }, { type: 'string', ...(pattern ? { pattern: pattern.source } : {}) }, expected);
 }
 
 export function integer(min: number, max: number): Reader<number> {
@@ -112,7 +116,7 @@ export function list<T>(item: Reader<T>, { unique = false, nonEmpty = false } = 
       out.push(read);
     });
     return problems.length === before ? out : undefined;
-  }, { type: 'array', items: item.json, ...(unique ? { uniqueItems: true } : {}), ...(nonEmpty ? { minItems: 1 } : {}) });
+  }, { type: 'array', items: item.json, ...(unique ? { uniqueItems: true } : {}), ...(nonEmpty ? { minItems: 1 } : {}) }, item.expected && `a list${nonEmpty ? ' (not empty)' : ''}, each ${item.expected}${unique ? ', none twice' : ''}`);
 }
 
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;

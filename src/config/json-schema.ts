@@ -6,21 +6,26 @@
 // can be held to it; promote-from must name another environment; IP addresses are told apart from
 // names by pattern only.
 import { ENVIRONMENT_NAME, SECTION_DESCRIPTIONS, buildSchema, environmentScalars, identity, overridable, topScalars } from './schema.js';
+import { KEY_EXAMPLES } from './examples.js';
 import type { JsonSchema, Schema } from './fields.js';
 
 export const SCHEMA_ID = 'https://raw.githubusercontent.com/clay/deploy-action/v1/deploy.schema.json';
 
-function properties(schema: Schema): Record<string, JsonSchema> {
+/** Each key's schema, description, default and example (examples.ts, by key path under `prefix`). */
+function properties(schema: Schema, prefix = ''): Record<string, JsonSchema> {
   return Object.fromEntries(
-    Object.entries(schema).map(([key, field]) => [
-      key,
-      { ...field.read.json, description: field.description, ...(field.kind === 'default' ? { default: field.fallback } : {}) },
-    ]),
+    Object.entries(schema).map(([key, field]) => {
+      const example = KEY_EXAMPLES[`${prefix}${key}`];
+      return [
+        key,
+        { ...field.read.json, description: field.description, ...(field.kind === 'default' ? { default: field.fallback } : {}), ...(example === undefined ? {} : { examples: [example] }) },
+      ];
+    }),
   );
 }
 
-function section(schema: Schema, description: string, extra: JsonSchema = {}): JsonSchema {
-  return { type: 'object', description, properties: properties(schema), additionalProperties: false, ...extra };
+function section(schema: Schema, name: string, description: string, extra: JsonSchema = {}): JsonSchema {
+  return { type: 'object', description, properties: properties(schema, `${name}.`), additionalProperties: false, ...extra };
 }
 
 /** Each overridable section; haproxy takes host or hosts, not both. */
@@ -28,7 +33,7 @@ function sections(): Record<string, JsonSchema> {
   return Object.fromEntries(
     Object.entries(overridable).map(([name, schema]) => [
       name,
-      section(schema, SECTION_DESCRIPTIONS[name as keyof typeof overridable], name === 'haproxy' ? { not: { required: ['host', 'hosts'] } } : {}),
+      section(schema, name, SECTION_DESCRIPTIONS[name as keyof typeof overridable], name === 'haproxy' ? { not: { required: ['host', 'hosts'] } } : {}),
     ]),
   );
 }
@@ -37,7 +42,7 @@ export function deployConfigJsonSchema(): JsonSchema {
   const environment: JsonSchema = {
     type: 'object',
     description: 'One environment: its hosts, its gates, and any section it overrides (mappings merge key by key, lists replace).',
-    properties: { ...properties(environmentScalars), ...sections(), ...properties(topScalars) },
+    properties: { ...properties(environmentScalars, 'environments.*.'), ...sections(), ...properties(topScalars) },
     required: ['hosts'],
     additionalProperties: false,
   };
@@ -49,11 +54,12 @@ export function deployConfigJsonSchema(): JsonSchema {
     type: 'object',
     properties: {
       ...properties(identity),
-      build: section(buildSchema, SECTION_DESCRIPTIONS.build),
+      build: section(buildSchema, 'build', SECTION_DESCRIPTIONS.build),
       ...sections(),
       ...properties(topScalars),
       environments: {
         type: 'object',
+        examples: [KEY_EXAMPLES.environments],
         description: 'The environments, by name (staging, production, ...).',
         minProperties: 1,
         propertyNames: { pattern: ENVIRONMENT_NAME.source },

@@ -27,14 +27,14 @@ export const host: Reader<string> = reader((value, path, problems) => {
   if (typeof value === 'string' && (isIP(value) !== 0 || HOST_LABEL.test(value))) return value;
   problems.push({ path, message: 'not a host name or address' });
   return undefined;
-}, { type: 'string', anyOf: [{ pattern: HOST_LABEL.source }, { pattern: IPV6 }] });
+}, { type: 'string', anyOf: [{ pattern: HOST_LABEL.source }, { pattern: IPV6 }] }, 'a host name or IP address');
 
 /** container.bind: an IP address, or `host` (each host's own address as listed in hosts). */
 const bindAddress: Reader<string> = reader((value, path, problems) => {
   if (typeof value === 'string' && (value === 'host' || isIP(value) !== 0)) return value;
   problems.push({ path, message: 'expected an IPv4 or IPv6 address (0.0.0.0: every interface), or host (the address each host is listed under)' });
   return undefined;
-}, { type: 'string', anyOf: [{ const: 'host' }, { pattern: '^[0-9]{1,3}(\\.[0-9]{1,3}){3}$' }, { pattern: IPV6 }] });
+}, { type: 'string', anyOf: [{ const: 'host' }, { pattern: '^[0-9]{1,3}(\\.[0-9]{1,3}){3}$' }, { pattern: IPV6 }] }, 'an IP address, or host');
 
 // Docker's own grammar for names, repositories and volume specs, kept strict because these
 // values end up in API calls on every host.
@@ -58,7 +58,7 @@ const countOrPercent: Reader<number | `${number}%`> = reader((value, path, probl
   if (typeof value === 'string' && PERCENT.test(value)) return value as `${number}%`;
   problems.push({ path, message: `expected a whole number from 1 to 100 or a percentage like "50%", got ${JSON.stringify(value)}` });
   return undefined;
-}, { oneOf: [{ type: 'integer', minimum: 1, maximum: 100 }, { type: 'string', pattern: PERCENT.source }] });
+}, { oneOf: [{ type: 'integer', minimum: 1, maximum: 100 }, { type: 'string', pattern: PERCENT.source }] }, 'a whole number from 1 to 100, or a percentage like "50%"');
 const seconds = (max: number) => integer(1, max);
 const names = list(text(ENV_NAME, 'an environment variable name'), { unique: true });
 
@@ -86,7 +86,7 @@ export const containerSchema = {
   'stop-timeout': withDefault(integer(0, 3600), 30, 'Seconds from SIGTERM to SIGKILL when a container is stopped.'),
   init: withDefault(boolean, true, 'Docker\'s init as PID 1, so that SIGTERM reaches the app.'),
   // Absent: Docker's default, every interface (IPv4 and IPv6), as before this key existed; the
-  // README advises the address HAProxy reaches.
+  // docs/configuration.md advises the address HAProxy reaches.
   bind: optional(bindAddress, 'The host address the ports are published on: an IP address, or host (each host\'s own address as listed in hosts). Absent: every interface.'),
 };
 

@@ -30,7 +30,7 @@ export const GITHUB_API_VERSION = '2022-11-28';
 
 /**
  * The REST operations the action calls (GitHub's operationIds), each with the permission it needs
- * of the token, in the words of a workflow's `permissions:` (GitHub's REST reference). The README
+ * of the token, in the words of a workflow's `permissions:` (GitHub's REST reference). docs/workflows.md
  * lists them; tests hold the calls below, the fixture and the example workflows to this table.
  */
 export const GITHUB_OPERATIONS = {

@@ -1,4 +1,4 @@
-// The receipt as data: output `receipt` (JSON, documented in the README), the job summary's
+// The receipt as data: output `receipt` (JSON, documented in docs/receipt-and-canary.md), the job summary's
 // tables and chart, and the one line of the deployment record, all from the same numbers. Pure.
 import type { HostOutcome, PhaseTimes } from '../rollout/execute.js';
 import type { Ledger } from './ledger.js';

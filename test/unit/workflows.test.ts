@@ -1,31 +1,20 @@
 // The example workflows, the CI workflow and action.yml against GitHub's published schemas (as
-// @action-validator/core bundles them), and the README's copies of the examples against the files.
-import { validateAction, validateWorkflow, type ValidationError, type ValidationState } from '@action-validator/core';
-import { readFileSync } from 'node:fs';
+// @action-validator/core bundles them), and the copies of the examples in README.md and docs/ against the files.
+import { validateAction, validateWorkflow } from '@action-validator/core';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseDocument } from 'yaml';
 import { GITHUB_OPERATIONS } from '../../src/drivers/github.js';
 import { specOperations } from '../integration/support/github-spec.js';
+import { docPages, yamlBlocks } from './support/docs.js';
+import { problems } from './support/workflow-check.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 const EXAMPLES = ['examples/workflows/release.yml', 'examples/workflows/rollback.yml', 'examples/workflows/check.yml'];
-
-/** The validator's errors, one line each, alternatives of a oneOf indented below it. */
-function describeErrors(errors: ValidationError[], indent = ''): string[] {
-  return errors.flatMap((error) => {
-    // A parse error's detail says the line and column itself.
-    const where = ('path' in error && error.path) || '/';
-    const line = `${indent}${where}: ${error.detail ?? error.title}`;
-    const alternatives = 'states' in error ? (error.states ?? []).map((state, i) => [`${indent}  alternative ${i + 1}:`, ...describeErrors(state.errors, `${indent}    `)]) : [];
-    return [line, ...alternatives.flat()];
-  });
-}
-
-function problems(state: ValidationState): string {
-  return describeErrors(state.errors).join('\n');
-}
+/** The project's own workflows (ci, mutation, ...): every file there, so a new one is validated too. */
+const OWN_WORKFLOWS = readdirSync(join(ROOT, '.github/workflows')).map((file) => `.github/workflows/${file}`);
 
 /**
  * The validator's bundled schema (a SchemaStore snapshot) lists node12, node16 and node20 for
@@ -39,7 +28,7 @@ function withKnownRuntime(actionYaml: string): string {
 }
 
 describe('workflows and action metadata are valid', () => {
-  it.each([...EXAMPLES, '.github/workflows/ci.yml'])('%s', (path) => {
+  it.each([...EXAMPLES, ...OWN_WORKFLOWS])('%s', (path) => {
     expect(problems(validateWorkflow(read(path)))).toBe('');
   });
 
@@ -57,7 +46,7 @@ describe('the validator', () => {
   });
 
   // Each of these pins a gap in the bundled schema; when one fails, the validator caught up:
-  // drop withKnownRuntime, or use `deployment: false` in the examples (see README).
+  // drop withKnownRuntime, or use `deployment: false` in the examples (see docs/workflows.md).
   it('still rejects runs.using: node24 (hence withKnownRuntime)', () => {
     expect(problems(validateAction(read('action.yml')))).toContain('/runs/using: Enum conditions are not met');
   });
@@ -68,19 +57,14 @@ describe('the validator', () => {
   });
 });
 
-/** The fenced ```yaml blocks of a Markdown text, each without its fences. */
-function yamlBlocks(markdown: string): string[] {
-  return [...markdown.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
-}
-
-describe('README shows the example workflows as they are', () => {
-  const readme = yamlBlocks(read('README.md'));
+describe('README.md and docs/ show the example workflows as they are', () => {
+  const blocks = docPages().flatMap((page) => yamlBlocks(page.text));
 
   it.each(EXAMPLES)('%s', (path) => {
     const file = read(path);
     expect(file.startsWith(`# ${path}\n`)).toBe(true);
-    const copies = readme.filter((block) => block.startsWith(`# ${path}\n`));
-    expect(copies.length, `README.md has no \`\`\`yaml block starting with "# ${path}"`).toBeGreaterThan(0);
+    const copies = blocks.filter((block) => block.startsWith(`# ${path}\n`));
+    expect(copies.length, `no \`\`\`yaml block in README.md or docs/ starts with "# ${path}"`).toBeGreaterThan(0);
     for (const copy of copies) expect(copy).toBe(file);
   });
 
@@ -140,12 +124,12 @@ describe('the GitHub permissions the action needs', () => {
     expect(missing(`permissions: write-all\njobs:\n  deploy:\n    steps:\n${step}`)).toEqual([]);
   });
 
-  it('README lists each operation with its request and permission', () => {
-    const readme = read('README.md');
+  it('docs/workflows.md lists each operation with its request and permission', () => {
+    const readme = read('docs/workflows.md');
     for (const [operationId, permission] of Object.entries(GITHUB_OPERATIONS)) {
       const op = specOperations().find((o) => o.operationId === operationId)!;
       const row = new RegExp(`^\\| \`${operationId}\` \\| \`${op.method} ${op.path.replace(/[{}]/g, '\\$&')}\` \\| \`${permission}\` \\|`, 'm');
-      expect(readme, `README.md has no row | \`${operationId}\` | \`${op.method} ${op.path}\` | \`${permission}\` | ...`).toMatch(row);
+      expect(readme, `docs/workflows.md has no row | \`${operationId}\` | \`${op.method} ${op.path}\` | \`${permission}\` | ...`).toMatch(row);
     }
   });
 });
