@@ -75,6 +75,8 @@ type Run = Awaited<ReturnType<InstanceType<typeof Simulation>['run']>>;
 const BUDGET = Number(process.env.SIMULATOR_RUNS || 5000);
 const SEED = Number(process.env.SIMULATOR_SEED || 19);
 const PATH = process.env.SIMULATOR_PATH;
+/** One schedule written out (`{"scenario": NAME, "faults": [...]}`): run alone, call by call. */
+const SCHEDULE = process.env.SIMULATOR_SCHEDULE;
 
 /** A schedule: a scenario, up to two faults on the main step's calls, and the order of concurrent calls. */
 const schedules = fc.record({
@@ -120,13 +122,28 @@ afterAll(() => {
   uninstall();
 });
 
+/** Prints a run call by call, with each step's log: what a replay is for. */
+function printRun(run: Run): void {
+  console.log(`The schedule, call by call (virtual ms, run, call):\n${run.trace.join('\n')}`);
+  for (const proc of [run.main, run.rival, run.second, run.final]) {
+    if (proc) console.log(`--- ${proc.name}${proc.dead ? ' (killed)' : ''}${proc.failed ? ` (failed: ${proc.failed})` : ''}\n${proc.logs.join('\n')}`);
+  }
+}
+
 describe('the rollout simulator', () => {
-  it(`holds every invariant over ${PATH ? 'the schedule replayed' : `${BUDGET} schedules`} (seed ${SEED})`, async () => {
-    const result = await simulate(BUDGET, SEED, PATH ? { path: PATH } : {});
-    if (result.failure && PATH && result.last) {
-      console.log(`The schedule, call by call (virtual ms, run, call):\n${result.last.trace.join('\n')}`);
-      for (const proc of [result.last.main, result.last.second, result.last.final]) if (proc) console.log(`--- ${proc.name}${proc.failed ? ` (failed: ${proc.failed})` : ''}\n${proc.logs.join('\n')}`);
+  const title = SCHEDULE ? 'the schedule given' : PATH ? 'the schedule replayed' : `${BUDGET} schedules`;
+  it(`holds every invariant over ${title} (seed ${SEED})`, async () => {
+    if (SCHEDULE) {
+      const { scenario, faults } = JSON.parse(SCHEDULE) as { scenario: string; faults: ConstructorParameters<typeof Simulation>[1] };
+      const known = SCENARIOS.find((s) => s.name === scenario);
+      if (!known) throw new Error(`no scenario ${JSON.stringify(scenario)}; the scenarios: ${SCENARIOS.map((s) => s.name).join('; ')}`);
+      const run = await new Simulation(known, faults).run();
+      printRun(run);
+      expect(describeViolations(run)).toEqual([]);
+      return;
     }
+    const result = await simulate(BUDGET, SEED, PATH ? { path: PATH } : {});
+    if (result.failure && PATH && result.last) printRun(result.last);
     console.log(
       `simulator: ${result.ran} schedules (${SCENARIOS.length} scenarios, ${FAULTS.length} faults, seed ${SEED}) in ${result.seconds.toFixed(1)} s: ` +
         (result.failure ? 'an invariant broke' : 'every invariant held'),
