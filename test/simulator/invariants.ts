@@ -72,6 +72,7 @@ export function check(run: Run): Violation[] {
         const want = held.get(server) ?? 'ready';
         const state = states.get(server);
         if (state !== want) v('servers', `${server} is ${state} on ${lb}, ${held.has(server) ? `held ${want} by the operator` : 'not in service'}`);
+        else if (!run.phase2.boxes.get(`${host}/${role}`)?.serving && (run.before.get(host)?.[role] || releaseOf(host, 'master') === target)) v('servers', `${server} is ${state} on ${lb}, and DOWN: no healthy container behind it`);
       }
     }
   }

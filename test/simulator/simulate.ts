@@ -487,6 +487,9 @@ export class Simulation {
       const rivalPost = result.rival ? this.postStep(result.rival, path, scenario.task) : undefined;
       await this.drive(() => over(result.second) && over(rivalPost), runnerDied ? 'the next run' : 'the post step');
       this.github.ended.set(main.runId, true);
+      // A stop the engine carries on without its caller (a killed runner's) ends when it ends.
+      const stopping = () => [...world.boxes.values(), ...world.asides.values()].some((b) => b.stopping);
+      await this.drive(() => !stopping(), 'the engines\' stops');
       result.unreachableInPhase2 = new Set(world.unreachable);
       result.phase2 = snapshot(world);
       result.violationsBeforeFinal = world.violations.length;
