@@ -27,6 +27,12 @@ export interface Proc {
 
 export const procs = new AsyncLocalStorage<Proc>();
 
+/**
+ * The config files the runs read, by path: the test file answers the post step's readFile from
+ * here, as real I/O takes real time, which the virtual clock cannot wait for.
+ */
+export const configFiles = new Map<string, string>();
+
 export function newProc(name: string, runId: string, inputs: Record<string, string> = {}, attempt = '1'): Proc {
   return {
     name,

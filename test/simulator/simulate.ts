@@ -19,7 +19,7 @@ import { post } from '../../src/main.js';
 import type { Release, Role } from '../../src/rollout/ports.js';
 import { type Box, type Call, Estate, MemoryHost, MemoryLoadBalancer, ROLES, roleOf, serverOf } from '../support/memory-estate.js';
 import { entryPoints } from './entry.js';
-import { FakeGitHub, gitHubDown, newProc, procs, type Proc, useRuntime } from './runtime.js';
+import { configFiles, FakeGitHub, gitHubDown, newProc, procs, type Proc, useRuntime } from './runtime.js';
 import { realPause, settle, VirtualTime } from './virtual-time.js';
 
 export const IMAGE = 'registry.test/team/app';
@@ -199,6 +199,7 @@ function configFor(scenario: Scenario): { config: Config; path: string } {
   const text = lines.join('\n') + '\n';
   const path = join(configDir, `${scenario.name.replace(/[^a-z0-9]+/g, '-')}.yml`);
   writeFileSync(path, text);
+  configFiles.set(path, text);
   const made = { config: parseConfig('deploy.yml', text), path };
   configs.set(scenario.name, made);
   return made;

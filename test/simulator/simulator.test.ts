@@ -24,6 +24,17 @@ vi.mock('../../src/drivers/docker/host.js', async (original) => ({
 }));
 vi.mock('../../src/drivers/haproxy.js', async (original) => ({ ...(await original<object>()), connectLoadBalancer: (o: { host: string }) => runtime().loadBalancer(o.host) }));
 
+// The post step reads its config file: from memory, at once (real I/O takes real time).
+vi.mock('node:fs/promises', async (original) => {
+  const fs = await original<typeof import('node:fs/promises')>();
+  const { configFiles } = await import('./runtime.js');
+  const readFile = ((path: Parameters<typeof fs.readFile>[0], options: Parameters<typeof fs.readFile>[1] = null) => {
+    const text = configFiles.get(String(path));
+    return text === undefined ? fs.readFile(path, options) : Promise.resolve(text);
+  }) as typeof fs.readFile;
+  return { ...fs, default: { ...fs, readFile }, readFile };
+});
+
 // The seeded bugs: each wrapper misbehaves only while its invariant is sabotaged.
 vi.mock('../../src/rollout/plan.js', async (original) => {
   const plan = await original<typeof import('../../src/rollout/plan.js')>();

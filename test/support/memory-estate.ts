@@ -277,12 +277,11 @@ export class MemoryHost implements HostDriver {
       const state = states.get(serverOf(this.host, role));
       if (state !== 'maint') this.world.violations.push(`${verb} ${key} while HAProxy has it ${state}${this.world.lbs.size > 1 ? ` on ${lb}` : ''}`);
     }
-    box.stopping ??= (async () => {
-      if (box.ignoresSigterm) await this.world.clock.sleep(stopTimeout * 1000);
+    box.stopping ??= (box.ignoresSigterm ? this.world.clock.sleep(stopTimeout * 1000) : Promise.resolve()).then(() => {
       box.running = false;
       delete box.stopping;
       this.world.check(`${verb} ${key}`);
-    })();
+    });
     await box.stopping;
   }
   async run(spec: ContainerSpec) {
