@@ -2,12 +2,13 @@
 // failure message; config errors also annotate the config file.
 import * as core from '@actions/core';
 import { DOCKER_CONFIG_STATE, build, removeLeftoverDockerConfig } from './commands/build.js';
-import { deploy, plan, rollback } from './commands/deploy.js';
-import { LOCK_STATE, releaseLeftoverLock } from './commands/deploy-lock.js';
-import { finishInterruptedRollout } from './commands/interrupted.js';
-import { JOURNAL_STATE } from './commands/journal.js';
-import { DeployFailed } from './commands/rollout.js';
-import { GateError } from './commands/gates.js';
+import { deploy } from './commands/deploy.js';
+import { plan } from './commands/plan.js';
+import { rollback } from './commands/rollback.js';
+import { LOCK_STATE } from './pipeline/lock.js';
+import { JOURNAL_STATE } from './pipeline/journal.js';
+import { DeployFailed, finishCutShort } from './pipeline/index.js';
+import { GateError } from './pipeline/gates.js';
 import { haproxyConfig } from './commands/haproxy-config.js';
 import { CheckFailed, check } from './commands/check.js';
 import { status } from './commands/status.js';
@@ -82,14 +83,13 @@ export async function post(): Promise<void> {
       core.warning(`Could not remove the private DOCKER_CONFIG ${dockerConfig}: ${error.message}`),
     );
   }
-  const saved = readState(LOCK_STATE);
+  const lock = readState(LOCK_STATE);
   const journal = readState(JOURNAL_STATE);
-  if (!saved && !journal) return;
+  if (!lock && !journal) return;
   try {
     const inputs = readInputs();
     const config = await readConfig(inputs);
-    if (journal) await finishInterruptedRollout(inputs, config, journal, saved);
-    else await releaseLeftoverLock(inputs, config, saved);
+    await finishCutShort(inputs, config, { journal, lock });
   } catch (error) {
     core.warning(`Could not finish the rollout cut short, nor release its lock: ${error instanceof Error ? error.message : String(error)}`);
   }

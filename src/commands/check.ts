@@ -19,9 +19,9 @@ import { infoUntrusted } from '../report/untrusted.js';
 import { describeLock, lockHost } from '../rollout/lock.js';
 import type { RegistryCredentials, Role } from '../rollout/ports.js';
 import { lockName } from '../rollout/spec.js';
-import { selectEnvironment } from './environment.js';
-import { gitHub } from './gates.js';
-import { requireSshInputs, sshOptions } from './preflight.js';
+import { selectEnvironment } from '../config/environment.js';
+import { gitHub } from '../pipeline/gates.js';
+import { requireSshInputs, sshOptions } from '../pipeline/preflight.js';
 
 /** The oldest engine the action is tested against (Debian 12's docker.io). */
 export const MIN_ENGINE = '20.10.0';

@@ -4,7 +4,7 @@ import * as core from '@actions/core';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import type { Inputs } from '../inputs.js';
 import { writeSummary } from '../report/summary.js';
-import { selectEnvironment } from './environment.js';
+import { selectEnvironment } from '../config/environment.js';
 
 export function serverName(host: string, role: 'master' | 'backup'): string {
   return `${host.replace(/[^A-Za-z0-9_.-]/g, '_')}-${role}`;

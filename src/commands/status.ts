@@ -11,9 +11,9 @@ import { textTable } from '../report/table.js';
 import { infoUntrusted } from '../report/untrusted.js';
 import { describeLock, lockHost } from '../rollout/lock.js';
 import { lockName } from '../rollout/spec.js';
-import { selectEnvironment } from './environment.js';
-import { gitHub, trustedHistory } from './gates.js';
-import { connect, type Connected } from './preflight.js';
+import { selectEnvironment } from '../config/environment.js';
+import { gitHub, trustedHistory } from '../pipeline/gates.js';
+import { connect, type Connected } from '../pipeline/preflight.js';
 
 /** One titled table of the report. */
 export interface Section {

@@ -1,7 +1,7 @@
 // The approval gate: the pure verdict from a run's reviews, and checkApproval end to end against
 // the GitHub stand-in (reviews of the run first; the environment's rules only to explain a refusal).
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { checkApproval } from '../../src/commands/gates.js';
+import { checkApproval } from '../../src/pipeline/gates.js';
 import type { EnvironmentConfig } from '../../src/config/schema.js';
 import { GitHubApi } from '../../src/drivers/github.js';
 import { approvalFor, type RunReview } from '../../src/release/approval.js';

@@ -1,6 +1,6 @@
 // Which release a deploy or rollback goes to, from what the environment runs and ran.
 import { describe, expect, it } from 'vitest';
-import { runningVersion, wantedRelease, historyFor, type EnvironmentState } from '../../src/commands/target.js';
+import { runningVersion, wantedRelease, historyFor, type EnvironmentState } from '../../src/pipeline/target.js';
 import type { DeploymentRecord } from '../../src/release/history.js';
 import type { HostTarget } from '../../src/rollout/plan.js';
 import type { Release } from '../../src/rollout/ports.js';

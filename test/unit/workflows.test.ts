@@ -75,7 +75,7 @@ describe('README.md and docs/ show the example workflows as they are', () => {
 });
 
 describe('the GitHub permissions the action needs', () => {
-  // deploy and rollback reach GitHub (src/commands/rollout.ts, through gates.ts and deploy-lock.ts),
+  // deploy and rollback reach GitHub (src/pipeline/index.ts, through gates.ts and lock.ts),
   // each through every operation: the run's approvals and the environment (require-approval),
   // deployments and statuses (promote-from, previous, the record), a workflow run (stale lock).
   // build, plan and haproxy-config call none.

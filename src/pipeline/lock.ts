@@ -3,13 +3,14 @@
 // ended, and the state the post step of a cancelled job needs to release it.
 import * as core from '@actions/core';
 import type { Config } from '../config/schema.js';
+import type { GitHubApi } from '../drivers/github.js';
 import type { Inputs } from '../inputs.js';
 import { infoUntrusted } from '../report/untrusted.js';
 import { acquireDeployLock, lockHost } from '../rollout/lock.js';
 import type { DeployLock, Release } from '../rollout/ports.js';
 import { lockName } from '../rollout/spec.js';
-import { gitHub, runUrl } from './gates.js';
-import { connect, type Connected } from './preflight.js';
+import { runUrl } from './gates.js';
+import type { Connected } from './preflight.js';
 
 /** Saved for the post step, which releases the lock when the job was cancelled mid-deploy. */
 export const LOCK_STATE = 'deploy-lock';
@@ -24,10 +25,9 @@ export interface HeldLock {
   tookOver: boolean;
 }
 
-export async function takeLock(inputs: Inputs, config: Config, connected: Connected, target: Release): Promise<HeldLock> {
+export async function takeLock(inputs: Inputs, config: Config, connected: Connected, target: Release, github: GitHubApi | undefined): Promise<HeldLock> {
   const host = connected.hosts.get(lockHost(connected.env.hosts))!;
   const { actor, workflow, runId, runAttempt } = inputs.run;
-  const github = gitHub(inputs);
   const mine: DeployLock = {
     holder: `${actor || 'someone'} (${workflow || 'workflow'} run ${runId || '?'}, attempt ${runAttempt})`,
     runUrl: runUrl(inputs),
@@ -66,17 +66,7 @@ export async function releaseLock(connected: Connected, held: HeldLock): Promise
 }
 
 /** The post step: a cancelled job leaves its lock behind; release it if this run still holds it. */
-export async function releaseLeftoverLock(inputs: Inputs, config: Config, saved: string): Promise<void> {
-  const lock = JSON.parse(saved) as HeldLock;
-  const env = Object.values(config.environments).find((e) => e.hosts.includes(lock.host));
-  if (!env) return;
-  // Only the lock's host: the load balancer plays no part in releasing it.
-  const { haproxy: _unused, ...hostOnly } = env;
-  const connected = await connect(inputs, config, { ...hostOnly, hosts: [lock.host] });
-  try {
-    const released = await connected.hosts.get(lock.host)!.releaseLock(lock.name, { runId: lock.runId, attempt: lock.attempt ?? inputs.run.runAttempt });
-    core.info(released ? `Released the deploy lock ${lock.name} on ${lock.host} left by this run` : 'No deploy lock of this run was left');
-  } finally {
-    connected.dispose();
-  }
+export async function releaseLeftoverLock(connected: Connected, lock: HeldLock, runAttempt: string): Promise<void> {
+  const released = await connected.hosts.get(lock.host)!.releaseLock(lock.name, { runId: lock.runId, attempt: lock.attempt ?? runAttempt });
+  core.info(released ? `Released the deploy lock ${lock.name} on ${lock.host} left by this run` : 'No deploy lock of this run was left');
 }

@@ -1,4 +1,4 @@
-import type { Config, EnvironmentConfig } from '../config/schema.js';
+import type { Config, EnvironmentConfig } from './schema.js';
 import { InputError } from '../inputs.js';
 
 export function selectEnvironment(config: Config, name: string): EnvironmentConfig {

@@ -98,6 +98,14 @@ export async function onEveryHost<T>(hosts: Map<string, DockerHost>, what: strin
   return new Map(settled.map((s, i) => [entries[i]!.host, (s as PromiseFulfilledResult<T>).value]));
 }
 
+/** The release's image on every host: the lock is a container created from it, and a pull changes no container. */
+export async function pullEverywhere(connected: Connected, target: Release): Promise<void> {
+  await onEveryHost(connected.hosts, `Pulling ${target.ref}`, async (host) => {
+    await host.pull(target.ref, connected.auth, (line) => infoUntrusted(`[${host.host}] ${line}`));
+    core.info(`[${host.host}] has ${target.ref}`);
+  });
+}
+
 /** What each host runs now (from container labels). */
 export async function readHosts(connected: Connected, app: string): Promise<Map<string, HostTarget>> {
   const containers = await onEveryHost(connected.hosts, 'Reading the running containers', async (host) => {
@@ -122,6 +130,9 @@ export async function pinRelease(connected: Connected, image: string, tag: strin
   return { version: tag, digest, ref: `${image}@${digest}` };
 }
 
+/** The servers a rollout drives; heldOn: what the operator had out of service before this run, for the journal to leave so. */
+export type Servers = LoadBalancing & { heldOn: HeldSnapshot };
+
 /**
  * Each host's master and backup server on every load balancer, found by address and port, and
  * which of them are out of service before the deploy. Those an operator put there stay there;
@@ -131,7 +142,7 @@ export async function pinRelease(connected: Connected, image: string, tag: strin
 export async function findServers(
   connected: Connected,
   { tookOverLock, heldBefore, running }: { tookOverLock: boolean; heldBefore?: HeldSnapshot; running?: Map<string, HostTarget> },
-): Promise<(LoadBalancing & { heldOn: HeldSnapshot }) | undefined> {
+): Promise<Servers | undefined> {
   const { env, lbs } = connected;
   if (lbs.length === 0 || !env.haproxy) return undefined;
   const { fleet, servers, missing } = await LoadBalancers.locate(lbs, env.hosts, env.ports);

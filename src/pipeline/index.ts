@@ -1,0 +1,221 @@
+// The deploy pipeline: one release onto one environment, deploy and rollback alike (so a
+// rollback drops no request either), stage after stage, each handing the next its typed result:
+//
+//   gates       approval: may this run touch the environment at all
+//   pre-flight  every host and load balancer connected (Connected)
+//   target      what runs and ran, and the release that follows (Chosen), pulled on every host
+//   lock        the deploy lock (HeldLock); then the target chosen again under it
+//   gates       promotion: the very image the other environment runs
+//   pre-flight  the servers to drive (Servers), the receipt's baseline, the deployment record
+//   journal     what the post step must finish if this run is cut short (JournalWriter)
+//   rollOut     the plan executed, rolled back or settled (RolledOut)
+//   finish      summary; the job's failure, or the success record and the image prune; the lock
+//
+// and the post step's, for a run cut short (finishCutShort): pre-flight → the interrupted-run
+// repair → lock → gates (the record). Every check that can refuse runs before the first
+// container changes.
+import * as core from '@actions/core';
+import type { Config, EnvironmentConfig } from '../config/schema.js';
+import type { GitHubApi } from '../drivers/github.js';
+import { readSecretValues, type Inputs } from '../inputs.js';
+import { ReceiptRecorder } from '../receipt/recorder.js';
+import { renderReceipt } from '../receipt/render.js';
+import { rolloutSummary, writeSummary } from '../report/summary.js';
+import type { Release } from '../rollout/ports.js';
+import { outcomeFailure, tidyUp } from './finish.js';
+import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, trustedHistory } from './gates.js';
+import { repairInterrupted } from './interrupted.js';
+import { JOURNAL_STATE, JournalWriter, type Journal } from './journal.js';
+import { releaseLeftoverLock, releaseLock, takeLock, type HeldLock } from './lock.js';
+import { connect, findServers, pinRelease, pullEverywhere, readHosts, type Connected, type Servers } from './preflight.js';
+import { rollOut, rolloutDeps } from './rollout.js';
+import { historyFor, runningVersion, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
+
+export class DeployFailed extends Error {
+  override name = 'DeployFailed';
+}
+
+/** What this run holds: the failure path and the end of the run must see it, however far pre-flight got. */
+interface Held {
+  lock?: HeldLock;
+  record?: GitHubDeployment;
+  /**
+   * The load balancers' counters for the receipt, read from pre-flight on (with a haproxy
+   * section); every second once the rollout starts, until stopped, whatever happens.
+   */
+  recorder?: ReceiptRecorder;
+}
+
+/** The target stage's result: what runs and ran (read under the lock, the second time), and the release. */
+interface Chosen {
+  state: EnvironmentState;
+  wanted: WantedRelease;
+  target: Release;
+}
+
+/** Pre-flight's result: all the rollout plans from. */
+interface Prepared extends Chosen {
+  lb?: Servers;
+}
+
+export async function runPipeline(
+  inputs: Inputs,
+  config: Config,
+  env: EnvironmentConfig,
+  request: RolloutRequest,
+  signal?: AbortSignal,
+): Promise<Record<string, string>> {
+  const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
+  const github = gitHub(inputs);
+  await checkApproval(github, env, inputs.run.runId);
+  const balancers = env.haproxy?.hosts ?? [];
+  const connected = await core.group(`Connect to ${env.name} (${env.hosts.length} hosts${balancers.length ? ` and ${balancers.join(', ')}` : ''})`, () =>
+    connect(inputs, config, env),
+  );
+  const held: Held = {};
+  let succeeded = false;
+  // Until the hosts are known to be settled, the post step must finish what this run started.
+  let leftForPostStep = false;
+  try {
+    const prepared = await core.group('Pre-flight', () => preFlight(inputs, config, connected, request, github, held, signal));
+    const { record } = held;
+    const journal = new JournalWriter({ environment: env.name, touched: [], outOfService: [], heldOn: prepared.lb?.heldOn ?? [], ...(record ? { deploymentId: record.id } : {}) });
+    leftForPostStep = true;
+    const deps = { ...rolloutDeps(inputs, config, env, connected, prepared.lb, secrets), ...(signal ? { signal } : {}), journal };
+    const { result, receipt } = await rollOut(env, prepared, deps, held.recorder);
+    // A cancel not settled in time, or a rollback that could not put every server back.
+    leftForPostStep = (result.cancelled !== undefined && !result.cancelled.settled) || journal.pending();
+    if (!leftForPostStep) journal.clear();
+    await writeSummary((s) => {
+      rolloutSummary(s, { environment: env.name, target: prepared.target, result });
+      if (receipt) s.addRaw(renderReceipt(receipt), true);
+    });
+    const failure = outcomeFailure(env, prepared.target, result);
+    if (failure) throw new DeployFailed(failure);
+    succeeded = true;
+    await tidyUp(config, env, connected, prepared, record, receipt);
+    return {
+      version: prepared.target.version,
+      image: config.image,
+      digest: prepared.target.digest,
+      'image-ref': prepared.target.ref,
+      'previous-version': runningVersion(prepared.state.current),
+      ...(record ? { 'deployment-id': String(record.id) } : {}),
+    };
+  } catch (error) {
+    // After a rollout that succeeded nothing may turn the record into a failure.
+    if (!succeeded) {
+      await held.record?.set('failure', (error instanceof Error ? error.message : String(error)).split('\n')[0]!).catch((e: Error) =>
+        core.warning(`Could not mark the deployment failed: ${e.message}`),
+      );
+    }
+    throw error;
+  } finally {
+    held.recorder?.stop();
+    // A lock over hosts left unsettled is the post step's to release, once it has settled them.
+    if (held.lock && !leftForPostStep) await releaseLock(connected, held.lock);
+    connected.dispose();
+  }
+}
+
+/**
+ * Everything before the first container changes: the release, pulled everywhere, the lock, the
+ * gates, the servers to drive, the receipt's first reading and the deployment record. What it
+ * takes (lock, recorder, record) goes into `held` as soon as it is taken, so that a refusal
+ * half-way still releases, stops and records it.
+ */
+async function preFlight(
+  inputs: Inputs,
+  config: Config,
+  connected: Connected,
+  request: RolloutRequest,
+  github: GitHubApi | undefined,
+  held: Held,
+  signal?: AbortSignal,
+): Promise<Prepared> {
+  const env = connected.env;
+  const stopIfCancelled = () => {
+    if (signal?.aborted) throw new DeployFailed(`cancelled before any container changed in ${env.name}`);
+  };
+  // A first reading picks what to pull: the lock is a container created from that image,
+  // which must be on the host first, and pulls change no container.
+  const guess = await choose(config, connected, request, github);
+  await pullEverywhere(connected, guess.target);
+  stopIfCancelled();
+  held.lock = await takeLock(inputs, config, connected, guess.target, github);
+  // Another run may have finished in between: everything the plan depends on is read again.
+  const chosen = await choose(config, connected, request, github);
+  if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target);
+  if (request.task === 'deploy' || chosen.wanted.neverRan) await checkPromotionGate(github, env, chosen.target);
+  const lb = await findServers(connected, { tookOverLock: held.lock.tookOver, running: chosen.state.current });
+  // The receipt's baseline runs from here to the first change.
+  if (lb) {
+    held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]?.version);
+    await held.recorder.open();
+  }
+  held.record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
+  stopIfCancelled();
+  return { ...chosen, ...(lb ? { lb } : {}) };
+}
+
+/** The target stage: what runs and ran, and the release that follows from it, pinned to its digest. */
+async function choose(config: Config, connected: Connected, request: RolloutRequest, github: GitHubApi | undefined): Promise<Chosen> {
+  const env = connected.env;
+  const state: EnvironmentState = {
+    environment: env.name,
+    current: await readHosts(connected, config.app),
+    // Only a rollback looks back; a deploy's target is its tag.
+    ...(request.task === 'rollback' && github ? { records: await trustedHistory(github, env.name, config.image) } : {}),
+  };
+  const wanted = wantedRelease(request, state);
+  core.info(`Target: ${wanted.reason}`);
+  const pinned = await pinRelease(connected, config.image, wanted.tag, wanted.digest, wanted.pinnedBy);
+  const target: Release = { ...pinned, history: historyFor(state, pinned, request.task) };
+  return { state, wanted, target };
+}
+
+/**
+ * The post step: a run cut short (the job cancelled, the runner killed) leaves a journal, its
+ * lock, or both. From the journal, the interrupted-run repair settles the hosts it names; then
+ * the lock goes and the record says so. A repair that fails leaves the lock, which the next
+ * deploy reports as stale (its run has ended) and may take over.
+ */
+export async function finishCutShort(inputs: Inputs, config: Config, saved: { journal: string; lock: string }): Promise<void> {
+  const lock = saved.lock ? (JSON.parse(saved.lock) as HeldLock) : undefined;
+  if (!saved.journal) {
+    if (lock) await releaseOnly(inputs, config, lock);
+    return;
+  }
+  const journal = JSON.parse(saved.journal) as Journal;
+  const env = config.environments[journal.environment];
+  if (!env) return;
+  const connected = await connect(inputs, config, env);
+  try {
+    const current = await readHosts(connected, config.app);
+    const lb = await findServers(connected, { tookOverLock: false, heldBefore: journal.heldOn });
+    const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
+    await repairInterrupted(journal, current, { ...rolloutDeps(inputs, config, env, connected, lb, secrets), rollBackOnFailure: false });
+    core.saveState(JOURNAL_STATE, '');
+    if (lock) await releaseLeftoverLock(connected, lock, inputs.run.runAttempt);
+  } finally {
+    connected.dispose();
+  }
+  const github = gitHub(inputs);
+  if (github && journal.deploymentId) {
+    await GitHubDeployment.existing(github, inputs, env, journal.deploymentId).set('failure', 'cancelled; the post step settled every host');
+  }
+}
+
+/** A cancelled job's lock with nothing to repair: only the lock's host is connected. */
+async function releaseOnly(inputs: Inputs, config: Config, lock: HeldLock): Promise<void> {
+  const env = Object.values(config.environments).find((e) => e.hosts.includes(lock.host));
+  if (!env) return;
+  // Only the lock's host: the load balancer plays no part in releasing it.
+  const { haproxy: _unused, ...hostOnly } = env;
+  const connected = await connect(inputs, config, { ...hostOnly, hosts: [lock.host] });
+  try {
+    await releaseLeftoverLock(connected, lock, inputs.run.runAttempt);
+  } finally {
+    connected.dispose();
+  }
+}

@@ -1,0 +1,79 @@
+// The rollOut stage: the plan for the hosts as read under the lock, executed (with its automatic
+// rollback, or settled when cancelled) with the receipt's recorder watching and the canary (when
+// configured) judging; then the receipt from the last reading.
+import * as core from '@actions/core';
+import type { Config, EnvironmentConfig } from '../config/schema.js';
+import type { Inputs } from '../inputs.js';
+import { Canary } from '../receipt/canary.js';
+import { buildReceipt, receiptLine, type Receipt } from '../receipt/document.js';
+import type { ReceiptRecorder } from '../receipt/recorder.js';
+import { executeRollout, type LoadBalancing, type RolloutDeps, type RolloutResult } from '../rollout/execute.js';
+import { describePlan, planRollout } from '../rollout/plan.js';
+import type { Release } from '../rollout/ports.js';
+import { asideName, containerName, containerSpec } from '../rollout/spec.js';
+import { runUrl } from './gates.js';
+import { coreLogger, type Connected } from './preflight.js';
+import type { EnvironmentState } from './target.js';
+
+const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
+
+/** What the rollOut stage hands on: what became of each host, and the load balancers' account. */
+export interface RolledOut {
+  result: RolloutResult;
+  receipt?: Receipt;
+}
+
+export async function rollOut(
+  env: EnvironmentConfig,
+  { state, target }: { state: EnvironmentState; target: Release },
+  deps: RolloutDeps,
+  recorder: ReceiptRecorder | undefined,
+): Promise<RolledOut> {
+  const policy = env.canary && { holdSeconds: env.canary.hold, maxErrorRate: env.canary['max-error-rate'], minRequests: env.canary['min-requests'] };
+  const canary = recorder && policy && new Canary(recorder, policy, target, deps.log);
+  // A canary section needs a haproxy section (config): the hold always has counters to judge.
+  const plan = planRollout(target, env.hosts.map((host) => ({ host, current: state.current.get(host) ?? {} })), env.maxParallel, env.canary?.hold);
+  core.info(describePlan(plan).join('\n'));
+  await recorder?.start();
+  const result = await executeRollout(plan, { ...deps, ...(recorder ? { observer: recorder } : {}), ...(canary ? { canary } : {}) });
+  if (!recorder) return { result };
+  await recorder.finish();
+  const receipt = buildReceipt({
+    environment: env.name,
+    version: target.version,
+    outcome: result.ok ? 'success' : result.cancelled ? 'cancelled' : 'failure',
+    baseline: recorder.baseline,
+    deploy: recorder.deploy,
+    hosts: result.hosts,
+    ...(policy && canary ? { canary: { ...policy, verdicts: canary.verdicts } } : {}),
+    cost: recorder.cost,
+  });
+  core.info(`Receipt: ${receiptLine(receipt, env.hosts.length)} (baseline: ${receipt.baseline.totals.errors} errors in ${receipt.baseline.totals.requests} requests over ${receipt.baseline.seconds} s)`);
+  core.setOutput('receipt', JSON.stringify(receipt));
+  return { result, receipt };
+}
+
+/** What the executor needs to drive this environment: shared by a rollout and the post step's repair. */
+export function rolloutDeps(
+  inputs: Inputs,
+  config: Config,
+  env: EnvironmentConfig,
+  connected: Connected,
+  lb: LoadBalancing | undefined,
+  secrets: Record<string, string>,
+): RolloutDeps {
+  const now = () => new Date();
+  return {
+    hosts: connected.hosts,
+    ...(lb ? { lb } : {}),
+    containerName: (role) => containerName(config.app, role),
+    asideName: (role) => asideName(config.app, role),
+    hostPort: (role) => env.ports[role],
+    spec: (role, release) => containerSpec({ app: config.app, environment: env, secrets, runUrl: runUrl(inputs), now }, role, release),
+    health: { path: env.health.path, timeoutSeconds: env.health.timeout, intervalSeconds: env.health.interval },
+    stopTimeoutSeconds: env.container['stop-timeout'],
+    log: coreLogger(env.maxParallel === 1),
+    sleep,
+    pollMs: 100,
+  };
+}
