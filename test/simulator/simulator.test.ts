@@ -63,8 +63,8 @@ vi.mock('../../src/report/summary.js', async (original) => {
       summary.rolloutSummary(s, sabotaged === 'report' ? { ...report, result: { ...report.result, hosts: report.result.hosts.map((h) => ({ ...h, after: h.before })) } } : report),
   };
 });
-vi.mock('../../src/commands/deploy-lock.js', async (original) => {
-  const lock = await original<typeof import('../../src/commands/deploy-lock.js')>();
+vi.mock('../../src/pipeline/lock.js', async (original) => {
+  const lock = await original<typeof import('../../src/pipeline/lock.js')>();
   return { ...lock, releaseLock: (...args: Parameters<typeof lock.releaseLock>) => (sabotaged === 'lock' ? Promise.resolve() : lock.releaseLock(...args)) };
 });
 vi.mock('../../src/rollout/lock.js', async (original) => {
