@@ -57,7 +57,8 @@ export function check(run: Run): Violation[] {
     if (master !== target) {
       for (const role of ROLES) {
         const was = before[role];
-        if (was?.release.adopted && run.phase2.boxes.get(`${host}/${role}`)?.box !== was) {
+        const key = `${host}/${role}`;
+        if (was?.release.adopted && run.phase2.boxes.get(key)?.box !== was && run.phase2.asides.get(key) !== was) {
           v('kept', `${host}'s hand-run ${role} (${was.release.version}) is gone, and the host is not on the new release`);
         }
       }

@@ -118,6 +118,8 @@ const GITHUB_MS = 300;
 export interface Snapshot {
   /** host/role → the container there, and whether it ran healthy then. */
   boxes: Map<string, { box: Box; serving: boolean }>;
+  /** host/role → an adopted container set aside (stopped, whole). */
+  asides: Map<string, Box>;
   lbs: Map<string, Map<string, string>>;
   locks: Map<string, { runId: string }>;
   /** Hosts holding a journal (what a run is doing, kept next to its lock). */
@@ -127,6 +129,7 @@ export interface Snapshot {
 function snapshot(world: Estate): Snapshot {
   return {
     boxes: new Map([...world.boxes].map(([k, box]) => [k, { box, serving: box.running !== false && box.healthy }])),
+    asides: new Map(world.asides),
     lbs: new Map([...world.lbs].map(([lb, states]) => [lb, new Map(states)])),
     locks: new Map(world.locks),
     journals: new Set([...world.journals.keys()].map((k) => k.split('/')[0]!)),
