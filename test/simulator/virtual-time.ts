@@ -1,8 +1,8 @@
 // Virtual time for the simulator: setTimeout, setInterval, Date and AbortSignal.timeout of the
 // code under test run on a clock that moves only when the simulator moves it, to the next timer.
-// A timer's callback runs in the async context it was set in (AsyncResource), so a run's code
-// after a sleep is still that run's: the simulator knows a killed runner's code by it.
-import { AsyncResource } from 'node:async_hooks';
+// A timer's callback runs in the async context it was set in (AsyncLocalStorage.snapshot), so a
+// run's code after a sleep is still that run's: the simulator knows a killed runner's code by it.
+import { AsyncLocalStorage } from 'node:async_hooks';
 
 interface Timer {
   id: number;
@@ -80,7 +80,8 @@ export class VirtualTime {
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise((done) => {
-      const handle = this.set(() => done(), ms);
+      // An await after it resumes in its own context: the timer need not carry one.
+      const handle = this.set(() => done(), ms, false, [], false);
       signal?.addEventListener('abort', () => {
         this.timers.delete(handle.id);
         done();
@@ -88,9 +89,10 @@ export class VirtualTime {
     });
   }
 
-  private set(fn: (...args: unknown[]) => void, ms: number | undefined, every?: boolean, args: unknown[] = []): Handle {
+  private set(fn: (...args: unknown[]) => void, ms: number | undefined, every?: boolean, args: unknown[] = [], inContext = true): Handle {
     const id = this.next++;
-    const bound = AsyncResource.bind(() => fn(...args));
+    const context = inContext ? AsyncLocalStorage.snapshot() : undefined;
+    const bound = context ? () => context(() => fn(...args)) : () => fn(...args);
     const delay = Math.max(0, Number(ms) || 0);
     this.timers.set(id, { id, at: this.ms + delay, ...(every ? { every: Math.max(1, delay) } : {}), run: bound });
     return new Handle(id);
