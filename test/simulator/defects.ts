@@ -1,12 +1,17 @@
-// The six interruption defects of issue 19, each as the schedule that shows it. They failed on
-// the code before the fixes (see the README's simulator section for the figures) and must hold
-// every invariant since.
+// The six interruption defects of issue 19, and one of its suspicions, each as the schedule that
+// shows it. They failed on the code before the fixes (CONTRIBUTING.md, "The simulator") and must
+// hold every invariant since.
 import type { Fault } from './simulate.js';
 
 export interface NamedCase {
   name: string;
   scenario: string;
-  faults: Fault[];
+  faults: Fault[  {
+    name: 'suspected in the issue: a lock older than stale-after is taken from a live run when GitHub answers 5xx',
+    scenario: 'a second run during a rollout longer than lock.stale-after',
+    faults: [{ kind: 'github-5xx', at: 27 }],
+  },
+];
 }
 
 export const DEFECTS: NamedCase[] = [
@@ -50,5 +55,10 @@ export const DEFECTS: NamedCase[] = [
     name: '6. a takeover after a dead runner puts an operator\'s server back in service',
     scenario: 'operator-held servers',
     faults: [{ kind: 'runner-death', at: 0, on: 'stop h1 app' }],
+  },
+  {
+    name: 'suspected in the issue: a lock older than stale-after is taken from a live run when GitHub answers 5xx',
+    scenario: 'a second run during a rollout longer than lock.stale-after',
+    faults: [{ kind: 'github-5xx', at: 27 }],
   },
 ];

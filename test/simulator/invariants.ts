@@ -5,7 +5,8 @@
 //              new release;
 //   servers    every server is in service on every load balancer, except those an operator held
 //              out, which stay held;
-//   lock       no lock is left without a journal that explains it; the next deploy succeeds;
+//   lock       no lock is left without a journal that explains it, none is taken from a run
+//              still running; the next deploy succeeds;
 //   report     the summary, the deployment record and the receipt say what happened to each host;
 //   requests   no request routed to a stopped or unhealthy container, never no server serving
 //              (the estate's own check at every operation), except where a reload caused it.
@@ -77,6 +78,7 @@ export function check(run: Run): Violation[] {
       }
     }
   }
+  for (const line of run.locksTakenFromLive) v('lock', line);
   const lockHost = [...scenario.hosts].sort()[0]!;
   if (!run.unreachableInPhase2.has(lockHost) && run.phase2.locks.has(`${lockHost}/${LOCK}`) && !run.phase2.journals.has(lockHost)) {
     v('lock', `the deploy lock of run ${run.phase2.locks.get(`${lockHost}/${LOCK}`)!.runId} is left on ${lockHost} with no journal to explain it`);

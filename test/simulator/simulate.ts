@@ -56,6 +56,10 @@ export interface Scenario {
   maxParallel?: number;
   /** A second run deploys the same release at the same time: one of them gets the lock. */
   racing?: boolean;
+  /** The second run starts this many virtual ms after the first (0: at once). */
+  rivalAfterMs?: number;
+  /** lock.stale-after in seconds (300 unless given). */
+  staleAfter?: number;
   /** Every operation takes this share of its usual time (a fast engine on a near host). */
   speed?: number;
 }
@@ -76,6 +80,10 @@ export const SCENARIOS: Scenario[] = [
   { name: 'operator-held servers', hosts: ['h1', 'h2'], lbs: ['lb1'], start: 'v1', task: { deploy: V2 }, held: [['h2-backup', 'maint'], ['h1-master', 'drain']] },
   { name: 'rollback to previous', hosts: ['h1', 'h2'], lbs: ['lb1'], start: 'v2-after-v1', task: { rollback: 'previous' } },
   { name: 'two runs racing for the lock', hosts: ['h1', 'h2'], lbs: ['lb1'], start: 'v1', task: { deploy: V2 }, racing: true },
+  {
+    name: 'a second run during a rollout longer than lock.stale-after',
+    hosts: ['h1', 'h2'], lbs: ['lb1'], start: 'v1', task: { deploy: V2 }, racing: true, rivalAfterMs: 20_000, staleAfter: 15,
+  },
 ];
 
 export const FAULTS = [
@@ -167,6 +175,8 @@ export interface Run {
   mainCalls: number;
   trace: string[];
   stuck?: string;
+  /** Locks a run took over while the run holding them was alive. */
+  locksTakenFromLive: string[];
 }
 
 const time = new VirtualTime();
@@ -195,7 +205,7 @@ function configFor(scenario: Scenario): { config: Config; path: string } {
     `  ${ENVIRONMENT}:`,
     `    hosts: [${scenario.hosts.join(', ')}]`,
     `    max-parallel: ${scenario.maxParallel ?? 1}`,
-    '    lock: { takeover: true, stale-after: 300 }',
+    `    lock: { takeover: true, stale-after: ${scenario.staleAfter ?? 300} }`,
     ...(scenario.lbs.length ? [`    haproxy: { hosts: [${scenario.lbs.join(', ')}], backend: app, drain-timeout: 5 }`] : []),
     ...(scenario.canaryHold ? [`    canary: { hold: ${scenario.canaryHold}, min-requests: 20 }`] : []),
   ];
@@ -246,6 +256,8 @@ export class Simulation {
   private main?: Proc;
   private readonly fired: Fault[] = [];
   private readonly trace: string[] = [];
+  private readonly locksTakenFromLive: string[] = [];
+  private readonly runs = new Map<string, Proc>();
 
   constructor(
     readonly scenario: Scenario,
@@ -285,6 +297,13 @@ export class Simulation {
       const label = `${call.op} ${call.at}${call.subject ? ` ${call.subject}` : ''}`;
       for (const fault of this.faults) {
         if (fault.on === undefined ? fault.at === n : this.nthMatch(fault, label)) this.inject(fault, call, proc);
+      }
+    }
+    if (call.op === 'unlock' && proc) {
+      const held = this.world.locks.get(`${call.at}/${call.subject}`);
+      const holder = held && this.runs.get(held.runId);
+      if (held && held.runId !== proc.runId && holder && !holder.dead && !holder.done) {
+        this.locksTakenFromLive.push(`${proc.name} took the lock of ${holder.name} (run ${held.runId}), which was still running`);
       }
     }
     this.trace.push(`${time.now() - Date.UTC(2026, 0, 1)} ${proc?.name ?? '?'} ${call.op} ${call.at}${call.subject ? ` ${call.subject}` : ''}`);
@@ -395,6 +414,7 @@ export class Simulation {
 
   private async step(proc: Proc, body: () => Promise<void>): Promise<void> {
     this.github.ended.set(proc.runId, false);
+    if (!proc.name.startsWith('post')) this.runs.set(proc.runId, proc);
     void procs.run(proc, async () => {
       try {
         await body();
@@ -460,13 +480,16 @@ export class Simulation {
       fired: this.fired,
       mainCalls: 0,
       trace: this.trace,
+      locksTakenFromLive: this.locksTakenFromLive,
     };
     try {
       // 1. The main step, faults landing on its calls; a rival run at the same time.
       await this.mainStep(main, config, path, scenario.task);
       if (scenario.racing) {
-        result.rival = newProc('rival', '1002');
-        await this.mainStep(result.rival, config, path, scenario.task);
+        const rival = newProc('rival', '1002');
+        result.rival = rival;
+        if (scenario.rivalAfterMs) void time.sleep(scenario.rivalAfterMs).then(() => this.mainStep(rival, config, path, scenario.task));
+        else await this.mainStep(rival, config, path, scenario.task);
       }
       const over = (p?: Proc) => !p || p.done || p.dead;
       await this.drive(() => over(main) && over(result.rival), 'the main step');
