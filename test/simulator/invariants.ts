@@ -84,8 +84,10 @@ export function check(run: Run): Violation[] {
     v('lock', `the deploy lock of run ${run.phase2.locks.get(`${lockHost}/${LOCK}`)!.runId} is left on ${lockHost} with no journal to explain it`);
   }
 
-  // What the main step reported, against what it left (when it ended on its own).
-  if (main.done && !main.dead) {
+  // What the main step reported, against what it left (when it ended on its own, and no rival
+  // run changed the hosts after it).
+  const rivalMoved = run.rival?.done && !run.rival.failed;
+  if (main.done && !main.dead && !rivalMoved) {
     const rows = main.tables.at(-1)?.slice(1) ?? [];
     for (const [host, masterCell, backupCell] of rows) {
       if (run.unreachableAfterMain.has(host!)) continue;
