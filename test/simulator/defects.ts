@@ -56,9 +56,4 @@ export const DEFECTS: NamedCase[] = [
     scenario: 'a second run during a rollout longer than lock.stale-after',
     faults: [{ kind: 'github-5xx', at: 27 }],
   },
-  {
-    name: 'suspected in the issue: a lock older than stale-after is taken from a live run when GitHub answers 5xx',
-    scenario: 'a second run during a rollout longer than lock.stale-after',
-    faults: [{ kind: 'github-5xx', at: 27 }],
-  },
 ];
