@@ -21,6 +21,14 @@ export const DEFECTS: NamedCase[] = [
     faults: [{ kind: 'sigint', at: 0, on: 'stop h1 app' }],
   },
   {
+    name: '1. the post step deletes a hand-run master whose rename failed (and the rename putting it back, too)',
+    scenario: 'hand-run containers',
+    faults: [
+      { kind: 'rename-fails', at: 0, on: 'rename h1 app' },
+      { kind: 'rename-fails', at: 0, on: 'rename h1 app' },
+    ],
+  },
+  {
     name: '2. a canary cancelled before it was judged is kept',
     scenario: 'canary passes',
     faults: [{ kind: 'sigint', at: 0, on: 'run h1 app' }],
