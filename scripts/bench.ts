@@ -3,7 +3,9 @@
 // done by the action and, on staging, the seed's way (remove the master, run the new one, rely
 // on HAProxy's health checks), side by side. For the action, the receipt's own cost (time spent
 // reading counters, against the deploy's wall time) and its request count against the load
-// generator's over the same window. Prints figures; asserts nothing.
+// generator's over the same window. Then the build, cold and cached (bench-build.ts). Prints
+// figures; asserts nothing. Then the simulated rollout at 10 to 1,000 hosts (simulate.ts).
+// --only=build runs the build part alone; --simulate the simulation alone (no estate needed).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,9 +16,17 @@ import { pushTestApp, type TestAppRelease } from '../test/integration/support/im
 import { startGitHub } from '../test/integration/support/github.js';
 import type { Receipt } from '../src/receipt/document.js';
 import { endedWithin, startLoad, type LoadReport } from '../test/integration/support/load.js';
+import { benchBuild, printBuildRows } from './bench-build.js';
+import { printSimulation, simulationTable } from './simulate.js';
 
 const run = promisify(execFile);
+if (process.argv.includes('--simulate')) {
+  printSimulation(await simulationTable());
+  process.exit(0);
+}
 const estate = loadEstate();
+const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
+if (only !== undefined && only !== 'build') throw new Error(`--only=${only}: expected --only=build or --simulate`);
 const ESTATE_DIR = process.env.ESTATE_DIR || '/var/lib/deploy-action-estate';
 const staging = estate.environments.staging;
 // Deploys keep their GitHub records, as on a runner; this is where they go.
@@ -143,28 +153,34 @@ async function measure(environment: 'staging' | 'production', count: number, rel
   ];
 }
 
-const stamp = Date.now().toString(36);
-const releases = [];
-for (const version of [`v9.0.0-bench.${stamp}`, `v9.1.0-bench.${stamp}`, `v9.2.0-bench.${stamp}`]) {
-  releases.push(await pushTestApp(estate, { version }));
-}
-const rows: Row[] = [];
-for (const count of [1, 2, 4, 8]) {
-  if (staging.hosts.length < count) throw new Error(`the estate has ${staging.hosts.length} staging hosts; run estate.sh up --staging 8`);
-  rows.push(...(await measure('staging', count, releases, true)));
-}
-rows.push(...(await measure('staging', 8, releases, false, true)));
-rows.push(...(await measure('production', 2, releases, false)));
-await github.close();
+async function benchDeploys(): Promise<void> {
+  const stamp = Date.now().toString(36);
+  const releases = [];
+  for (const version of [`v9.0.0-bench.${stamp}`, `v9.1.0-bench.${stamp}`, `v9.2.0-bench.${stamp}`]) {
+    releases.push(await pushTestApp(estate, { version }));
+  }
+  const rows: Row[] = [];
+  for (const count of [1, 2, 4, 8]) {
+    if (staging.hosts.length < count) throw new Error(`the estate has ${staging.hosts.length} staging hosts; run estate.sh up --staging 8`);
+    rows.push(...(await measure('staging', count, releases, true)));
+  }
+  rows.push(...(await measure('staging', 8, releases, false, true)));
+  rows.push(...(await measure('production', 2, releases, false)));
 
-const header = ['hosts', 'LBs', 'way', 'wall', 'per host', 'requests', 'failed', 'p50', 'p99 before', 'p99', 'max', 'SSH logins per host', 'receipt: reading, waited (% of wall), reads; requests vs clients'];
-const table = rows.map((r) => [
-  String(r.hosts), String(r.lbs), r.way, `${r.wall.toFixed(1)} s`, r.perHost, String(r.load.sent), String(r.load.failed),
-  `${r.load.latency.p50} ms`, `${r.p99Before} ms`, `${r.load.latency.p99} ms`, `${r.load.latency.max} ms`, r.ssh, r.receipt,
-]);
-const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
-const print = (cells: string[]) => console.log(cells.map((c, i) => c.padEnd(widths[i]!)).join('  '));
-console.log('\nDeploy of a new release under steady load (8 keep-alive clients in all, up to 400 req/s; with two load balancers, 4 through each)');
-print(header);
-for (const row of table) print(row);
-for (const r of rows) for (const f of r.load.failures.slice(0, 5)) console.log(`  ${r.hosts} hosts, ${r.way}: ${f}`);
+  const header = ['hosts', 'LBs', 'way', 'wall', 'per host', 'requests', 'failed', 'p50', 'p99 before', 'p99', 'max', 'SSH logins per host', 'receipt: reading, waited (% of wall), reads; requests vs clients'];
+  const table = rows.map((r) => [
+    String(r.hosts), String(r.lbs), r.way, `${r.wall.toFixed(1)} s`, r.perHost, String(r.load.sent), String(r.load.failed),
+    `${r.load.latency.p50} ms`, `${r.p99Before} ms`, `${r.load.latency.p99} ms`, `${r.load.latency.max} ms`, r.ssh, r.receipt,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
+  const print = (cells: string[]) => console.log(cells.map((c, i) => c.padEnd(widths[i]!)).join('  '));
+  console.log('\nDeploy of a new release under steady load (8 keep-alive clients in all, up to 400 req/s; with two load balancers, 4 through each)');
+  print(header);
+  for (const row of table) print(row);
+  for (const r of rows) for (const f of r.load.failures.slice(0, 5)) console.log(`  ${r.hosts} hosts, ${r.way}: ${f}`);
+}
+
+if (only === undefined) await benchDeploys();
+printBuildRows(await benchBuild(estate));
+await github.close();
+if (only === undefined) printSimulation(await simulationTable());

@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import { DockerCli, checkBuildEngine } from '../drivers/docker-cli.js';
 import { RegistryError, resolveDigest } from '../drivers/registry.js';
 import { InputError, readSecretValues, type Inputs } from '../inputs.js';
+import { planCache } from '../release/build-cache.js';
 import { imageMetadata, splitRepository } from '../release/image.js';
 import { releaseFromRun } from '../release/version.js';
 import { writeSummary } from '../report/summary.js';
@@ -53,12 +54,23 @@ export async function build(inputs: Inputs, config: Config): Promise<Outputs> {
   const cli = await DockerCli.open(inputs.run.tempDir, (dir) => core.saveState(DOCKER_CONFIG_STATE, dir));
   let digest: string | null;
   try {
+    const cache = planCache(
+      {
+        type: config.build.cache,
+        mode: config.build['cache-mode'],
+        ref: config.build['cache-ref'] ?? `${config.image}:buildcache`,
+        scope: config.image,
+      },
+      cli.builder,
+      process.env,
+    );
+    for (const warning of cache.warnings) core.warning(warning);
     if (username) {
       await core.group(`Log in to ${registry}`, () => cli.login(registry, username, password));
     } else {
       core.info(`No registry credentials given: pushing to ${registry} with none.`);
     }
-    await core.group(`Build ${metadata.tags.join(', ')}`, () =>
+    await core.group(`${cli.pushesOnBuild ? 'Build and push' : 'Build'} ${metadata.tags.join(', ')}`, () =>
       cli.build({
         context,
         dockerfile: config.build.dockerfile,
@@ -66,12 +78,15 @@ export async function build(inputs: Inputs, config: Config): Promise<Outputs> {
         args: { ...config.build.args, DEPLOY_VERSION: release.tag, DEPLOY_REVISION: inputs.run.sha },
         secrets: config.build.secrets,
         labels: metadata.labels,
-        tags: metadata.tags,
+        tags: [...metadata.tags, ...cache.tags],
+        cacheFlags: cache.flags,
       }),
     );
-    await core.group('Push', async () => {
-      for (const tag of metadata.tags) await cli.push(tag);
-    });
+    if (!cli.pushesOnBuild) {
+      await core.group('Push', async () => {
+        for (const tag of [...metadata.tags, ...cache.tags]) await cli.push(tag);
+      });
+    }
     digest = await resolveDigest(
       new Dockerode(),
       config.image,

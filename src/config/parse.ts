@@ -161,6 +161,11 @@ export function parseConfig(source: string, yamlText: string): Config {
       problems.push({ path: `build.args.${reserved}`, message: 'is set by the action from the release; remove it' });
     }
   }
+  const cacheTag = build['cache-ref']?.slice(build['cache-ref'].lastIndexOf(':') + 1);
+  if (cacheTag !== undefined && (cacheTag === 'latest' || /^v?[0-9]/.test(cacheTag))) {
+    // A release's tag would be overwritten by a cache (or the cache by the next release).
+    problems.push({ path: 'build.cache-ref', message: `the tag ${cacheTag} is one releases use (latest, versions): pick another, like buildcache` });
+  }
   const sections = readSections(top, '', problems);
   const scalars = pick(top, topScalars);
   const environments: Record<string, EnvironmentConfig> = {};

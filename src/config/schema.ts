@@ -51,6 +51,10 @@ const PROXY_JUMP = /^(?:[a-z_][a-z0-9_.-]*@)?[A-Za-z0-9.:[\]-]+?(?::[0-9]{1,5})?
 
 const port = integer(1, 65535);
 
+export type BuildCacheType = 'none' | 'registry' | 'gha' | 'inline';
+/** REPOSITORY:TAG (Docker's tag grammar). Which tags are refused (latest, versions) is parse.ts's. */
+const CACHE_REF = new RegExp(`${REPOSITORY.source.slice(0, -1)}:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`);
+
 /** A whole number from 1 to 100, or a percentage "1%" to "100%" (of the hosts). */
 const PERCENT = /^(100|[1-9][0-9]?)%$/;
 const countOrPercent: Reader<number | `${number}%`> = reader((value, path, problems) => {
@@ -75,6 +79,22 @@ export const buildSchema = {
   args: withDefault(stringMap, {}, 'Build args (NAME: value); DEPLOY_VERSION and DEPLOY_REVISION are set by the action.'),
   secrets: withDefault(names, [], 'Names of variables of the build step\'s env passed as BuildKit secrets (--secret id=NAME,env=NAME), never as build args.'),
   latest: withDefault(boolean, true, 'Also move the latest tag, for stable releases only (never for a prerelease).'),
+  // Off by default: a cache writes a tag of its own to the registry (or fills the repository's
+  // GitHub cache quota), which a user opts into.
+  cache: withDefault(
+    text(/^(none|registry|gha|inline)$/, 'none, registry, gha or inline') as Reader<BuildCacheType>,
+    'none',
+    'Layer cache imported before and exported after each build: registry (a cache image beside the image, at cache-ref), gha (GitHub\'s cache service, on GitHub only), inline (the cache inside the pushed image, also tagged cache-ref) or none.',
+  ),
+  'cache-mode': withDefault(
+    text(/^(min|max)$/, 'min or max') as Reader<'min' | 'max'>,
+    'max',
+    'Which layers the registry and gha caches export: max (every stage\'s) or min (the final image\'s only; inline is always min).',
+  ),
+  'cache-ref': optional(
+    text(CACHE_REF, 'an image reference with a tag, like registry.example.com/team/app:buildcache'),
+    'Where the registry and inline caches live. Absent: IMAGE:buildcache.',
+  ),
 };
 
 export const containerSchema = {

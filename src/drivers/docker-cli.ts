@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
+import type { Builder } from '../release/build-cache.js';
 
 const CONFIG_DIR_PREFIX = 'deploy-action-docker-';
 
@@ -30,6 +31,8 @@ export interface BuildRequest {
   secrets: string[];
   labels: Record<string, string>;
   tags: string[];
+  /** Cache flags (release/build-cache.ts planCache), passed as they are. */
+  cacheFlags: string[];
 }
 
 interface RunResult {
@@ -39,7 +42,7 @@ interface RunResult {
 }
 
 /** How this machine's CLI runs a BuildKit build. */
-type BuildKitPath = { argv: string[]; env: Record<string, string> };
+type BuildKitPath = Builder & { argv: string[]; env: Record<string, string> };
 
 export class DockerCli {
   private constructor(
@@ -62,13 +65,21 @@ export class DockerCli {
       await writeFile(join(configDir, 'config.json'), JSON.stringify(PRIVATE_CONFIG), { mode: 0o600 });
       await shareCliSetup(configDir);
       const probe = (args: string[]) => run(configDir, args, { silent: true });
-      if ((await probe(['buildx', 'version'])).code === 0) {
-        return new DockerCli(configDir, { argv: ['buildx', 'build', '--load'], env: {} });
+      const buildx = await probe(['buildx', 'version']);
+      if (buildx.code === 0) {
+        // --push: buildx pushes as it exports, where --load would first copy the image into the
+        // engine (a whole tarball from a docker-container builder) for `docker push` to read back.
+        // --provenance=false: one image manifest, as a loaded and pushed image has, not an index
+        // (buildx 0.10 added provenance, and the flag; an older one has neither).
+        const [, major, minor] = /v(\d+)\.(\d+)/.exec(buildx.stdout) ?? [];
+        const provenance = major === undefined || Number(major) > 0 || Number(minor) >= 10 ? ['--provenance=false'] : [];
+        const exportsCache = await builderExportsCache(probe);
+        return new DockerCli(configDir, { kind: 'buildx', exportsCache, argv: ['buildx', 'build', '--push', ...provenance], env: {} });
       }
       const version = (await probe(['version', '--format', '{{.Client.Version}}'])).stdout.trim();
       const major = Number(version.split('.')[0]);
       if (Number.isFinite(major) && major > 0 && major < 23) {
-        return new DockerCli(configDir, { argv: ['build'], env: { DOCKER_BUILDKIT: '1' } });
+        return new DockerCli(configDir, { kind: 'classic', exportsCache: false, argv: ['build'], env: { DOCKER_BUILDKIT: '1' } });
       }
       throw new DockerCliError(
         `the docker CLI (client ${version || 'not found'}) has no BuildKit: install buildx (docker/setup-buildx-action) before this step`,
@@ -77,6 +88,16 @@ export class DockerCli {
       await rm(configDir, { recursive: true, force: true });
       throw error;
     }
+  }
+
+  /** The builder found, for the cache plan. */
+  get builder(): Builder {
+    return { kind: this.buildKit.kind, exportsCache: this.buildKit.exportsCache };
+  }
+
+  /** Whether build() pushed the tags itself (buildx); else push() each after it. */
+  get pushesOnBuild(): boolean {
+    return this.buildKit.kind === 'buildx';
   }
 
   async dispose(): Promise<void> {
@@ -117,7 +138,7 @@ export class DockerCli {
     for (const name of request.secrets) args.push('--secret', `id=${name},env=${name}`);
     for (const [name, value] of Object.entries(request.labels)) args.push('--label', `${name}=${value}`);
     for (const tag of request.tags) args.push('--tag', tag);
-    args.push(request.context);
+    args.push(...request.cacheFlags, request.context);
     const result = await run(this.configDir, args, { env: this.buildKit.env });
     if (result.code !== 0) {
       throw new DockerCliError(`docker build failed (exit ${result.code}): ${lastLine(result.stderr)}`);
@@ -148,6 +169,19 @@ async function run(
     },
   });
   return { code, stdout, stderr };
+}
+
+/**
+ * Whether buildx's current builder exports a cache of its own: any driver but `docker`
+ * (docker-container, kubernetes, remote), or `docker` on an engine with the containerd image store.
+ */
+async function builderExportsCache(probe: (args: string[]) => Promise<RunResult>): Promise<boolean> {
+  const inspect = await probe(['buildx', 'inspect']);
+  const driver = /^Driver:\s*(\S+)/m.exec(inspect.stdout)?.[1];
+  if (inspect.code !== 0 || !driver) return false;
+  if (driver !== 'docker') return true;
+  const info = await probe(['info', '--format', '{{json .DriverStatus}}']);
+  return info.code === 0 && info.stdout.includes('io.containerd.snapshotter');
 }
 
 /**

@@ -34,16 +34,23 @@ export class HaproxyRuntime implements LoadBalancerDriver {
     this.tunnel.dispose();
   }
 
-  async findServer(address: string, port: number): Promise<string | undefined> {
-    // HAProxy shows resolved addresses; a host configured by name is looked up the same way.
-    const addresses = isIP(address) ? [address] : (await lookup(address, { all: true })).map((entry) => entry.address);
+  async findServers(targets: { address: string; port: number }[]): Promise<(string | undefined)[]> {
     const command = `show servers state ${this.backend}`;
     const answer = await this.command(command);
     const rows = parseServersState(answer);
     if (!rows) throw this.refused(command, answer);
-    return rows.find(
-      (row) => row.srv_port === String(port) && (addresses.includes(row.srv_addr ?? '') || row.srv_fqdn === address),
-    )?.srv_name;
+    return Promise.all(
+      targets.map(async ({ address, port }) => {
+        // HAProxy shows resolved addresses; a host configured by name is looked up the same way.
+        const addresses = isIP(address) ? [address] : (await lookup(address, { all: true })).map((entry) => entry.address);
+        return rows.find((row) => row.srv_port === String(port) && (addresses.includes(row.srv_addr ?? '') || row.srv_fqdn === address))?.srv_name;
+      }),
+    );
+  }
+
+  /** One server's name for address:port (check, and the driver's tests). */
+  async findServer(address: string, port: number): Promise<string | undefined> {
+    return (await this.findServers([{ address, port }]))[0];
   }
 
   async setState(server: string, state: 'ready' | 'drain' | 'maint'): Promise<void> {
@@ -55,11 +62,16 @@ export class HaproxyRuntime implements LoadBalancerDriver {
     if (answer.trim()) throw this.refused(command, answer);
   }
 
+  async statuses(): Promise<Map<string, ServerStatus>> {
+    return new Map((await this.serverRows()).map((row) => [row.svname ?? '', { status: row.status ?? '', sessions: Number(row.scur || 0), queued: Number(row.qcur || 0) }]));
+  }
+
+  /** One server's status (the driver's tests); the rollout reads them all at once (statuses). */
   async status(server: string): Promise<ServerStatus> {
     checkName('server', server);
-    const row = (await this.serverRows()).find((entry) => entry.svname === server);
-    if (!row) throw new HaproxyError(`${this.where}: there is no server ${server}`);
-    return { status: row.status ?? '', sessions: Number(row.scur || 0), queued: Number(row.qcur || 0) };
+    const status = (await this.statuses()).get(server);
+    if (!status) throw new HaproxyError(`${this.where}: there is no server ${server}`);
+    return status;
   }
 
   async counters(): Promise<Map<string, ServerCounters>> {

@@ -23,17 +23,57 @@ export function heldState(status: string): 'maint' | 'drain' | undefined {
   return undefined;
 }
 
+/**
+ * One read shared by everyone who asks while it is under way, each caller getting a read that
+ * started after it asked (so it sees its own state change before it): however many servers are
+ * polled at once, a load balancer answers at most one status read at a time.
+ */
+class SharedRead<T> {
+  private current?: Promise<T>;
+  private next?: Promise<T>;
+
+  constructor(private readonly fetch: () => Promise<T>) {}
+
+  read(): Promise<T> {
+    if (!this.current) return this.start();
+    // The read under way started before this call: wait for it, then share the one after.
+    this.next ??= this.current.then(
+      () => undefined,
+      () => undefined,
+    ).then(() => {
+      this.next = undefined;
+      return this.start();
+    });
+    return this.next;
+  }
+
+  private start(): Promise<T> {
+    const read = this.fetch();
+    this.current = read;
+    const done = () => {
+      if (this.current === read) this.current = undefined;
+    };
+    read.then(done, done);
+    return read;
+  }
+}
+
 export class LoadBalancers implements LoadBalancerFleet {
   /** Fleet server name → each member's own server name. */
   private readonly names = new Map<string, Map<string, string>>();
   /** Fleet server name → members where it was out of service before the deploy, and how. */
   private readonly held = new Map<string, Map<string, 'maint' | 'drain'>>();
+  /** Each member's status reads, shared by every server polled at once. */
+  private readonly reads: Map<string, SharedRead<Map<string, ServerStatus>>>;
 
-  private constructor(readonly members: FleetMember[]) {}
+  private constructor(readonly members: FleetMember[]) {
+    this.reads = new Map(members.map((member) => [member.host, new SharedRead(() => member.runtime.statuses())]));
+  }
 
   /**
-   * Finds each host's master and backup on every load balancer, by address and port. `missing`
-   * names, per load balancer, what it lacks; the fleet is usable only when nothing is missing.
+   * Finds each host's master and backup on every load balancer, by address and port (one read
+   * of each load balancer's backend). `missing` names, per load balancer, what it lacks; the
+   * fleet is usable only when nothing is missing.
    */
   static async locate(
     members: FleetMember[],
@@ -41,23 +81,21 @@ export class LoadBalancers implements LoadBalancerFleet {
     ports: Record<Role, number>,
   ): Promise<{ fleet: LoadBalancers; servers: Map<string, Record<Role, string>>; missing: string[] }> {
     const fleet = new LoadBalancers(members);
+    const targets = hosts.flatMap((address) => (['master', 'backup'] as const).map((role) => ({ address, port: ports[role], role })));
+    const found = await Promise.all(members.map((member) => member.runtime.findServers(targets)));
     const servers = new Map<string, Record<Role, string>>();
     const missing: string[] = [];
-    for (const host of hosts) {
-      const roles: Partial<Record<Role, string>> = {};
-      for (const role of ['master', 'backup'] as const) {
-        const key = `${host}:${ports[role]}`;
-        const names = new Map<string, string>();
-        for (const member of members) {
-          const name = await member.runtime.findServer(host, ports[role]);
-          if (name) names.set(member.host, name);
-          else missing.push(`${member.host} has no server for ${key} (${role})`);
-        }
-        fleet.names.set(key, names);
-        roles[role] = key;
-      }
-      servers.set(host, roles as Record<Role, string>);
-    }
+    targets.forEach(({ address, port, role }, i) => {
+      const key = `${address}:${port}`;
+      const names = new Map<string, string>();
+      members.forEach((member, m) => {
+        const name = found[m]![i];
+        if (name) names.set(member.host, name);
+        else missing.push(`${member.host} has no server for ${key} (${role})`);
+      });
+      fleet.names.set(key, names);
+      servers.set(address, { ...servers.get(address), [role]: key } as Record<Role, string>);
+    });
     return { fleet, servers, missing };
   }
 
@@ -68,8 +106,9 @@ export class LoadBalancers implements LoadBalancerFleet {
    */
   async readHeld(): Promise<Map<string, { state: 'maint' | 'drain'; where: string }>> {
     const out = new Map<string, { state: 'maint' | 'drain'; where: string }>();
+    const read = await Promise.all(this.members.map((member) => this.reads.get(member.host)!.read()));
     for (const server of this.names.keys()) {
-      const statuses = await this.each(server, (runtime, name) => runtime.status(name));
+      const statuses = this.memberStatuses(server, read);
       const held = new Map<string, 'maint' | 'drain'>();
       for (const [member, status] of statuses) {
         const state = heldState(status.status);
@@ -122,7 +161,8 @@ export class LoadBalancers implements LoadBalancerFleet {
   }
 
   async status(server: string): Promise<ServerStatus> {
-    const statuses = [...(await this.each(server, (runtime, name) => runtime.status(name)))];
+    if (!this.names.has(server)) throw new Error(`no load balancer server ${server}`);
+    const statuses = [...this.memberStatuses(server, await Promise.all(this.members.map((member) => this.reads.get(member.host)!.read())))];
     // One load balancer: its own words; several: the state they all agree on (UP, MAINT, DRAIN…),
     // else each one's.
     const agreed = ['UP', 'MAINT', 'DRAIN', 'DOWN'].find((state) => statuses.every(([, s]) => s.status.startsWith(state)));
@@ -131,6 +171,19 @@ export class LoadBalancers implements LoadBalancerFleet {
       sessions: statuses.reduce((sum, [, s]) => sum + s.sessions, 0),
       queued: statuses.reduce((sum, [, s]) => sum + s.queued, 0),
     };
+  }
+
+  /** One fleet server's status on each member, from each member's read (in members' order). */
+  private memberStatuses(server: string, read: Map<string, ServerStatus>[]): Map<string, ServerStatus> {
+    const names = this.names.get(server)!;
+    return new Map(
+      this.members.map((member, m) => {
+        const name = names.get(member.host)!;
+        const status = read[m]!.get(name);
+        if (!status) throw new Error(`HAProxy backend on ${member.host}: there is no server ${name}`);
+        return [member.host, status] as const;
+      }),
+    );
   }
 
   async counters(): Promise<FleetCounters> {

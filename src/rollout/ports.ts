@@ -191,10 +191,14 @@ export interface FleetCounters {
 
 /** The HAProxy Runtime API of one backend on one load balancer. */
 export interface LoadBalancerDriver {
-  /** Server name for an address:port in the backend, or undefined. */
-  findServer(address: string, port: number): Promise<string | undefined>;
+  /**
+   * The backend's server names for address:port pairs (undefined where it has none), from one
+   * read of the backend: at a thousand hosts, one command instead of two thousand.
+   */
+  findServers(targets: { address: string; port: number }[]): Promise<(string | undefined)[]>;
   setState(server: string, state: 'ready' | 'drain' | 'maint'): Promise<void>;
-  status(server: string): Promise<ServerStatus>;
+  /** Every server of the backend's status, by the load balancer's own server name, from one read. */
+  statuses(): Promise<Map<string, ServerStatus>>;
   /** Every server of the backend's counters, by the load balancer's own server name. */
   counters(): Promise<Map<string, ServerCounters>>;
 }

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runAction, type ActionRun } from './support/action.js';
 import { REPO_ROOT, loadEstate, type Estate } from './support/estate.js';
+import { loopbackRegistry, withScratchEngine } from './support/scratch-engine.js';
 
 const run = promisify(execFile);
 const BUILD_SECRET = 'npm_s3cr3t-token-value-7f3a';
@@ -107,11 +108,11 @@ async function loggedIn(): Promise<NodeJS.ProcessEnv> {
   return env;
 }
 
-async function registryDigest(tag: string): Promise<string | undefined> {
+async function registryDigest(tag: string, repo = repository): Promise<string | undefined> {
   const env = await loggedIn();
   try {
-    await run(estate.dockerCli, ['rmi', '-f', `${repository}:${tag}`], { env }).catch(() => undefined);
-    const { stdout } = await run(estate.dockerCli, ['pull', `${repository}:${tag}`], { env });
+    await run(estate.dockerCli, ['rmi', '-f', `${repo}:${tag}`], { env }).catch(() => undefined);
+    const { stdout } = await run(estate.dockerCli, ['pull', `${repo}:${tag}`], { env });
     return /Digest: (sha256:[a-f0-9]{64})/.exec(stdout)?.[1];
   } catch {
     return undefined;
@@ -203,6 +204,51 @@ describe('command: build', () => {
   });
 });
 
+describe('build.cache on an engine with nothing in it, as a fresh runner has', () => {
+  // This machine's BuildKit is the engine's own (no buildx): registry falls back to the inline
+  // cache, which it can export; the buildx paths are unit-tested (test/unit/build-cache.test.ts).
+  // The engine's BuildKit reaches the registry through a loopback port (loopbackRegistry).
+  const path = `clay/build-cache-test-${process.pid}`;
+  let cold: ActionRun;
+  let warm: ActionRun;
+  let image: string;
+  beforeAll(async () => {
+    const registry = await loopbackRegistry(estate.registry.address);
+    image = `${registry.address}/${path}`;
+    const cached = config().replace(`image: ${repository}`, `image: ${image}`).replace('latest: true', 'latest: true, cache: registry');
+    try {
+      cold = await withScratchEngine((dockerHost) => build('refs/tags/v2.0.0', { config: cached, env: { DOCKER_HOST: dockerHost } }));
+      warm = await withScratchEngine((dockerHost) => build('refs/tags/v2.0.1', { config: cached, env: { DOCKER_HOST: dockerHost } }));
+    } finally {
+      await registry.close();
+    }
+  }, 600_000);
+
+  it('says the engine\'s builder exports inline only, and pushes the image as the cache ref too', async () => {
+    expect(cold.code, cold.log).toBe(0);
+    expect(cold.log).toMatch(/::warning::build\.cache: registry needs a builder that exports a cache.*exports inline only/);
+    expect(await registryDigest('buildcache', `${estate.registry.address}/${path}`)).toBe(warm.outputs.digest);
+  });
+
+  it('builds the first release whole, the next from the cache it imported', () => {
+    expect(warm.code, warm.log).toBe(0);
+    for (const run of [cold, warm]) expect(run.log).toContain(`--cache-from ${image}:buildcache`);
+    // The busybox install comes before anything a release changes (DEPLOY_VERSION, the commit).
+    const install = /#(\d+) \[\d\/\d\] RUN \["\/bin\/busybox", "--install", "-s", "\/bin"\]/;
+    const cachedStep = (log: string) => new RegExp(`^#${install.exec(log)?.[1]} CACHED$`, 'm').test(log);
+    expect(install.test(cold.log) && install.test(warm.log), warm.log).toBe(true);
+    expect(cachedStep(cold.log)).toBe(false);
+    expect(cachedStep(warm.log), warm.log).toBe(true);
+  });
+
+  it('serves the new release, not the cached one', async () => {
+    const ref = `${estate.registry.address}/${path}@${warm.outputs.digest}`;
+    await run(estate.dockerCli, ['pull', ref], { env: await loggedIn() });
+    const answer = await docker('run', '--rm', '--network', 'none', '--entrypoint', 'cat', ref, '/www/index.html');
+    expect(answer.trim()).toBe('v2.0.1');
+  });
+});
+
 describe('the post step of a cancelled build', () => {
   it('removes the private DOCKER_CONFIG the build left, and nothing that is not one', async () => {
     const temp = mkdtempSync(join(tmpdir(), 'runner-temp-'));
@@ -227,6 +273,7 @@ describe('command: build refuses bad input before pushing anything', () => {
     ['an invalid config', 'refs/tags/v9.0.1', { config: 'app: demo\nimage: x\nbogus: 1\n' }, /bogus: unknown key/],
     ['a missing Dockerfile', 'refs/tags/v9.0.2', { config: config().replace('dockerfile: Dockerfile', 'dockerfile: Nope') }, /build\.dockerfile: .*app\/Nope does not exist/],
     ['a missing build secret', 'refs/tags/v9.0.3', { secret: '' }, /build\.secrets: NPM_TOKEN is not set in the step's env/],
+    ['a gha cache off GitHub', 'refs/tags/v9.0.6', { config: config().replace('latest: true', 'latest: true, cache: gha') }, /build\.cache: gha needs GitHub's cache service/],
     ['an ssh:// build engine', 'refs/tags/v9.0.5', { env: { DOCKER_HOST: 'ssh://deploy@10.231.0.11' } }, /DOCKER_HOST: an ssh:\/\/ engine is refused/],
   ])('%s', async (_name, ref, options, message) => {
     const result = await build(ref, options);

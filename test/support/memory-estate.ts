@@ -54,7 +54,7 @@ export interface Box {
 export interface Call {
   /** The application host or load balancer called. */
   at: string;
-  /** ping, containers, pull, stop, remove, rename, start, run, health, lock, unlock, prune; lb-set, lb-status, lb-counters, lb-find */
+  /** ping, containers, pull, stop, remove, rename, start, run, health, lock, unlock, prune; lb-set, lb-status (every server's), lb-counters, lb-find (every server's) */
   op: string;
   /** The container, lock or server the call is about. */
   subject?: string;
@@ -331,21 +331,26 @@ export class MemoryLoadBalancer implements LoadBalancerDriver {
     readonly lb: string,
     private readonly world: Estate,
   ) {}
-  async findServer(address: string, port: number) {
-    await this.world.enter({ at: this.lb, op: 'lb-find', subject: `${address}:${port}` });
-    const role = ROLES.find((r) => PORTS[r] === port);
-    return role && this.world.hosts.includes(address) ? serverOf(address, role) : undefined;
+  async findServers(targets: { address: string; port: number }[]) {
+    await this.world.enter({ at: this.lb, op: 'lb-find' });
+    return targets.map(({ address, port }) => {
+      const role = ROLES.find((r) => PORTS[r] === port);
+      return role && this.world.hosts.includes(address) ? serverOf(address, role) : undefined;
+    });
   }
   async setState(server: string, state: AdminState) {
     await this.world.enter({ at: this.lb, op: 'lb-set', subject: server });
     this.world.lbs.get(this.lb)!.set(server, state);
     this.world.check(`${state} ${server}${this.world.lbs.size > 1 ? ` on ${this.lb}` : ''}`);
   }
-  async status(server: string): Promise<ServerStatus> {
-    await this.world.enter({ at: this.lb, op: 'lb-status', subject: server });
-    const state = this.world.lbs.get(this.lb)!.get(server);
-    const status = state === 'maint' ? 'MAINT' : state === 'drain' ? 'DRAIN' : this.world.serving(server, this.lb) ? 'UP' : 'DOWN';
-    return { status, sessions: state === 'maint' ? 0 : (this.world.sessions.get(server) ?? 0), queued: 0 };
+  async statuses(): Promise<Map<string, ServerStatus>> {
+    await this.world.enter({ at: this.lb, op: 'lb-status' });
+    const out = new Map<string, ServerStatus>();
+    for (const [server, state] of this.world.lbs.get(this.lb)!) {
+      const status = state === 'maint' ? 'MAINT' : state === 'drain' ? 'DRAIN' : this.world.serving(server, this.lb) ? 'UP' : 'DOWN';
+      out.set(server, { status, sessions: state === 'maint' ? 0 : (this.world.sessions.get(server) ?? 0), queued: 0 });
+    }
+    return out;
   }
   async counters() {
     await this.world.enter({ at: this.lb, op: 'lb-counters' });
@@ -375,8 +380,8 @@ export class MemoryFleet implements LoadBalancerFleet {
   async restoreState(server: string) {
     await this.setState(server, this.held.get(server) ?? 'ready');
   }
-  status(server: string): Promise<ServerStatus> {
-    return this.runtime.status(server);
+  async status(server: string): Promise<ServerStatus> {
+    return (await this.runtime.statuses()).get(server)!;
   }
   async counters(): Promise<FleetCounters> {
     return { read: new Map([[this.lb, await this.runtime.counters()]]), failed: new Map() };
@@ -385,6 +390,8 @@ export class MemoryFleet implements LoadBalancerFleet {
 
 export interface EstateOptions {
   lb?: boolean;
+  /** The load balancers' names (the estate's; deps.lb drives the first one only, as MemoryFleet). */
+  loadBalancers?: string[];
   maxParallel?: number;
   held?: Map<string, 'maint' | 'drain'>;
   onDrainTimeout?: 'fail' | 'cut';
@@ -394,9 +401,9 @@ export interface EstateOptions {
 export function memoryEstate(
   hosts: string[],
   start: Partial<Record<Role, Release>>,
-  { lb = true, maxParallel = 1, held = new Map<string, 'maint' | 'drain'>(), onDrainTimeout = 'fail' }: EstateOptions = {},
+  { lb = true, loadBalancers = ['lb'], maxParallel = 1, held = new Map<string, 'maint' | 'drain'>(), onDrainTimeout = 'fail' }: EstateOptions = {},
 ) {
-  const world = new Estate(hosts);
+  const world = new Estate(hosts, loadBalancers);
   for (const host of hosts) for (const role of ROLES) {
     const r = start[role];
     if (r) world.boxes.set(world.key(host, role), { release: r, healthy: true });

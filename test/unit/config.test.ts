@@ -29,7 +29,7 @@ describe('parseConfig: valid files', () => {
     const config = parseConfig('deploy.yml', full);
     expect(config.app).toBe('mobile');
     expect(config.image).toBe('registry.example.com/clay/mobile');
-    expect(config.build).toEqual({ context: '.', dockerfile: 'Dockerfile', target: '', args: {}, secrets: ['NPM_TOKEN'], latest: true });
+    expect(config.build).toEqual({ context: '.', dockerfile: 'Dockerfile', target: '', args: {}, secrets: ['NPM_TOKEN'], latest: true, cache: 'none', 'cache-mode': 'max' });
     const staging = config.environments.staging!;
     const production = config.environments.production!;
     expect(staging.hosts).toEqual(['10.0.0.11', '10.0.0.12']);
@@ -81,6 +81,11 @@ describe('parseConfig: valid files', () => {
       minimal.replace('container:', 'haproxy: { host: lb0, backend: app }\ncanary: { hold: 10, max-error-rate: 0.5 }\ncontainer:') + '    canary: { hold: 0 }\n',
       (c: any) => expect(c.environments.staging.canary).toEqual({ hold: 0, 'max-error-rate': 0.5, 'min-requests': 20 }),
     ],
+    [
+      'a registry cache at a ref of its own, mode min',
+      minimal.replace('container:', 'build: { cache: registry, cache-mode: min, cache-ref: "localhost:5000/team/cache:demo-buildcache" }\ncontainer:'),
+      (c: any) => expect(c.build).toMatchObject({ cache: 'registry', 'cache-mode': 'min', 'cache-ref': 'localhost:5000/team/cache:demo-buildcache' }),
+    ],
   ])('%s', (_name, yaml, check) => {
     check(parseConfig('deploy.yml', yaml));
   });
@@ -120,6 +125,11 @@ describe('parseConfig: invalid files name the key and what is expected', () => {
     ['env value is a list', minimal.replace('{ port: 3000 }', '{ port: 3000, env: { A: [1] } }'), 'container.env.A: expected a string, got a list'],
     ['health path without slash', `${minimal}    health: { path: healthz }\n`, 'environments.staging.health.path: "healthz" is not a URL path starting with /'],
     ['reserved build arg', minimal.replace('container:', 'build: { args: { DEPLOY_VERSION: x } }\ncontainer:'), 'build.args.DEPLOY_VERSION: is set by the action'],
+    ['unknown cache type', minimal.replace('container:', 'build: { cache: s3 }\ncontainer:'), 'build.cache: "s3" is not none, registry, gha or inline'],
+    ['unknown cache mode', minimal.replace('container:', 'build: { cache-mode: all }\ncontainer:'), 'build.cache-mode: "all" is not min or max'],
+    ['cache-ref without a tag', minimal.replace('container:', 'build: { cache-ref: registry.example.com/team/demo }\ncontainer:'), 'build.cache-ref: "registry.example.com/team/demo" is not an image reference with a tag'],
+    ['cache-ref on latest', minimal.replace('container:', 'build: { cache-ref: "registry.example.com/team/demo:latest" }\ncontainer:'), 'build.cache-ref: the tag latest is one releases use'],
+    ['cache-ref on a version tag', minimal.replace('container:', 'build: { cache-ref: "registry.example.com/team/demo:v1.2.0" }\ncontainer:'), 'build.cache-ref: the tag v1.2.0 is one releases use'],
     ['yaml syntax error', 'app: [unclosed\n', 'line 2: Flow sequence'],
     ['duplicate yaml key', `${minimal}app: other\n`, 'line'],
   ])('%s', (_name, yaml, expected) => {

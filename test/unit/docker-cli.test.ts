@@ -98,6 +98,60 @@ describe('DockerCli', () => {
     await cli.dispose();
   });
 
+  /** A `docker` answering the probes open() makes with `answers` (sh case arms), recording every call. */
+  function probedDocker(answers: string): string {
+    const bin = join(temp, 'bin');
+    const calls = join(temp, 'calls');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'docker'), `#!/bin/sh\necho "$*" >> '${calls}'\ncase "$*" in\n${answers}\nesac\n`);
+    chmodSync(join(bin, 'docker'), 0o755);
+    process.env.PATH = `${bin}:${savedPath}`;
+    return calls;
+  }
+
+  it.each([
+    ['buildx on a docker-container builder', '"buildx version") exit 0 ;;\n"buildx inspect") printf "Name: b\\nDriver: docker-container\\n" ;;', { kind: 'buildx', exportsCache: true }],
+    ['buildx on the docker driver', '"buildx version") exit 0 ;;\n"buildx inspect") printf "Name: default\\nDriver: docker\\n" ;;\ninfo*) echo "[[\\"Backing Filesystem\\",\\"extfs\\"]]" ;;', { kind: 'buildx', exportsCache: false }],
+    ['buildx on the docker driver with the containerd image store', '"buildx version") exit 0 ;;\n"buildx inspect") printf "Driver: docker\\n" ;;\ninfo*) echo "[[\\"driver-type\\",\\"io.containerd.snapshotter.v1\\"]]" ;;', { kind: 'buildx', exportsCache: true }],
+    ['buildx whose inspect fails', '"buildx version") exit 0 ;;\n"buildx inspect") exit 1 ;;', { kind: 'buildx', exportsCache: false }],
+    ['a client before 23 without buildx', 'buildx*) exit 1 ;;\nversion*) echo 20.10.24 ;;', { kind: 'classic', exportsCache: false }],
+  ])('finds %s', async (_name, answers, builder) => {
+    probedDocker(answers);
+    const cli = await DockerCli.open(temp);
+    expect(cli.builder).toEqual(builder);
+    expect(cli.pushesOnBuild).toBe(builder.kind === 'buildx');
+    await cli.dispose();
+  });
+
+  it('builds with buildx pushing as it exports, the cache flags before the context', async () => {
+    const calls = probedDocker('"buildx version") exit 0 ;;\n"buildx inspect") printf "Driver: docker-container\\n" ;;');
+    const cli = await DockerCli.open(temp);
+    await cli.build({
+      context: '/ctx',
+      dockerfile: 'Dockerfile',
+      target: '',
+      args: {},
+      secrets: [],
+      labels: {},
+      tags: ['r/app:v1'],
+      cacheFlags: ['--cache-from', 'type=registry,ref=r/app:buildcache'],
+    });
+    await cli.dispose();
+    const build = readFileSync(calls, 'utf8').split('\n').find((line) => line.startsWith('buildx build'));
+    expect(build).toBe('buildx build --push --provenance=false --file /ctx/Dockerfile --tag r/app:v1 --cache-from type=registry,ref=r/app:buildcache /ctx');
+  });
+
+  it.each([
+    ['github.com/docker/buildx v0.9.1 ed00243', 'buildx build --push --file'],
+    ['github.com/docker/buildx v0.29.1 a1b2c3d', 'buildx build --push --provenance=false --file'],
+  ])('asks %s for one image manifest only where it knows the flag', async (version, start) => {
+    const calls = probedDocker(`"buildx version") echo "${version}" ;;\n"buildx inspect") printf "Driver: docker\\n" ;;`);
+    const cli = await DockerCli.open(temp);
+    await cli.build({ context: '/ctx', dockerfile: 'Dockerfile', target: '', args: {}, secrets: [], labels: {}, tags: ['r/app:v1'], cacheFlags: [] });
+    await cli.dispose();
+    expect(readFileSync(calls, 'utf8').split('\n').find((line) => line.startsWith('buildx build'))).toMatch(new RegExp(`^${start} `));
+  });
+
   it('removes a leftover private config in the post step, and nothing else', async () => {
     fakeDocker('exit 0');
     let remembered = '';

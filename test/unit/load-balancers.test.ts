@@ -18,17 +18,29 @@ class FakeRuntime implements LoadBalancerDriver {
       this.up.set(name, true);
     }
   }
-  async findServer(address: string, port: number) {
-    return this.servers[`${address}:${port}`];
+  /** Whole-backend reads: show servers state (finds), show stat (statuses). */
+  finds = 0;
+  reads = 0;
+  /** Holds each status read until released, to have many callers wait on one. */
+  gate?: Promise<void>;
+  async findServers(targets: { address: string; port: number }[]) {
+    this.finds++;
+    return targets.map(({ address, port }) => this.servers[`${address}:${port}`]);
   }
   async setState(server: string, state: 'ready' | 'drain' | 'maint') {
     this.calls.push(`${state} ${server}`);
     this.state.set(server, state);
   }
-  async status(server: string): Promise<ServerStatus> {
-    const state = this.state.get(server);
-    const status = state === 'maint' ? 'MAINT' : state === 'drain' ? 'DRAIN' : this.up.get(server) ? 'UP' : 'DOWN';
-    return { status, sessions: this.sessions.get(server) ?? 0, queued: 0 };
+  async statuses(): Promise<Map<string, ServerStatus>> {
+    this.reads++;
+    // What the backend says when the read starts, as HAProxy's dump is taken then.
+    const out = new Map<string, ServerStatus>();
+    for (const [server, state] of this.state) {
+      const status = state === 'maint' ? 'MAINT' : state === 'drain' ? 'DRAIN' : this.up.get(server) ? 'UP' : 'DOWN';
+      out.set(server, { status, sessions: this.sessions.get(server) ?? 0, queued: 0 });
+    }
+    await this.gate;
+    return out;
   }
   async counters() {
     if (this.unreachable) throw new Error('connection lost');
@@ -55,6 +67,36 @@ describe('LoadBalancers', () => {
     expect(servers.get('10.0.0.1')).toEqual({ master: '10.0.0.1:50000', backup: '10.0.0.1:50001' });
     const partial = new FakeRuntime({ '10.0.0.1:50000': 'web1' });
     expect((await fleetOf(lb1(), partial)).missing).toEqual(['lb2 has no server for 10.0.0.1:50001 (backup)']);
+  });
+
+  it('finds every server of a thousand hosts with one read of each load balancer', async () => {
+    const hosts = Array.from({ length: 1000 }, (_, i) => `10.1.${i >> 8}.${i & 255}`);
+    const table = (prefix: string) => Object.fromEntries(hosts.flatMap((h, i) => [[`${h}:50000`, `${prefix}${i}-m`], [`${h}:50001`, `${prefix}${i}-b`]]));
+    const [a, b] = [new FakeRuntime(table('a')), new FakeRuntime(table('b'))];
+    const { missing, servers, fleet } = await LoadBalancers.locate([{ host: 'lb1', runtime: a }, { host: 'lb2', runtime: b }], hosts, ports);
+    expect(missing).toEqual([]);
+    expect(servers.size).toBe(1000);
+    expect([a.finds, b.finds]).toEqual([1, 1]);
+    await fleet.readHeld();
+    expect([a.reads, b.reads]).toEqual([1, 1]);
+  });
+
+  it('answers servers polled at once from one status read per load balancer, each from a read begun after it asked', async () => {
+    const hosts = Array.from({ length: 50 }, (_, i) => `10.2.0.${i}`);
+    const a = new FakeRuntime(Object.fromEntries(hosts.flatMap((h, i) => [[`${h}:50000`, `m${i}`], [`${h}:50001`, `b${i}`]])));
+    const { fleet, servers } = await LoadBalancers.locate([{ host: 'lb1', runtime: a }], hosts, ports);
+    let release!: () => void;
+    a.gate = new Promise((done) => (release = done));
+    const first = fleet.status(servers.get(hosts[0]!)!.master);
+    // Asked while the first read is under way: a state changed meanwhile must show.
+    await fleet.setState(servers.get(hosts[1]!)!.master, 'maint');
+    const rest = hosts.map((h) => fleet.status(servers.get(h)!.master));
+    release();
+    const answers = await Promise.all([first, ...rest]);
+    expect(a.reads).toBe(2);
+    expect(answers[0]!.status).toBe('UP');
+    expect(answers[2]!.status).toBe('MAINT');
+    expect(answers.slice(3).every((s) => s.status === 'UP')).toBe(true);
   });
 
   it('sets a state on all of them, each under its own server name', async () => {
