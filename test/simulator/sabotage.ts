@@ -14,7 +14,7 @@ export const SABOTAGES: Record<Invariant, string> = {
   hosts: 'a host cut short always settles on its master\'s release (settleTarget), proven or not',
   kept: 'the plan forgets that a container was started by hand (planRollout drops `adopted`), so it is removed, not set aside',
   servers: 'a server goes back to READY after its update even where the operator held it out (LoadBalancers.restoreState)',
-  lock: 'the main step never releases its lock',
+  lock: 'every lock counts as its run having ended (GitHub\'s answer read wrong), so a live run\'s lock is taken over',
   'next deploy': 'GitHub\'s word that a lock\'s run has ended is never asked (no stale lock is ever taken over)',
   report: 'the summary reports each host\'s release before the deploy as its release after it',
   requests: 'the health verdict says healthy whatever the container answers (the host driver\'s waitHealthy)',

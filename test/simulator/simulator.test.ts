@@ -63,16 +63,18 @@ vi.mock('../../src/report/summary.js', async (original) => {
       summary.rolloutSummary(s, sabotaged === 'report' ? { ...report, result: { ...report.result, hosts: report.result.hosts.map((h) => ({ ...h, after: h.before })) } } : report),
   };
 });
-vi.mock('../../src/pipeline/lock.js', async (original) => {
-  const lock = await original<typeof import('../../src/pipeline/lock.js')>();
-  return { ...lock, releaseLock: (...args: Parameters<typeof lock.releaseLock>) => (sabotaged === 'lock' ? Promise.resolve() : lock.releaseLock(...args)) };
-});
 vi.mock('../../src/rollout/lock.js', async (original) => {
   const lock = await original<typeof import('../../src/rollout/lock.js')>();
   return {
     ...lock,
     acquireDeployLock: (...[host, name, mine, image, policy]: Parameters<typeof lock.acquireDeployLock>) =>
-      lock.acquireDeployLock(host, name, mine, image, sabotaged === 'next deploy' ? { ...policy, runEnded: async () => false } : policy),
+      lock.acquireDeployLock(
+        host,
+        name,
+        mine,
+        image,
+        sabotaged === 'next deploy' ? { ...policy, runEnded: async () => false } : sabotaged === 'lock' ? { ...policy, runEnded: async () => true } : policy,
+      ),
   };
 });
 
@@ -181,6 +183,7 @@ describe('the rollout simulator', () => {
       sabotage(invariant);
       try {
         const result = await simulate(BUDGET, SEED, { shrink: false, only: invariant });
+        console.log(`seeded bug (${invariant}): ${result.failure ? `found by schedule ${result.ran}` : `not found in ${result.ran} schedules`}`);
         expect(result.failure).toMatch(new RegExp(`\\n  ${invariant}: `));
       } finally {
         sabotage(undefined);
