@@ -127,12 +127,19 @@ async function simulate(runs: number, seed: number, options: { path?: string; sh
 }
 
 let uninstall: () => void;
+// The runs set the runner's GITHUB_* variables: put them back for whatever runs next.
+const runnerVariables = ['GITHUB_REPOSITORY', 'GITHUB_RUN_ID', 'GITHUB_RUN_ATTEMPT', 'GITHUB_REF', 'GITHUB_STEP_SUMMARY'];
+const savedEnv = Object.fromEntries(runnerVariables.map((name) => [name, process.env[name]]));
 beforeAll(() => {
   uninstall = installTime();
 });
 afterAll(() => {
   sabotage(undefined);
   uninstall();
+  for (const [name, value] of Object.entries(savedEnv)) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
 });
 
 /** Prints a run call by call, with each step's log: what a replay is for. */
