@@ -90,6 +90,8 @@ const SEED = Number(process.env.SIMULATOR_SEED || 19);
 const PATH = process.env.SIMULATOR_PATH;
 /** One schedule written out (`{"scenario": NAME, "faults": [...]}`): run alone, call by call. */
 const SCHEDULE = process.env.SIMULATOR_SCHEDULE;
+/** Every schedule of the budget run to its end, each broken invariant counted (no stop at the first). */
+const SURVEY = process.env.SIMULATOR_SURVEY === '1';
 
 /** A schedule: a scenario, up to two faults on the main step's calls, and the order of concurrent calls. */
 const schedules = fc.record({
@@ -126,6 +128,36 @@ async function simulate(runs: number, seed: number, options: { path?: string; sh
   }
 }
 
+/**
+ * Runs every schedule to its end and prints, per invariant, how many schedules broke it and the
+ * first that did (scenario and faults: `--schedule` replays it).
+ */
+async function survey(runs: number, seed: number): Promise<Record<string, number>> {
+  const broken = new Map<string, { count: number; first: string; example: string }>();
+  let ran = 0;
+  let failed = 0;
+  const started = performance.now();
+  await fc.assert(
+    fc.asyncProperty(schedules, async ({ scenario, faults, scheduler }) => {
+      ran++;
+      const violations = check(await new Simulation(scenario, faults, scheduler).run());
+      if (violations.length > 0) failed++;
+      for (const invariant of new Set(violations.map((v) => v.invariant))) {
+        const known = broken.get(invariant);
+        if (known) known.count++;
+        else broken.set(invariant, { count: 1, first: JSON.stringify({ scenario: scenario.name, faults }), example: violations.find((v) => v.invariant === invariant)!.detail });
+      }
+    }),
+    { numRuns: runs, seed },
+  );
+  console.log(
+    `simulator survey: ${ran} schedules (${SCENARIOS.length} scenarios, ${FAULTS.length} faults, seed ${seed}) in ${((performance.now() - started) / 1000).toFixed(1)} s: ` +
+      `${failed} broke an invariant\n` +
+      [...broken].map(([invariant, b]) => `  ${invariant}: ${b.count} schedules, first ${b.first}\n    ${b.example}`).join('\n'),
+  );
+  return Object.fromEntries([...broken].map(([invariant, b]) => [invariant, b.count]));
+}
+
 let uninstall: () => void;
 // The runs set the runner's GITHUB_* variables: put them back for whatever runs next.
 const runnerVariables = ['GITHUB_REPOSITORY', 'GITHUB_RUN_ID', 'GITHUB_RUN_ATTEMPT', 'GITHUB_REF', 'GITHUB_STEP_SUMMARY'];
@@ -151,7 +183,7 @@ function printRun(run: Run): void {
 }
 
 describe('the rollout simulator', () => {
-  const title = SCHEDULE ? 'the schedule given' : PATH ? 'the schedule replayed' : `${BUDGET} schedules`;
+  const title = SCHEDULE ? 'the schedule given' : PATH ? 'the schedule replayed' : `${BUDGET} schedules${SURVEY ? ', each to its end' : ''}`;
   it(`holds every invariant over ${title} (seed ${SEED})`, async () => {
     if (SCHEDULE) {
       const { scenario, faults } = JSON.parse(SCHEDULE) as { scenario: string; faults: ConstructorParameters<typeof Simulation>[1] };
@@ -160,6 +192,11 @@ describe('the rollout simulator', () => {
       const run = await new Simulation(known, faults).run();
       printRun(run);
       expect(describeViolations(run)).toEqual([]);
+      return;
+    }
+    if (SURVEY) {
+      const found = await survey(BUDGET, SEED);
+      expect(found).toEqual({});
       return;
     }
     const result = await simulate(BUDGET, SEED, PATH ? { path: PATH } : {});
