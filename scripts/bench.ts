@@ -1,11 +1,15 @@
 // npm run bench: a deploy of a new release on 1, 2, 4 and 8 staging hosts (one load balancer)
 // and on 2 production hosts (two load balancers, traffic through both), under steady traffic,
 // done by the action and, on staging, the seed's way (remove the master, run the new one, rely
-// on HAProxy's health checks), side by side. For the action, the receipt's own cost (time spent
-// reading counters, against the deploy's wall time) and its request count against the load
-// generator's over the same window. Then the build, cold and cached (bench-build.ts). Prints
-// figures; asserts nothing. Then the simulated rollout at 10 to 1,000 hosts (simulate.ts).
-// --only=build runs the build part alone; --simulate the simulation alone (no estate needed).
+// on HAProxy's health checks), side by side, both starting with the new image on the hosts. For
+// the action, its pre-flight (its own log line) and the rollout after it, the receipt's own cost
+// (time spent reading counters, against the deploy's wall time) and its request count against
+// the load generator's over the same window. Then the build, cold and cached (bench-build.ts),
+// and the simulated rollout at 10 to 1,000 hosts (simulate.ts). Prints figures; asserts nothing.
+// --only=build runs the build part alone, --only=deploy the deploys alone (--hosts=2: at 2
+// staging hosts only), --only=receipt the receipt's rows alone (the canary's budget at 8 hosts,
+// two load balancers); --simulate the simulation alone (no estate needed). First of all, the
+// canary verdict's error rates (simulated, no estate: verdict-rates.ts).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +22,7 @@ import type { Receipt } from '../src/receipt/document.js';
 import { endedWithin, startLoad, type LoadReport } from '../test/integration/support/load.js';
 import { benchBuild, printBuildRows } from './bench-build.js';
 import { printSimulation, simulationTable } from './simulate.js';
+import { printVerdictRates } from './verdict-rates.js';
 
 const run = promisify(execFile);
 if (process.argv.includes('--simulate')) {
@@ -26,7 +31,9 @@ if (process.argv.includes('--simulate')) {
 }
 const estate = loadEstate();
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
-if (only !== undefined && only !== 'build') throw new Error(`--only=${only}: expected --only=build or --simulate`);
+if (only !== undefined && !['build', 'deploy', 'receipt'].includes(only)) throw new Error(`--only=${only}: expected --only=build, --only=deploy, --only=receipt or --simulate`);
+if (only === undefined) printVerdictRates();
+const hostCounts = process.argv.find((arg) => arg.startsWith('--hosts='))?.slice('--hosts='.length).split(',').map(Number);
 const ESTATE_DIR = process.env.ESTATE_DIR || '/var/lib/deploy-action-estate';
 const staging = estate.environments.staging;
 // Deploys keep their GitHub records, as on a runner; this is where they go.
@@ -99,6 +106,8 @@ interface Row {
   lbs: number;
   way: string;
   wall: number;
+  /** The action's own account of the time before its first container change (its log line). */
+  preflight?: number;
   perHost: string;
   load: LoadReport;
   p99Before: number;
@@ -114,6 +123,8 @@ async function measure(environment: 'staging' | 'production', count: number, rel
   await clearHosts(estate, env.hosts);
   const first = await runDeploy(estate, { environment, version: from.version, hosts, githubUrl: github.url });
   if (first.code !== 0) throw new Error(`first deploy failed:\n${first.log}`);
+  // As for the seed's way below: the image is on the hosts before the measured deploy starts.
+  await pullEverywhere(hosts, to);
 
   const lbNodes = environment === 'staging' ? ['lb-staging'] : ['lb-production', 'lb-production2'];
   const nodes = [...hosts.map((h) => nodeOf(estate, h)), ...lbNodes];
@@ -133,6 +144,7 @@ async function measure(environment: 'staging' | 'production', count: number, rel
       lbs: lbNodes.length,
       way: canary ? 'deploy-action, canary budget' : 'deploy-action',
       wall,
+      preflight: Number(/Pre-flight took ([\d.]+) s/.exec(deploy.log)?.[1] ?? NaN),
       perHost: `${(perHost.reduce((a, b) => a + b, 0) / perHost.length).toFixed(1)} s`,
       load,
       p99Before,
@@ -160,16 +172,19 @@ async function benchDeploys(): Promise<void> {
     releases.push(await pushTestApp(estate, { version }));
   }
   const rows: Row[] = [];
-  for (const count of [1, 2, 4, 8]) {
+  for (const count of hostCounts ?? [1, 2, 4, 8]) {
     if (staging.hosts.length < count) throw new Error(`the estate has ${staging.hosts.length} staging hosts; run estate.sh up --staging 8`);
-    rows.push(...(await measure('staging', count, releases, true)));
+    if (only !== 'receipt') rows.push(...(await measure('staging', count, releases, true)));
   }
-  rows.push(...(await measure('staging', 8, releases, false, true)));
-  rows.push(...(await measure('production', 2, releases, false)));
+  if (!hostCounts) {
+    rows.push(...(await measure('staging', 8, releases, false, true)));
+    rows.push(...(await measure('production', 2, releases, false)));
+  }
 
-  const header = ['hosts', 'LBs', 'way', 'wall', 'per host', 'requests', 'failed', 'p50', 'p99 before', 'p99', 'max', 'SSH logins per host', 'receipt: reading, waited (% of wall), reads; requests vs clients'];
+  const header = ['hosts', 'LBs', 'way', 'wall', 'pre-flight', 'rollout', 'per host', 'requests', 'failed', 'p50', 'p99 before', 'p99', 'max', 'SSH logins per host', 'receipt: reading, waited (% of wall), reads; requests vs clients'];
   const table = rows.map((r) => [
-    String(r.hosts), String(r.lbs), r.way, `${r.wall.toFixed(1)} s`, r.perHost, String(r.load.sent), String(r.load.failed),
+    String(r.hosts), String(r.lbs), r.way, `${r.wall.toFixed(1)} s`,
+    r.preflight === undefined ? 'n/a' : `${r.preflight.toFixed(1)} s`, r.preflight === undefined ? 'n/a' : `${(r.wall - r.preflight).toFixed(1)} s`, r.perHost, String(r.load.sent), String(r.load.failed),
     `${r.load.latency.p50} ms`, `${r.p99Before} ms`, `${r.load.latency.p99} ms`, `${r.load.latency.max} ms`, r.ssh, r.receipt,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
@@ -180,7 +195,7 @@ async function benchDeploys(): Promise<void> {
   for (const r of rows) for (const f of r.load.failures.slice(0, 5)) console.log(`  ${r.hosts} hosts, ${r.way}: ${f}`);
 }
 
-if (only === undefined) await benchDeploys();
-printBuildRows(await benchBuild(estate));
+if (only !== 'build') await benchDeploys();
+if (only !== 'deploy' && only !== 'receipt') printBuildRows(await benchBuild(estate));
 await github.close();
 if (only === undefined) printSimulation(await simulationTable());

@@ -10,6 +10,7 @@ import { REPO_ROOT, loadEstate } from '../test/integration/support/estate.js';
 import { startGitHub } from '../test/integration/support/github.js';
 import { startLoad, type LoadGenerator } from '../test/integration/support/load.js';
 import type { Receipt } from '../src/receipt/document.js';
+import { screenshotSummary } from './summary-screenshot.js';
 
 const estate = loadEstate();
 // A first release: whatever an earlier run left on the hosts goes.
@@ -24,7 +25,7 @@ cpSync(join(REPO_ROOT, 'test/app'), join(workspace, 'app'), { recursive: true })
 mkdirSync(join(workspace, '.github'));
 const config = deployConfig(estate, {
   environment: 'staging',
-  bothEnvironments: { staging: '', production: 'require-approval: true\n    promote-from: staging\n' },
+  bothEnvironments: { staging: '', production: 'require-approval: true\n    promote-from: staging\n    canary: { hold: 5, max-error-rate: 1 }\n' },
 }).replace('container:', 'build: { context: app, dockerfile: Dockerfile, latest: true }\ncontainer:');
 writeFileSync(join(workspace, '.github/deploy.yml'), config);
 const logs = mkdtempSync(join(tmpdir(), 'demo-logs-'));
@@ -103,12 +104,13 @@ const deployJob = (environment: string, built: ActionRun) =>
     digest: built.outputs.digest!,
   });
 
+let summary = '';
 try {
   for (const version of ['v1.0.0', 'v1.1.0']) {
     // release.yml on the tag push: build → staging → production, version and digest handed on.
     const built = await stage(`build ${version}`, () => job('build', `refs/tags/${version}`, { command: 'build' }));
     await stage(`deploy ${version} to staging`, () => deployJob('staging', built));
-    await stage(`deploy ${version} to production`, () => deployJob('production', built));
+    summary = (await stage(`deploy ${version} to production`, () => deployJob('production', built))).summary;
   }
   // rollback.yml, dispatched by hand: production back to the release before.
   await stage('rollback production to previous', () =>
@@ -129,3 +131,10 @@ try {
   }
   console.log(`Job logs: ${logs}`);
 }
+
+// The last production deploy's job summary as a reader sees it (docs/receipt-and-canary.md shows it).
+const png = join(REPO_ROOT, 'docs/images/receipt-summary.png');
+mkdirSync(join(REPO_ROOT, 'docs/images'), { recursive: true });
+const drawn = await screenshotSummary(summary, join(logs, 'receipt-summary.html'), png);
+console.log(`Job summary of the last production deploy: ${png} (${drawn ? 'every chart drawn by Mermaid' : 'NOT every chart drawn'}; page in ${logs})`);
+if (!drawn) process.exitCode = 1;

@@ -3,7 +3,7 @@
 // so the load balancer needs neither socat nor a shell for the deploy user.
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import type { LoadBalancerDriver, ServerCounters, ServerStatus } from '../rollout/ports.js';
+import type { BackendCounters, HaproxyProcess, LoadBalancerDriver, ServerCounters, ServerStatus } from '../rollout/ports.js';
 import { SshConnection, type SshOptions } from './ssh.js';
 
 // Names go into Runtime API commands: nothing that could end or extend one.
@@ -74,8 +74,20 @@ export class HaproxyRuntime implements LoadBalancerDriver {
     return status;
   }
 
-  async counters(): Promise<Map<string, ServerCounters>> {
-    return new Map((await this.serverRows()).map((row) => [row.svname ?? '', countersOf(row)]));
+  async counters(timeoutMs = COMMAND_TIMEOUT_MS): Promise<BackendCounters> {
+    // One connection for both: `show info` names the process whose counters these are.
+    const command = `show info;show stat ${this.backend} 4 -1`;
+    const answer = await this.command(command, timeoutMs);
+    const rows = parseStatCsv(answer);
+    if (!rows) throw this.refused(command, answer);
+    const process = processOf(answer);
+    const own = rows.filter((row) => row.pxname === this.backend && row.svname !== 'BACKEND');
+    return {
+      ...(process ? { process } : {}),
+      // HTTP counters are empty in mode tcp.
+      http: own.every((row) => (row.req_tot ?? '') !== ''),
+      servers: new Map(own.map((row) => [row.svname ?? '', countersOf(row)])),
+    };
   }
 
   /** The level of a session on the admin socket (show cli level): the deploy needs `admin`. */
@@ -116,8 +128,9 @@ export class HaproxyRuntime implements LoadBalancerDriver {
     return new HaproxyError(`${this.where}: "${command}" was answered: ${answer.trim() || '(nothing)'}`);
   }
 
-  /** Sends one command and reads the answer to the end. */
-  private async command(command: string): Promise<string> {
+  /** Sends one command and reads the answer to the end, within `timeoutMs` from the start. */
+  private async command(command: string, timeoutMs = COMMAND_TIMEOUT_MS): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
     const stream = await this.tunnel.forwardStreamLocal(this.socketPath).catch((error: Error) => {
       throw new HaproxyError(`${this.where}: cannot reach the admin socket ${this.socketPath}: ${error.message}`);
     });
@@ -128,7 +141,7 @@ export class HaproxyRuntime implements LoadBalancerDriver {
         stream.destroy();
         reject(new HaproxyError(`${this.where}: "${command}" ${why}`));
       };
-      const timer = setTimeout(() => fail(`got no complete answer within ${COMMAND_TIMEOUT_MS / 1000}s`), COMMAND_TIMEOUT_MS);
+      const timer = setTimeout(() => fail(`got no complete answer within ${timeoutMs / 1000}s`), Math.max(0, deadline - Date.now()));
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('error', (error: Error) => fail(`failed: ${error.message}`));
       stream.on('end', () => {
@@ -159,6 +172,13 @@ export interface BackendServer {
   secondsInState: number;
   /** Whether HAProxy counts this server's HTTP requests and answers (mode http): the receipt reads them. */
   countsRequests: boolean;
+}
+
+/** The process from `show info` (Pid, Uptime_sec); undefined when the answer has neither. */
+export function processOf(text: string): HaproxyProcess | undefined {
+  const field = (name: string) => text.match(new RegExp(`^${name}: *(\\d+)`, 'm'))?.[1];
+  const [pid, uptime] = [field('Pid'), field('Uptime_sec')];
+  return pid === undefined ? undefined : { pid: Number(pid), uptimeSeconds: Number(uptime ?? 0) };
 }
 
 /** A server's counters from its `show stat` row (an absent column reads 0). */

@@ -3,7 +3,7 @@
 // only when every one of them reports it UP. A load balancer the action drove on its own while
 // another kept sending requests is how requests get dropped (issue of one HAProxy of a pair left
 // behind), so there is no way here to drive one of them alone.
-import type { FleetCounters, LoadBalancerDriver, LoadBalancerFleet, Role, ServerCounters, ServerStatus } from '../rollout/ports.js';
+import type { BackendCounters, FleetCounters, LoadBalancerDriver, LoadBalancerFleet, Role, ServerCounters, ServerStatus } from '../rollout/ports.js';
 
 type AdminState = 'ready' | 'drain' | 'maint';
 
@@ -65,6 +65,8 @@ export class LoadBalancers implements LoadBalancerFleet {
   private readonly held = new Map<string, Map<string, 'maint' | 'drain'>>();
   /** Each member's status reads, shared by every server polled at once. */
   private readonly reads: Map<string, SharedRead<Map<string, ServerStatus>>>;
+  /** Members with a reading of counters in flight. */
+  private readonly reading = new Set<string>();
 
   private constructor(readonly members: FleetMember[]) {
     this.reads = new Map(members.map((member) => [member.host, new SharedRead(() => member.runtime.statuses())]));
@@ -186,24 +188,42 @@ export class LoadBalancers implements LoadBalancerFleet {
     );
   }
 
-  async counters(): Promise<FleetCounters> {
-    const out: FleetCounters = { read: new Map(), failed: new Map() };
+  async counters(timeoutMs: number): Promise<FleetCounters> {
+    const out: FleetCounters = { read: new Map(), failed: new Map(), processes: new Map() };
     await Promise.all(
       this.members.map(async (member) => {
         try {
-          const own = await member.runtime.counters();
+          const own = await this.readOnce(member, timeoutMs);
           const read = new Map<string, ServerCounters>();
           for (const [server, names] of this.names) {
-            const counters = own.get(names.get(member.host)!);
+            const counters = own.servers.get(names.get(member.host)!);
             if (counters) read.set(server, counters);
           }
           out.read.set(member.host, read);
+          if (own.process) out.processes!.set(member.host, own.process);
+          if (own.http === false) (out.withoutHttp ??= []).push(member.host);
         } catch (error) {
           out.failed.set(member.host, error instanceof Error ? error.message : String(error));
         }
       }),
     );
     return out;
+  }
+
+  /**
+   * One member's counters within `timeoutMs`. Its reading goes on in the background past that
+   * (an SSH channel that never opens cannot be called back): until it ends, that member is not
+   * asked again, so a slow admin socket never has more than one reading waiting on it.
+   */
+  private readOnce(member: FleetMember, timeoutMs: number): Promise<BackendCounters> {
+    if (this.reading.has(member.host)) return Promise.reject(new Error('still answering an earlier reading'));
+    const reading = member.runtime.counters(timeoutMs).finally(() => this.reading.delete(member.host));
+    this.reading.add(member.host);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+    });
+    return Promise.race([reading, late]).finally(() => clearTimeout(timer));
   }
 
   /** Runs `operation` on every load balancer at once; the first failure names its load balancer. */

@@ -6,7 +6,8 @@
 //   target      what runs and ran, and the release that follows (Chosen), pulled on every host
 //   lock        the deploy lock (HeldLock); then the target chosen again under it
 //   gates       promotion: the very image the other environment runs
-//   pre-flight  the servers to drive (Servers), the receipt's baseline, the deployment record
+//   pre-flight  the servers to drive (Servers), HTTP counters for a canary, the receipt's
+//               baseline, the deployment record
 //   journal     what the post step must finish if this run is cut short (JournalWriter)
 //   rollOut     the plan executed, rolled back or settled (RolledOut)
 //   finish      summary; the job's failure, or the success record and the image prune; the lock
@@ -27,9 +28,13 @@ import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, trustedHis
 import { repairInterrupted } from './interrupted.js';
 import { JOURNAL_STATE, JournalWriter, type Journal } from './journal.js';
 import { releaseLeftoverLock, releaseLock, takeLock, type HeldLock } from './lock.js';
-import { connect, findServers, pinRelease, pullEverywhere, readHosts, type Connected, type Servers } from './preflight.js';
+import { lockHost } from '../rollout/lock.js';
+import { canaryRefusal, connect, findServers, pinRelease, PreflightError, pullEverywhere, readHosts, type Connected, type Servers } from './preflight.js';
 import { rollOut, rolloutDeps } from './rollout.js';
 import { historyFor, runningVersion, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
+
+/** Pre-flight's look at whether the canary has HTTP counters to judge: any answer will do. */
+const CANARY_CHECK_TIMEOUT_MS = 10_000;
 
 export class DeployFailed extends Error {
   override name = 'DeployFailed';
@@ -67,10 +72,10 @@ export async function runPipeline(
 ): Promise<Record<string, string>> {
   const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
   const github = gitHub(inputs);
-  await checkApproval(github, env, inputs.run.runId);
+  const started = performance.now();
   const balancers = env.haproxy?.hosts ?? [];
   const connected = await core.group(`Connect to ${env.name} (${env.hosts.length} hosts${balancers.length ? ` and ${balancers.join(', ')}` : ''})`, () =>
-    connect(inputs, config, env),
+    connectOnceApproved(inputs, config, env, github),
   );
   const held: Held = {};
   let succeeded = false;
@@ -78,6 +83,7 @@ export async function runPipeline(
   let leftForPostStep = false;
   try {
     const prepared = await core.group('Pre-flight', () => preFlight(inputs, config, connected, request, github, held, signal));
+    core.info(`Pre-flight took ${((performance.now() - started) / 1000).toFixed(2)} s (connections, gates, reads, pulls, lock): the first container changes now`);
     const { record } = held;
     const journal = new JournalWriter({ environment: env.name, touched: [], outOfService: [], heldOn: prepared.lb?.heldOn ?? [], ...(record ? { deploymentId: record.id } : {}) });
     leftForPostStep = true;
@@ -119,10 +125,35 @@ export async function runPipeline(
 }
 
 /**
+ * The connections, opened while GitHub is asked whether this run was approved: nothing is read
+ * from a host before the answer, and a refusal closes them.
+ */
+async function connectOnceApproved(inputs: Inputs, config: Config, env: EnvironmentConfig, github: GitHubApi | undefined): Promise<Connected> {
+  const [approval, connection] = await Promise.allSettled([checkApproval(github, env, inputs.run.runId), connect(inputs, config, env)]);
+  if (approval.status === 'rejected') {
+    if (connection.status === 'fulfilled') connection.value.dispose();
+    throw approval.reason;
+  }
+  if (connection.status === 'rejected') throw connection.reason;
+  return connection.value;
+}
+
+/** Waits for every one of `work` (none is left running), then fails with the first failure. */
+async function allOf<T extends unknown[]>(...work: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as T;
+}
+
+/**
  * Everything before the first container changes: the release, pulled everywhere, the lock, the
  * gates, the servers to drive, the receipt's first reading and the deployment record. What it
  * takes (lock, recorder, record) goes into `held` as soon as it is taken, so that a refusal
- * half-way still releases, stops and records it.
+ * half-way still releases, stops and records it. What does not wait on another runs alongside
+ * it: the lock waits for its own host's pull only; the other pulls, the promotion gate, finding
+ * the servers and the receipt's first reading run together; the record comes last, once
+ * nothing can refuse.
  */
 async function preFlight(
   inputs: Inputs,
@@ -138,38 +169,65 @@ async function preFlight(
     if (signal?.aborted) throw new DeployFailed(`cancelled before any container changed in ${env.name}`);
   };
   // A first reading picks what to pull: the lock is a container created from that image,
-  // which must be on the host first, and pulls change no container.
+  // which must be on its host first, and pulls change no container.
   const guess = await choose(config, connected, request, github);
-  await pullEverywhere(connected, guess.target);
-  stopIfCancelled();
-  held.lock = await takeLock(inputs, config, connected, guess.target, github);
-  // Another run may have finished in between: everything the plan depends on is read again.
-  const chosen = await choose(config, connected, request, github);
-  if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target);
-  if (request.task === 'deploy' || chosen.wanted.neverRan) await checkPromotionGate(github, env, chosen.target);
-  const lb = await findServers(connected, { tookOverLock: held.lock.tookOver, running: chosen.state.current });
-  // The receipt's baseline runs from here to the first change.
-  if (lb) {
-    held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]?.version);
-    await held.recorder.open();
+  const pulls = pullEverywhere(connected, guess.target);
+  try {
+    // A failed pull on the lock's host: every host's failure, named together.
+    await pulls.of(lockHost(env.hosts)).catch(() => pulls.all());
+    stopIfCancelled();
+    held.lock = await takeLock(inputs, config, connected, guess.target, github);
+    // Another run may have finished in between: everything the plan depends on is read again.
+    const chosen = await choose(config, connected, request, github, guess);
+    const tookOverLock = held.lock.tookOver;
+    const [, lb] = await allOf(
+      (async () => {
+        await pulls.all();
+        if (chosen.target.digest !== guess.target.digest) await pullEverywhere(connected, chosen.target).all();
+      })(),
+      (async () => {
+        const lb = await findServers(connected, { tookOverLock, running: chosen.state.current });
+        if (lb && env.canary) {
+          const refusal = canaryRefusal(env, await lb.driver.counters(CANARY_CHECK_TIMEOUT_MS));
+          if (refusal) throw new PreflightError(refusal);
+        }
+        // The receipt's baseline runs from here to the first change.
+        if (lb) {
+          held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]);
+          await held.recorder.open();
+        }
+        return lb;
+      })(),
+      request.task === 'deploy' || chosen.wanted.neverRan ? checkPromotionGate(github, env, chosen.target) : Promise.resolve(),
+    );
+    held.record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
+    stopIfCancelled();
+    return { ...chosen, ...(lb ? { lb } : {}) };
+  } finally {
+    // Nothing may still be pulling when the connections close.
+    await pulls.all().catch(() => undefined);
   }
-  held.record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
-  stopIfCancelled();
-  return { ...chosen, ...(lb ? { lb } : {}) };
 }
 
-/** The target stage: what runs and ran, and the release that follows from it, pinned to its digest. */
-async function choose(config: Config, connected: Connected, request: RolloutRequest, github: GitHubApi | undefined): Promise<Chosen> {
+/**
+ * The target stage: what runs and ran, and the release that follows from it, pinned to its
+ * digest. Read again under the lock (`before`: the first reading), the same tag and digest are
+ * not asked of the registry twice: the lock guards the hosts, not the registry.
+ */
+async function choose(config: Config, connected: Connected, request: RolloutRequest, github: GitHubApi | undefined, before?: Chosen): Promise<Chosen> {
   const env = connected.env;
-  const state: EnvironmentState = {
-    environment: env.name,
-    current: await readHosts(connected, config.app),
-    // Only a rollback looks back; a deploy's target is its tag.
-    ...(request.task === 'rollback' && github ? { records: await trustedHistory(github, env.name, config.image) } : {}),
-  };
+  // Only a rollback looks back; a deploy's target is its tag.
+  const [current, records] = await allOf(
+    readHosts(connected, config.app),
+    request.task === 'rollback' && github ? trustedHistory(github, env.name, config.image) : Promise.resolve(undefined),
+  );
+  const state: EnvironmentState = { environment: env.name, current, ...(records ? { records } : {}) };
   const wanted = wantedRelease(request, state);
   core.info(`Target: ${wanted.reason}`);
-  const pinned = await pinRelease(connected, config.image, wanted.tag, wanted.digest, wanted.pinnedBy);
+  const same = before && before.wanted.tag === wanted.tag && before.wanted.digest === wanted.digest;
+  const pinned = same
+    ? { version: before.target.version, digest: before.target.digest, ref: before.target.ref }
+    : await pinRelease(connected, config.image, wanted.tag, wanted.digest, wanted.pinnedBy);
   const target: Release = { ...pinned, history: historyFor(state, pinned, request.task) };
   return { state, wanted, target };
 }

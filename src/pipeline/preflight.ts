@@ -12,7 +12,7 @@ import { splitRepository } from '../release/image.js';
 import { infoUntrusted } from '../report/untrusted.js';
 import type { LoadBalancing, Logger } from '../rollout/execute.js';
 import { runningReleases, type HostTarget } from '../rollout/plan.js';
-import type { RegistryCredentials, Release, Role } from '../rollout/ports.js';
+import type { FleetCounters, RegistryCredentials, Release, Role } from '../rollout/ports.js';
 
 export class PreflightError extends Error {
   override name = 'PreflightError';
@@ -91,16 +91,37 @@ export async function connect(inputs: Inputs, config: Config, env: EnvironmentCo
 
 /** Runs `operation` on every host at once; all failures are reported together. */
 export async function onEveryHost<T>(hosts: Map<string, DockerHost>, what: string, operation: (host: DockerHost) => Promise<T>): Promise<Map<string, T>> {
-  const entries = [...hosts.values()];
-  const settled = await Promise.allSettled(entries.map(operation));
-  const failures = settled.flatMap((s, i) => (s.status === 'rejected' ? [`${entries[i]!.host}: ${(s.reason as Error).message ?? s.reason}`] : []));
-  if (failures.length > 0) throw new PreflightError(`${what} failed:\n  ${failures.join('\n  ')}`);
-  return new Map(settled.map((s, i) => [entries[i]!.host, (s as PromiseFulfilledResult<T>).value]));
+  return everyHost(hosts, what, operation).all();
 }
 
-/** The release's image on every host: the lock is a container created from it, and a pull changes no container. */
-export async function pullEverywhere(connected: Connected, target: Release): Promise<void> {
-  await onEveryHost(connected.hosts, `Pulling ${target.ref}`, async (host) => {
+/** Operations started on every host at once: one host's can be awaited alone, all() reports every failure together. */
+export interface OnEveryHost<T> {
+  of(host: string): Promise<T>;
+  all(): Promise<Map<string, T>>;
+}
+
+export function everyHost<T>(hosts: Map<string, DockerHost>, what: string, operation: (host: DockerHost) => Promise<T>): OnEveryHost<T> {
+  const entries = [...hosts.values()];
+  const started = entries.map(operation);
+  // Reported by all(); a caller awaiting one host must not leave the others' failures unhandled.
+  for (const operation of started) operation.catch(() => undefined);
+  return {
+    of: (host) => started[entries.findIndex((entry) => entry.host === host)]!,
+    all: async () => {
+      const settled = await Promise.allSettled(started);
+      const failures = settled.flatMap((s, i) => (s.status === 'rejected' ? [`${entries[i]!.host}: ${(s.reason as Error).message ?? s.reason}`] : []));
+      if (failures.length > 0) throw new PreflightError(`${what} failed:\n  ${failures.join('\n  ')}`);
+      return new Map(settled.map((s, i) => [entries[i]!.host, (s as PromiseFulfilledResult<T>).value]));
+    },
+  };
+}
+
+/**
+ * The release's image pulled on every host at once (the lock is a container created from it, and
+ * a pull changes no container): await one host's pull with of(host), or all of them with all().
+ */
+export function pullEverywhere(connected: Connected, target: Release): OnEveryHost<void> {
+  return everyHost(connected.hosts, `Pulling ${target.ref}`, async (host) => {
     await host.pull(target.ref, connected.auth, (line) => infoUntrusted(`[${host.host}] ${line}`));
     core.info(`[${host.host}] has ${target.ref}`);
   });
@@ -180,3 +201,17 @@ export async function findServers(
   if (tookOverLock) fleet.forgetHeld();
   return { driver: fleet, servers, held, heldOn: fleet.heldSnapshot(), drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
 }
+
+/**
+ * Why a canary section cannot work with these load balancers, or undefined: a backend in mode
+ * tcp counts no HTTP requests, so the canary would judge nothing and every release would pass
+ * ("too few to judge"). Refused in pre-flight, before anything changes.
+ */
+export function canaryRefusal(env: EnvironmentConfig, reading: FleetCounters): string | undefined {
+  if (!env.canary || !env.haproxy || !reading.withoutHttp?.length) return undefined;
+  return (
+    `environments.${env.name}.canary: HAProxy backend ${env.haproxy.backend} counts no HTTP requests on ${reading.withoutHttp.join(', ')} ` +
+    '(mode tcp), so the canary would judge nothing; set mode http in that backend, or remove the canary section'
+  );
+}
+

@@ -1,11 +1,15 @@
 // The canary and the error budget: the first host's new master serves alone for `hold` seconds,
 // judged by what every load balancer counted for it; afterwards the new release's running total
-// is judged each time one of its containers goes in service. A release fails when its error
-// rate is over `max-error-rate`, or clearly worse than the old release's over the same time,
-// once it has answered at least `min-requests` requests (fewer prove nothing either way).
+// is judged each time one of its containers goes in service. A release fails when the evidence
+// says, at 99 % confidence, that its error rate is over `max-error-rate`, and (when the old
+// release answered enough over the same time to compare), at 99.9 %, that it errs more often than
+// the old release: errors the old release makes as often are not the new one's doing. Exact binomial
+// tests (stats.ts), not a normal approximation: canaries live on small counts. Below
+// `min-requests` nothing is judged either way.
 import type { Logger } from '../rollout/execute.js';
 import type { Release } from '../rollout/ports.js';
-import type { ReceiptRecorder } from './recorder.js';
+import { EVERY_MS, type ReceiptRecorder } from './recorder.js';
+import { binomialTail, lowerBound } from './stats.js';
 import { errorRate, errorsOf, subtract, type Tally } from './tally.js';
 
 export interface CanaryPolicy {
@@ -22,10 +26,18 @@ export interface Verdict {
 }
 
 const PROGRESS_EVERY_MS = 5_000;
-/** Standard errors by which the new release's rate must exceed the old one's to be "clearly" worse. */
-const CLEARLY = 3;
+/** How sure the verdict must be that a release is over its budget before it fails it. */
+export const CONFIDENCE = 0.99;
+/**
+ * How sure it must be that the release errs more than the old one. Stricter: with an old
+ * release far over the budget, this test alone decides, and a release no worse than the old one
+ * must pass at least 99 % of the time (measured: verdict-rates.ts).
+ */
+export const COMPARED_CONFIDENCE = 0.999;
 
 const percent = (rate: number) => `${rate < 10 ? rate.toFixed(1) : Math.round(rate)}%`;
+/** Requests counted for a rate: a failed connection may not count as a request (tally.ts). */
+const trials = (t: Tally) => Math.max(t.requests, errorsOf(t));
 
 /** "212 of 430 requests with 5xx (49%)", naming each kind of error there was; "430 requests without an error". */
 export function describeErrors(t: Tally): string {
@@ -41,32 +53,48 @@ export function describeErrors(t: Tally): string {
 }
 
 /**
- * Whether `fresh` fails clearly more often than `old`: twice the rate at least, and more than
- * CLEARLY standard errors apart (a two-proportion z-test), so that noise on small counts, or an
- * error rate the old release has as well, does not fail a deploy.
+ * Whether `fresh`'s errors prove, at CONFIDENCE, a rate over `budget` percent: the exact
+ * binomial test, P(at least this many errors | rate = budget) < 1 − CONFIDENCE. Equivalently,
+ * Clopper–Pearson's one-sided lower bound on its rate is over the budget.
  */
-export function clearlyWorse(fresh: Tally, old: Tally): boolean {
-  const [n1, n2] = [Math.max(fresh.requests, errorsOf(fresh)), Math.max(old.requests, errorsOf(old))];
+export function overBudget(fresh: Tally, budget: number): boolean {
+  return binomialTail(errorsOf(fresh), trials(fresh), budget / 100) < 1 - CONFIDENCE;
+}
+
+/**
+ * Whether `fresh` errs more often than `old` over the same time, at COMPARED_CONFIDENCE: given the
+ * errors of both together, at equal rates each error falls on `fresh` with the chance of its
+ * share of the requests; more of them on `fresh` than that chance explains (exact conditional
+ * binomial test) means a higher rate.
+ */
+export function worseThan(fresh: Tally, old: Tally): boolean {
+  const [n1, n2] = [trials(fresh), trials(old)];
   if (n1 === 0 || n2 === 0) return false;
-  const [p1, p2] = [errorsOf(fresh) / n1, errorsOf(old) / n2];
-  if (p1 < 2 * p2) return false;
-  const pooled = (errorsOf(fresh) + errorsOf(old)) / (n1 + n2);
-  const standardError = Math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2));
-  return standardError === 0 ? p1 > p2 : (p1 - p2) / standardError > CLEARLY;
+  return binomialTail(errorsOf(fresh), errorsOf(fresh) + errorsOf(old), n1 / (n1 + n2)) < 1 - COMPARED_CONFIDENCE;
 }
 
 /** The verdict on `version`'s numbers (`fresh`) next to the other releases' over the same time. */
 export function judge(version: string, fresh: Tally, old: Tally, policy: CanaryPolicy, where: string): Verdict {
   const numbers = `${version} answered ${describeErrors(fresh)} ${where}`;
-  if (Math.max(fresh.requests, errorsOf(fresh)) < policy.minRequests) {
+  if (trials(fresh) < policy.minRequests) {
     return { ok: true, text: `${numbers}: too few to judge (canary.min-requests: ${policy.minRequests})` };
   }
-  if (errorRate(fresh) > policy.maxErrorRate) return { ok: false, text: `${numbers}; budget ${policy.maxErrorRate}%` };
-  if (old.requests >= policy.minRequests && clearlyWorse(fresh, old)) {
-    return { ok: false, text: `${numbers}, clearly more than the release it replaces: ${describeErrors(old)} over the same time` };
+  const budget = `the budget of ${policy.maxErrorRate}%`;
+  if (errorRate(fresh) <= policy.maxErrorRate) return { ok: true, text: `${numbers}: within ${budget}` };
+  if (!overBudget(fresh, policy.maxErrorRate)) {
+    return { ok: true, text: `${numbers}: over ${budget} here, but no more than chance gives a release at the budget (not ${CONFIDENCE * 100}% sure it is over)` };
   }
-  return { ok: true, text: `${numbers}: within the budget of ${policy.maxErrorRate}%` };
+  const bound = `${CONFIDENCE * 100}% sure its rate is over ${percent(100 * lowerBound(errorsOf(fresh), trials(fresh), CONFIDENCE))}`;
+  const comparable = trials(old) >= policy.minRequests;
+  if (comparable && !worseThan(fresh, old)) {
+    return { ok: true, text: `${numbers}: over ${budget}, but no worse than the release it replaces: ${describeErrors(old)} over the same time` };
+  }
+  const against = comparable ? `, more than the release it replaces: ${describeErrors(old)} over the same time` : '';
+  return { ok: false, text: `${numbers}; budget ${policy.maxErrorRate}% (${bound})${against}` };
 }
+
+/** How far past `hold` the verdict's last reading may land; a load balancer later than that is a gap. */
+const LAST_READING_GRACE_MS = 400;
 
 export class Canary {
   /** Every verdict given, in order, for the receipt. */
@@ -77,37 +105,42 @@ export class Canary {
     private readonly policy: CanaryPolicy,
     private readonly target: Release,
     private readonly log: Logger,
+    private readonly everyMs = EVERY_MS,
   ) {}
 
   /**
    * Holds while the canary (host's new master) serves alone; returns why the release fails, or
-   * undefined. Returns early, with no verdict, when `signal` aborts.
+   * undefined. Lasts `hold` (and the last reading, at most LAST_READING_GRACE_MS more) whatever
+   * the load balancers do; returns at once, with no verdict, when `signal` aborts.
    */
   async hold(host: string, signal?: AbortSignal): Promise<string | undefined> {
     const { holdSeconds } = this.policy;
-    const version = this.target.version;
+    const { version, digest } = this.target;
     const ledger = this.recorder.deploy;
-    await this.recorder.readNow();
-    const [fresh0, old0] = [ledger.ofRelease(version), ledger.ofOthers(version)];
-    this.log.info(`[${host}] canary: ${version} serves here alone for ${holdSeconds} s (canary.max-error-rate: ${this.policy.maxErrorRate}%)`);
     const until = Date.now() + holdSeconds * 1000;
+    // From the last reading: the canary's requests since then count in the hold, as they should.
+    const [fresh0, old0] = [ledger.ofRelease(digest), ledger.ofOthers(digest)];
+    this.log.info(`[${host}] canary: ${version} serves here alone for ${holdSeconds} s (canary.max-error-rate: ${this.policy.maxErrorRate}%)`);
     while (Date.now() < until && !signal?.aborted) {
       await pause(Math.min(PROGRESS_EVERY_MS, until - Date.now()), signal);
-      await this.recorder.readNow();
-      if (Date.now() < until) this.log.info(`[${host}] canary: ${describeErrors(subtract(ledger.ofRelease(version), fresh0))} so far`);
+      if (Date.now() < until && !signal?.aborted) this.log.info(`[${host}] canary: ${describeErrors(subtract(ledger.ofRelease(digest), fresh0))} so far`);
     }
+    if (!signal?.aborted) await this.recorder.readNow(signal, until + LAST_READING_GRACE_MS);
     if (signal?.aborted) return undefined;
-    const verdict = judge(version, subtract(ledger.ofRelease(version), fresh0), subtract(ledger.ofOthers(version), old0), this.policy, `on ${host} during the ${holdSeconds} s hold`);
+    const verdict = judge(version, subtract(ledger.ofRelease(digest), fresh0), subtract(ledger.ofOthers(digest), old0), this.policy, `on ${host} during the ${holdSeconds} s hold`);
     return this.record(verdict);
   }
 
-  /** After a container of `release` went in service: why the error budget is spent, or undefined. */
-  async check(release: Release): Promise<string | undefined> {
+  /**
+   * After a container of `release` went in service: why the error budget is spent, or undefined.
+   * Judges on a reading begun now when one lands within two periods, else on the last.
+   */
+  async check(release: Release, signal?: AbortSignal): Promise<string | undefined> {
     if (release.digest !== this.target.digest) return undefined;
     const ledger = this.recorder.deploy;
-    await this.recorder.readNow();
-    const version = this.target.version;
-    const verdict = judge(version, ledger.ofRelease(version), ledger.ofOthers(version), this.policy, 'since the rollout began');
+    await this.recorder.readNow(signal, Date.now() + 2 * this.everyMs);
+    if (signal?.aborted) return undefined;
+    const verdict = judge(this.target.version, ledger.ofRelease(release.digest), ledger.ofOthers(release.digest), this.policy, 'since the rollout began');
     if (verdict.ok) return undefined;
     return this.record(verdict);
   }

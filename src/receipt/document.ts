@@ -1,7 +1,7 @@
 // The receipt as data: output `receipt` (JSON, documented in docs/receipt-and-canary.md), the job summary's
 // tables and chart, and the one line of the deployment record, all from the same numbers. Pure.
 import type { HostOutcome, PhaseTimes } from '../rollout/execute.js';
-import type { Ledger } from './ledger.js';
+import type { Ledger, SeriesPoint } from './ledger.js';
 import { errorRate, errorsOf, latency, type Counts, type Tally } from './tally.js';
 
 export interface Totals extends Counts {
@@ -24,14 +24,27 @@ export interface Receipt {
   baseline: { seconds: number; requestsPerSecond: number; totals: Totals };
   totals: Totals;
   requestsPerSecond: number;
-  /** By release version; "none": a server with no container behind it. */
+  /**
+   * By release version ("v1.4.0+0123456789ab", with the digest's start, when two builds share
+   * a version); "none": a server with no container behind it.
+   */
   releases: Record<string, Totals>;
   hosts: { host: string; seconds: number; phases: PhaseTimes[]; releases: Record<string, Totals> }[];
   canary?: { holdSeconds: number; maxErrorRate: number; minRequests: number; verdicts: string[] };
   /** Load balancers that did not answer a reading: their counts land in the next one. */
   gaps: { at: string; loadBalancer: string; why: string }[];
-  /** Requests and errors per second through every load balancer, `t` seconds into the window. */
-  series: { t: number; requests: number; errors: number }[];
+  /**
+   * Counts a load balancer reported across a container change whose reading it missed: in the
+   * totals, on no release (nor judged by the canary).
+   */
+  unattributed: { at: string; loadBalancer: string; server: string; from: string; to: string; requests: number; errors: number }[];
+  /** HAProxy reloads (a new process: its counters start at 0) and servers a load balancer stopped listing. */
+  notices: { at: string; loadBalancer: string; why: string }[];
+  /**
+   * Requests and errors per second through every load balancer over the `seconds` up to `t`
+   * seconds into the window (readings closer than half a second are taken together).
+   */
+  series: { t: number; seconds: number; requests: number; errors: number }[];
   steps: { t: number; host: string; role: string; what: string; version: string }[];
   /** The receipt's own cost: time spent reading counters, and what of it the rollout waited for. */
   cost: { seconds: number; waitedSeconds: number; readings: number };
@@ -55,7 +68,8 @@ export function totalsOf(t: Tally): Totals {
 
 const round = (n: number, digits: number) => Math.round(n * 10 ** digits) / 10 ** digits;
 const seconds = (ms: number) => round(ms / 1000, 2);
-const byVersion = (tallies: Map<string, Tally>) => Object.fromEntries([...tallies].map(([version, t]) => [version, totalsOf(t)]));
+/** Readings closer together than this make one point of the series: a rate over 5 ms means nothing. */
+const SHORTEST_POINT_MS = 500;
 
 export function buildReceipt(input: {
   environment: string;
@@ -68,11 +82,13 @@ export function buildReceipt(input: {
   cost: { ms: number; waitedMs: number; readings: number };
 }): Receipt {
   const { baseline, deploy } = input;
+  const labels = deploy.labels();
+  const byLabel = (tallies: Map<string, Tally>) => Object.fromEntries([...tallies].map(([digest, t]) => [labels.get(digest) ?? digest, totalsOf(t)]));
+  const iso = (at: number) => new Date(at).toISOString();
   const start = deploy.first ?? Date.now();
   const end = deploy.lastAt ?? start;
   const baselineMs = (baseline.lastAt ?? 0) - (baseline.first ?? 0);
   const perSecond = (requests: number, ms: number) => (ms > 0 ? round((requests * 1000) / ms, 1) : 0);
-  let previous = start;
   return {
     environment: input.environment,
     version: input.version,
@@ -81,18 +97,37 @@ export function buildReceipt(input: {
     baseline: { seconds: seconds(baselineMs), requestsPerSecond: perSecond(baseline.total.requests, baselineMs), totals: totalsOf(baseline.total) },
     totals: totalsOf(deploy.total),
     requestsPerSecond: perSecond(deploy.total.requests, end - start),
-    releases: byVersion(deploy.byRelease),
-    hosts: input.hosts.map((h) => ({ host: h.host, seconds: round(h.seconds, 2), phases: h.phases, releases: byVersion(deploy.byHost.get(h.host) ?? new Map()) })),
+    releases: byLabel(deploy.byRelease),
+    hosts: input.hosts.map((h) => ({ host: h.host, seconds: round(h.seconds, 2), phases: h.phases, releases: byLabel(deploy.byHost.get(h.host) ?? new Map()) })),
     ...(input.canary ? { canary: input.canary } : {}),
-    gaps: deploy.gaps.map((g) => ({ at: new Date(g.at).toISOString(), loadBalancer: g.lb, why: g.why })),
-    series: deploy.series.map((p) => {
-      const span = p.at - previous;
-      previous = p.at;
-      return { t: seconds(p.at - start), requests: perSecond(p.requests, span), errors: perSecond(p.errors, span) };
-    }),
+    gaps: deploy.gaps.map((g) => ({ at: iso(g.at), loadBalancer: g.lb, why: g.why })),
+    unattributed: deploy.unattributed.map((u) => ({ at: iso(u.at), loadBalancer: u.lb, server: u.server, from: u.from, to: u.to, requests: u.requests, errors: u.errors })),
+    notices: deploy.notices.map((n) => ({ at: iso(n.at), loadBalancer: n.lb, why: n.why })),
+    series: pointsOf(deploy.series, start).map((p) => ({ t: seconds(p.at - start), seconds: seconds(p.ms), requests: perSecond(p.requests, p.ms), errors: perSecond(p.errors, p.ms) })),
     steps: deploy.marks.map((m) => ({ t: seconds(m.at - start), host: m.host, role: m.role, what: m.what, version: m.version })),
     cost: { seconds: seconds(input.cost.ms), waitedSeconds: seconds(input.cost.waitedMs), readings: input.cost.readings },
   };
+}
+
+/** The series' readings, those closer than SHORTEST_POINT_MS to the one before taken with the next. */
+function pointsOf(series: SeriesPoint[], start: number): (SeriesPoint & { ms: number })[] {
+  const out: (SeriesPoint & { ms: number })[] = [];
+  let from = start;
+  let pending = { requests: 0, errors: 0 };
+  for (const point of series) {
+    pending = { requests: pending.requests + point.requests, errors: pending.errors + point.errors };
+    if (point.at - from < SHORTEST_POINT_MS && point !== series.at(-1)) continue;
+    out.push({ at: point.at, ...pending, ms: point.at - from });
+    from = point.at;
+    pending = { requests: 0, errors: 0 };
+  }
+  // A short last point joins the one before it.
+  const last = out.at(-1);
+  const before = out.at(-2);
+  if (last && before && last.ms < SHORTEST_POINT_MS) {
+    out.splice(-2, 2, { at: last.at, requests: before.requests + last.requests, errors: before.errors + last.errors, ms: before.ms + last.ms });
+  }
+  return out;
 }
 
 /** The deployment record's line: "v1.4.0 on 4 hosts in 6.2 s: 0 errors in 12,345 requests". */

@@ -45,6 +45,12 @@ export function renderReceipt(receipt: Receipt): string {
     }),
   ];
   const gaps = receipt.gaps.length ? `\n\nNot every reading was complete: ${receipt.gaps.map((g) => `${plain(g.loadBalancer)} at ${g.at}`).join(', ')} (counted in the next reading).` : '';
+  const unattributed = receipt.unattributed.length
+    ? `\n\nOn no release (a load balancer missed the reading at a container change): ${receipt.unattributed
+        .map((u) => `${n(u.requests)} requests and ${n(u.errors)} errors of ${plain(u.server)} on ${plain(u.loadBalancer)}, across ${plain(u.from)} → ${plain(u.to)}`)
+        .join('; ')}.`
+    : '';
+  const notices = receipt.notices.length ? `\n\n${receipt.notices.map((x) => `${plain(x.loadBalancer)} at ${x.at}: ${htmlText(x.why)}`).join('<br>')}` : '';
   const canary = receipt.canary?.verdicts.length ? `\n\nCanary: ${receipt.canary.verdicts.map(htmlText).join('; ')}.` : '';
   return [
     // A blank line first: Markdown after an HTML block (the rollout's table) needs one to start.
@@ -54,7 +60,7 @@ export function renderReceipt(receipt: Receipt): string {
     ...table,
     '',
     ...hosts,
-    gaps + canary,
+    gaps + unattributed + notices + canary,
     '',
     chart(receipt),
     '',
@@ -65,7 +71,7 @@ export function renderReceipt(receipt: Receipt): string {
   ].join('\n');
 }
 
-/** Requests and errors per second, at most MAX_POINTS points (averaged into buckets). */
+/** Requests and errors per second, at most MAX_POINTS points (buckets, each weighted by the time it spans). */
 function chart(receipt: Receipt): string {
   const series = receipt.series;
   if (series.length === 0) return '';
@@ -73,14 +79,15 @@ function chart(receipt: Receipt): string {
   const buckets: { t: number; requests: number; errors: number }[] = [];
   for (let i = 0; i < series.length; i += size) {
     const part = series.slice(i, i + size);
-    const mean = (key: 'requests' | 'errors') => Math.round(part.reduce((sum, p) => sum + p[key], 0) / part.length);
-    buckets.push({ t: part.at(-1)!.t, requests: mean('requests'), errors: mean('errors') });
+    const seconds = part.reduce((sum, p) => sum + p.seconds, 0);
+    const rate = (key: 'requests' | 'errors') => (seconds > 0 ? Math.round(part.reduce((sum, p) => sum + p[key] * p.seconds, 0) / seconds) : 0);
+    buckets.push({ t: part.at(-1)!.t, requests: rate('requests'), errors: rate('errors') });
   }
   return [
     '```mermaid',
     'xychart-beta',
     '  title "Requests (line) and errors (bars) per second, every load balancer"',
-    `  x-axis "seconds into the rollout" [${buckets.map((b) => `"${Math.round(b.t)}"`).join(', ')}]`,
+    `  x-axis "seconds into the rollout" [${axisLabels(buckets.map((b) => b.t)).map((label) => `"${label}"`).join(', ')}]`,
     '  y-axis "per second"',
     `  bar [${buckets.map((b) => b.errors).join(', ')}]`,
     `  line [${buckets.map((b) => b.requests).join(', ')}]`,
@@ -88,9 +95,27 @@ function chart(receipt: Receipt): string {
   ].join('\n');
 }
 
-/** Each host's container changes (out of service → in service), on the chart's time axis. */
+/**
+ * Labels for a band axis, which merges equal ones: whole seconds where that keeps them apart,
+ * else tenths, else hundredths (times in the series differ by half a second at least).
+ */
+export function axisLabels(times: number[]): string[] {
+  for (const digits of [0, 1, 2]) {
+    const labels = times.map((t) => t.toFixed(digits));
+    if (new Set(labels).size === labels.length) return labels;
+  }
+  return times.map((t, i) => `${t.toFixed(2)} (${i + 1})`);
+}
+
+/**
+ * Each host's container changes (out of service → in service) at the time of day they happened
+ * (the viewer's time zone, as Mermaid draws dates): hours, minutes and seconds, so that it stays
+ * right however long the rollout.
+ */
 function steps(receipt: Receipt): string {
   const lines: string[] = [];
+  const start = Date.parse(receipt.window.start);
+  const at = (t: number) => start + Math.round(t * 1000);
   const hosts = [...new Set(receipt.steps.map((s) => s.host))];
   for (const host of hosts) {
     lines.push(`  section ${plain(host)}`);
@@ -99,9 +124,9 @@ function steps(receipt: Receipt): string {
       if (step.what !== 'out of service') return;
       const back = own.slice(i + 1).find((s) => s.role === step.role && s.what === 'in service');
       const end = back?.t ?? receipt.window.seconds;
-      lines.push(`  ${step.role} to ${plain(step.version)} : ${Math.round(step.t * 1000)}, ${Math.max(Math.round(end * 1000), Math.round(step.t * 1000) + 1)}`);
+      lines.push(`  ${step.role} to ${plain(step.version)} : ${at(step.t)}, ${Math.max(at(end), at(step.t) + 1)}`);
     });
   }
   if (lines.length === 0) return '';
-  return ['```mermaid', 'gantt', '  title Each container change, out of service to back in service', '  dateFormat x', '  axisFormat %M:%S', ...lines, '```'].join('\n');
+  return ['```mermaid', 'gantt', '  title Each container change, out of service to back in service (time of day)', '  dateFormat x', '  axisFormat %H:%M:%S', ...lines, '```'].join('\n');
 }

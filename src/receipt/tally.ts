@@ -19,14 +19,25 @@ export function emptyTally(): Tally {
 }
 
 /**
- * What one server did between two readings of one load balancer. A counter lower than before
- * means HAProxy restarted (a reload starts a new process at 0): the later reading is then all
- * there is since, and what came between the restart and the earlier reading is lost.
+ * What one server did between two readings of one load balancer, in the same HAProxy process
+ * (the ledger tells a new process by its pid). A counter lower than before all the same means
+ * the server was counted anew (re-added): the later reading is then all there is since.
  */
 export function between(before: ServerCounters, after: ServerCounters): Tally {
-  const restarted = ADDITIVE.some((key) => after[key] < before[key]);
+  if (ADDITIVE.some((key) => after[key] < before[key])) return wholeTally(after);
   const out = emptyTally();
-  for (const key of ADDITIVE) out[key] = restarted ? after[key] : after[key] - before[key];
+  for (const key of ADDITIVE) out[key] = after[key] - before[key];
+  return withLatency(out, after);
+}
+
+/** Counters read from a process that started since the last reading: all of them are new. */
+export function wholeTally(counters: ServerCounters): Tally {
+  const out = emptyTally();
+  for (const key of ADDITIVE) out[key] = counters[key];
+  return withLatency(out, counters);
+}
+
+function withLatency(out: Tally, after: ServerCounters): Tally {
   out.responseMsWeighted = after.responseMs * out.requests;
   out.totalMsWeighted = after.totalMs * out.requests;
   return out;

@@ -48,7 +48,7 @@ export interface RolloutJournal {
 /** Told of each change of what serves behind a server: the receipt's attribution and chart. */
 export interface RolloutObserver {
   /**
-   * The role is in maintenance on every load balancer; its container is about to become `to`.
+   * The role is in maintenance on every load balancer and its old container gone; `to` is about to run there.
    * The returned promise must settle (never reject) before the role is put back in service.
    */
   changing(host: string, role: Role, to: Release | undefined): Promise<void>;
@@ -60,8 +60,8 @@ export interface RolloutObserver {
 export interface CanaryGate {
   /** Holds while the host's new master serves alone: why the release fails, or undefined. Ends early on `signal`. */
   hold(host: string, signal?: AbortSignal): Promise<string | undefined>;
-  /** After a container of `release` went in service: why the error budget is spent, or undefined. */
-  check(release: Release): Promise<string | undefined>;
+  /** After a container of `release` went in service: why the error budget is spent, or undefined. Ends early on `signal`. */
+  check(release: Release, signal?: AbortSignal): Promise<string | undefined>;
 }
 
 export interface RolloutDeps {
@@ -259,8 +259,6 @@ class HostRun {
       }
     };
     await timed('drain', () => this.takeOutOfService(role));
-    // Taken note of while the container changes, not before: nothing reaches the server meanwhile.
-    const noted = this.deps.observer?.changing(this.plan.host, role, to);
     await timed('stop', async () => {
       if (from?.adopted) {
         // Kept whole, so that a rollback puts back the very container that served.
@@ -272,6 +270,9 @@ class HostRun {
     });
     delete this.current[role];
     this.verified.delete(role);
+    // Taken note of once the old container is gone (the errors of sessions a stop cut are its
+    // own) and read while the new one starts: nothing reaches the server meanwhile.
+    const noted = this.deps.observer?.changing(this.plan.host, role, to);
     await timed('start', async () => {
       if (to.adopted) {
         await this.driver.restore(this.deps.asideName(role), name);
@@ -297,7 +298,7 @@ class HostRun {
     this.phases.push(times);
     this.log(describePhases(times));
     this.deps.observer?.serving(this.plan.host, role, to);
-    const spent = await this.deps.canary?.check(to);
+    const spent = await this.deps.canary?.check(to, this.signal);
     if (spent) throw new StepFailed(this.plan.host, role, undefined, spent);
   }
 
@@ -309,8 +310,8 @@ class HostRun {
   private async remove(role: Role): Promise<void> {
     this.markTouched();
     await this.takeOutOfService(role);
-    await this.deps.observer?.changing(this.plan.host, role, undefined);
     await this.driver.stopAndRemove(this.deps.containerName(role), this.deps.stopTimeoutSeconds);
+    await this.deps.observer?.changing(this.plan.host, role, undefined);
     delete this.current[role];
     this.verified.delete(role);
     this.log(`${role}: removed`);

@@ -153,10 +153,11 @@ export interface LoadBalancerFleet {
   /** Back to the state each load balancer had before the deploy, READY where the operator had not taken it out. */
   restoreState(server: string): Promise<void>;
   /**
-   * Every server's counters on every load balancer that answered, by load balancer and fleet
-   * server name, in one command per load balancer; those that did not answer are named.
+   * Every server's counters on every load balancer that answered within `timeoutMs`, by load
+   * balancer and fleet server name, in one command per load balancer; those that did not are
+   * named. A load balancer still answering an earlier reading is not asked again meanwhile.
    */
-  counters(): Promise<FleetCounters>;
+  counters(timeoutMs: number): Promise<FleetCounters>;
 }
 
 /**
@@ -182,9 +183,27 @@ export interface ServerCounters {
   totalMs: number;
 }
 
+/** The HAProxy process that answered (`show info`): a reload starts another, counting from 0. */
+export interface HaproxyProcess {
+  pid: number;
+  uptimeSeconds: number;
+}
+
+export interface BackendCounters {
+  process?: HaproxyProcess;
+  /** false: the backend counts no HTTP requests (mode tcp), so nothing can judge its errors. */
+  http?: boolean;
+  /** By the load balancer's own server name. */
+  servers: Map<string, ServerCounters>;
+}
+
 export interface FleetCounters {
   /** Load balancer host → fleet server name → counters. */
   read: Map<string, Map<string, ServerCounters>>;
+  /** Load balancer host → the process that answered. */
+  processes?: Map<string, HaproxyProcess>;
+  /** Load balancers whose backend counts no HTTP requests (mode tcp). */
+  withoutHttp?: string[];
   /** Load balancers that did not answer, with why. */
   failed: Map<string, string>;
 }
@@ -199,6 +218,6 @@ export interface LoadBalancerDriver {
   setState(server: string, state: 'ready' | 'drain' | 'maint'): Promise<void>;
   /** Every server of the backend's status, by the load balancer's own server name, from one read. */
   statuses(): Promise<Map<string, ServerStatus>>;
-  /** Every server of the backend's counters, by the load balancer's own server name. */
-  counters(): Promise<Map<string, ServerCounters>>;
+  /** Every server of the backend's counters and the process counting them; gives up after `timeoutMs`. */
+  counters(timeoutMs?: number): Promise<BackendCounters>;
 }

@@ -102,6 +102,7 @@ export class Estate {
   sickOnArrival = new Set<string>(); // host/role whose existing container is unhealthy
   failingPages = new Set<string>(); // versions whose pages answer 500 (their health check passes)
   counted = new Map<string, Map<string, ServerCounters>>(); // load balancer → server → what it counted
+  reloads = new Map<string, number>(); // load balancer → reloads so far (its process id moves on)
   /** Hosts and load balancers cut off: every call to them fails. */
   unreachable = new Set<string>();
   /** The registry: release tag → digest (what resolveDigest answers). */
@@ -189,6 +190,7 @@ export class Estate {
   reload(lb: string): void {
     this.lbs.set(lb, new Map(this.lbConfig.get(lb)!));
     this.counted.set(lb, new Map());
+    this.reloads.set(lb, (this.reloads.get(lb) ?? 0) + 1);
     this.check(`reload ${lb}`);
   }
 
@@ -355,7 +357,8 @@ export class MemoryLoadBalancer implements LoadBalancerDriver {
   async counters() {
     await this.world.enter({ at: this.lb, op: 'lb-counters' });
     this.world.traffic(this.lb);
-    return new Map(this.world.counted.get(this.lb)!);
+    // show info: a reload is a new process, with a new pid.
+    return { process: { pid: 100 + (this.world.reloads.get(this.lb) ?? 0), uptimeSeconds: 0 }, servers: new Map(this.world.counted.get(this.lb)!) };
   }
   dispose() {}
 }
@@ -384,7 +387,8 @@ export class MemoryFleet implements LoadBalancerFleet {
     return (await this.runtime.statuses()).get(server)!;
   }
   async counters(): Promise<FleetCounters> {
-    return { read: new Map([[this.lb, await this.runtime.counters()]]), failed: new Map() };
+    const { process, servers } = await this.runtime.counters();
+    return { read: new Map([[this.lb, servers]]), failed: new Map(), ...(process ? { processes: new Map([[this.lb, process]]) } : {}) };
   }
 }
 

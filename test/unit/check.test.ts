@@ -5,7 +5,9 @@ import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { checkLoadBalancer, checkTable, type CheckRow } from '../../src/commands/check.js';
 import { parseConfig } from '../../src/config/parse.js';
+import { canaryRefusal } from '../../src/pipeline/preflight.js';
 import { HaproxyRuntime, type SocketTunnel } from '../../src/drivers/haproxy.js';
+import { LoadBalancers } from '../../src/drivers/load-balancers.js';
 
 const env = parseConfig('deploy.yml', `
 app: demo
@@ -30,6 +32,7 @@ function haproxy(servers: Server[] | undefined, level = 'admin'): Record<string,
   if (!servers) return { 'show cli level': `${level}\n`, 'show stat app 4 -1': 'No such proxy.\n', 'show servers state app': "Can't find backend.\n" };
   return {
     'show cli level': `${level}\n`,
+    'show info': 'Name: HAProxy\nVersion: 2.6.12\nPid: 4242\nUptime_sec: 360\n',
     'show stat app 4 -1': [
       '# pxname,svname,scur,status,bck,lastchg,check_status,addr,req_tot',
       // mode tcp leaves the HTTP counters empty
@@ -56,7 +59,8 @@ function runtime(answers: Record<string, string>, sent: string[] = []): HaproxyR
         },
         final(done) {
           sent.push(command.trim());
-          this.push(answers[command.trim()] ?? 'Unknown command.\n');
+          // Commands joined by ";" are answered one after another, each ending with a blank line.
+          this.push(command.trim().split(';').map((one) => `${answers[one] ?? 'Unknown command.\n'}\n`).join(''));
           this.push(null);
           done();
         },
@@ -124,6 +128,22 @@ describe('check: a load balancer', () => {
     const withCanary = { ...env, canary: { hold: 30, 'max-error-rate': 1, 'min-requests': 20 } };
     const rows = byCheck(await checkLoadBalancer('10.0.0.10', runtime(tcp), withCanary, '/run/haproxy/admin.sock'));
     expect(rows['HTTP counters (receipt, canary)']).toMatchObject({ verdict: 'fail', fix: expect.stringContaining('mode http in backend app') });
+  });
+
+  it('the deploy\'s own pre-flight refuses a canary over a backend in mode tcp, from one reading, and only then', async () => {
+    const withCanary = { ...env, canary: { hold: 30, 'max-error-rate': 1, 'min-requests': 20 } };
+    const locate = async (servers: Server[]) =>
+      (await LoadBalancers.locate([{ host: '10.0.0.10', runtime: runtime(haproxy(servers)) }], env.hosts, env.ports)).fleet.counters(1000);
+    const tcp = await locate(GOOD.map((s) => ({ ...s, tcp: true })));
+    expect(canaryRefusal(withCanary, tcp)).toBe(
+      'environments.staging.canary: HAProxy backend app counts no HTTP requests on 10.0.0.10 (mode tcp), so the canary would judge nothing; set mode http in that backend, or remove the canary section',
+    );
+    expect(canaryRefusal(env, tcp)).toBeUndefined();
+    const http = await locate(GOOD);
+    expect(canaryRefusal(withCanary, http)).toBeUndefined();
+    // The same answer names the process counting: a reload is told by its pid.
+    expect(http.processes).toEqual(new Map([['10.0.0.10', { pid: 4242, uptimeSeconds: 360 }]]));
+    expect(http.read.get('10.0.0.10')?.get('10.0.0.11:50000')?.requests).toBe(12);
   });
 
   it('prints one row per check, failures marked, with the fix', () => {

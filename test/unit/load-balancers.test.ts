@@ -12,6 +12,9 @@ class FakeRuntime implements LoadBalancerDriver {
   sessions = new Map<string, number>();
   requests = new Map<string, number>();
   unreachable = false;
+  /** Set: counters() answers only when this resolves (a stopped HAProxy, a slow admin socket). */
+  stalled: Promise<void> | undefined;
+  countersAsked = 0;
   constructor(private readonly servers: Record<string, string>) {
     for (const name of Object.values(servers)) {
       this.state.set(name, 'ready');
@@ -43,10 +46,12 @@ class FakeRuntime implements LoadBalancerDriver {
     return out;
   }
   async counters() {
+    this.countersAsked++;
+    if (this.stalled) await this.stalled;
     if (this.unreachable) throw new Error('connection lost');
     const zero: Omit<ServerCounters, 'requests'> = { http5xx: 0, connectionErrors: 0, responseErrors: 0, retries: 0, redispatches: 0, responseMs: 0, totalMs: 0 };
     // Servers the fleet does not drive are in the answer too (another app's, say).
-    return new Map([...this.state.keys(), 'other-app'].map((name) => [name, { ...zero, requests: this.requests.get(name) ?? 0 }]));
+    return { servers: new Map([...this.state.keys(), 'other-app'].map((name) => [name, { ...zero, requests: this.requests.get(name) ?? 0 }])) };
   }
 }
 
@@ -148,14 +153,33 @@ describe('LoadBalancers', () => {
     a.requests.set('h1-master', 7);
     b.requests.set('web1', 5);
     const { fleet, master } = await fleetOf(a, b);
-    const both = await fleet.counters();
+    const both = await fleet.counters(1000);
     expect([...both.read.keys()]).toEqual(['lb1', 'lb2']);
     expect(both.read.get('lb1')?.get(master)?.requests).toBe(7);
     expect(both.read.get('lb2')?.get(master)?.requests).toBe(5);
     expect([...both.read.get('lb2')!.keys()]).toEqual([master, '10.0.0.1:50001']);
     b.unreachable = true;
-    const one = await fleet.counters();
+    const one = await fleet.counters(1000);
     expect([...one.read.keys()]).toEqual(['lb1']);
     expect(one.failed).toEqual(new Map([['lb2', 'connection lost']]));
+  });
+
+  it('gives up on a load balancer that does not answer within the time given, and asks it nothing more until it has', async () => {
+    const [a, b] = [lb1(), lb2()];
+    let resume = () => {};
+    b.stalled = new Promise<void>((done) => (resume = done));
+    const { fleet, master } = await fleetOf(a, b);
+    const first = await fleet.counters(50);
+    expect(first.read.get('lb1')?.get(master)).toBeDefined();
+    expect(first.failed).toEqual(new Map([['lb2', 'no answer within 0.05 s']]));
+    const second = await fleet.counters(50);
+    expect(second.failed).toEqual(new Map([['lb2', 'still answering an earlier reading']]));
+    expect([a.countersAsked, b.countersAsked]).toEqual([2, 1]);
+    b.stalled = undefined;
+    resume();
+    await new Promise((done) => setTimeout(done, 0));
+    const third = await fleet.counters(50);
+    expect([...third.read.keys()]).toEqual(['lb1', 'lb2']);
+    expect(b.countersAsked).toBe(2);
   });
 });

@@ -8,7 +8,7 @@ import { ReceiptRecorder } from '../../src/receipt/recorder.js';
 import { errorsOf } from '../../src/receipt/tally.js';
 import { executeRollout } from '../../src/rollout/execute.js';
 import { describePlan, planHost, planRollout, settleTarget, type HostTarget } from '../../src/rollout/plan.js';
-import type { Release } from '../../src/rollout/ports.js';
+import type { Release, Role } from '../../src/rollout/ports.js';
 import { Estate, MemoryHost, memoryEstate, release } from '../support/memory-estate.js';
 
 const v1 = release('v1.0.0');
@@ -396,7 +396,7 @@ describe('the canary and the error budget', () => {
   /** The receipt's recorder and the canary over the fake load balancer, as rollOut wires them. */
   async function withCanary(env: ReturnType<typeof setup>, target: Release, holdSeconds = policy.holdSeconds) {
     const { deps, world } = env;
-    const recorder = new ReceiptRecorder(deps.lb!.driver, deps.lb!.servers, (host, role) => world.boxes.get(world.key(host, role))?.release.version);
+    const recorder = new ReceiptRecorder(deps.lb!.driver, deps.lb!.servers, (host, role) => world.boxes.get(world.key(host, role))?.release);
     await recorder.open();
     await recorder.start();
     const canary = new Canary(recorder, { ...policy, holdSeconds }, target, deps.log);
@@ -420,15 +420,29 @@ describe('the canary and the error budget', () => {
     const result = await executeRollout(await env.plan(v2, 1), rollout);
     await recorder.finish();
     expect(result.ok).toBe(false);
-    expect(result.failure?.message).toMatch(/^h1: master v2\.0\.0 answered \d+ of \d+ requests with 5xx \(100%\) on h1 during the 1 s hold; budget 1%$/);
+    expect(result.failure?.message).toMatch(/^h1: master v2\.0\.0 answered \d+ of \d+ requests with 5xx \(100%\) on h1 during the 1 s hold; budget 1% \(99% sure its rate is over \d+(\.\d)?%\)/);
     expect(Object.values(served(env.world))).toEqual(Array(4).fill('v1.0.0'));
     expect(env.world.events).not.toContain('stop h2/master');
     expect(env.world.violations).toEqual([]);
     // The receipt tells the releases apart: every error is the new one's.
     const byRelease = recorder.deploy.byRelease;
-    expect(errorsOf(byRelease.get('v2.0.0')!)).toBe(byRelease.get('v2.0.0')!.requests);
-    expect(errorsOf(byRelease.get('v1.0.0')!)).toBe(0);
-    expect(byRelease.get('v1.0.0')!.requests).toBeGreaterThan(0);
+    expect(errorsOf(byRelease.get(v2.digest)!)).toBe(byRelease.get(v2.digest)!.requests);
+    expect(errorsOf(byRelease.get(v1.digest)!)).toBe(0);
+    expect(byRelease.get(v1.digest)!.requests).toBeGreaterThan(0);
+  });
+
+  it('takes the reading at a container change once the old container is gone: errors of sessions a stop cut stay on its release', async () => {
+    const env = setup(['h1'], { master: v1, backup: v1 });
+    const observer = {
+      changing: async (host: string, role: Role) => void env.world.events.push(`reading ${host}/${role}`),
+      serving: () => {},
+    };
+    const result = await executeRollout(await env.plan(v2), { ...env.deps, observer });
+    expect(result.ok).toBe(true);
+    const at = (event: string) => env.world.events.findIndex((e) => e.startsWith(event));
+    expect(at('stop h1/master')).toBeGreaterThanOrEqual(0);
+    expect(at('reading h1/master')).toBeGreaterThan(at('stop h1/master'));
+    expect(at('reading h1/master')).toBeLessThan(at('run h1/master'));
   });
 
   it('lets a good release through the hold, to every host', async () => {
@@ -467,7 +481,7 @@ describe('the canary and the error budget', () => {
     const { rollout } = await withCanary(env, v2, 0);
     const result = await executeRollout(await env.plan(v2, 0), rollout);
     expect(result.ok).toBe(false);
-    expect(result.failure?.reason).toMatch(/^v2\.0\.0 answered \d+ of \d+ requests with 5xx \(100%\) since the rollout began; budget 1%$/);
+    expect(result.failure?.reason).toMatch(/^v2\.0\.0 answered \d+ of \d+ requests with 5xx \(100%\) since the rollout began; budget 1% \(99% sure its rate is over \d+(\.\d)?%\)/);
     expect(Object.values(served(env.world))).toEqual(Array(6).fill('v1.0.0'));
     expect(env.world.events).not.toContain('stop h3/master');
   });

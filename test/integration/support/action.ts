@@ -31,6 +31,8 @@ export interface ActionOptions {
   post?: { state: Record<string, string> };
   /** Called with the child once started, e.g. to kill it mid-way. */
   onStart?: (pid: number) => void;
+  /** Called with everything printed so far, each time the step prints: to act at a line. */
+  onOutput?: (log: string) => void;
 }
 
 /** Reads the runner's `name<<DELIMITER ... DELIMITER` file format. */
@@ -80,8 +82,12 @@ export async function runAction(options: ActionOptions): Promise<ActionRun> {
   const child = spawn(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'dist/index.js')], { cwd: options.workspace, env, stdio: ['ignore', 'pipe', 'pipe'] });
   if (options.onStart && child.pid) options.onStart(child.pid);
   let log = '';
-  child.stdout.on('data', (d) => (log += d.toString()));
-  child.stderr.on('data', (d) => (log += d.toString()));
+  const printed = (d: Buffer) => {
+    log += d.toString();
+    options.onOutput?.(log);
+  };
+  child.stdout.on('data', printed);
+  child.stderr.on('data', printed);
   const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
   const masks: string[] = [];
   // As the runner does: no command runs inside a ::stop-commands::TOKEN ... ::TOKEN:: block.

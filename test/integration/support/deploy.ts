@@ -68,6 +68,7 @@ export interface DeployRunOptions extends DeployConfigOptions {
   /** command: rollback's allow-never-deployed input. */
   allowNeverDeployed?: boolean;
   onStart?: ActionOptions['onStart'];
+  onOutput?: ActionOptions['onOutput'];
   post?: ActionOptions['post'];
 }
 
@@ -98,6 +99,7 @@ export async function runDeploy(estate: Estate, options: DeployRunOptions): Prom
       ...(options.githubUrl ? { GITHUB_API_URL: options.githubUrl } : {}),
     },
     ...(options.onStart ? { onStart: options.onStart } : {}),
+    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
     ...(options.post ? { post: options.post } : {}),
   });
 }

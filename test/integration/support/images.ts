@@ -17,8 +17,8 @@ export interface TestAppBuild {
   /** /healthcheck answers 404, so both HEALTHCHECK and HTTP probes fail. */
   broken?: boolean;
   startDelaySeconds?: number;
-  /** GET / answers 500 while /healthcheck answers 200. */
-  failingPages?: boolean;
+  /** GET / answers 500 (a number N: one time in N, at random) while /healthcheck answers 200. */
+  failingPages?: boolean | number;
   /** The app prints workflow commands, a fence and HTML to its log (test/app/Dockerfile). */
   hostileLog?: boolean;
 }
@@ -54,7 +54,7 @@ export async function pushTestApp(estate: Estate, build: TestAppBuild): Promise<
       '--build-arg', `DEPLOY_VERSION=${build.version}`,
       '--build-arg', `BROKEN=${build.broken ? 1 : 0}`,
       '--build-arg', `START_DELAY=${build.startDelaySeconds ?? 0}`,
-      '--build-arg', `FAILING_PAGES=${build.failingPages ? 1 : 0}`,
+      '--build-arg', `FAILING_PAGES=${build.failingPages === true ? 1 : build.failingPages || 0}`,
       '--build-arg', `HOSTILE_LOG=${build.hostileLog ? 1 : 0}`,
       '--tag', tag,
       join(REPO_ROOT, 'test/app'),
