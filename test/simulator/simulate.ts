@@ -140,7 +140,7 @@ function snapshot(world: Estate): Snapshot {
     asides: new Map(world.asides),
     lbs: new Map([...world.lbs].map(([lb, states]) => [lb, new Map(states)])),
     locks: new Map(world.locks),
-    journals: new Set([...world.journals.keys()].map((k) => k.split('/')[0]!)),
+    journals: new Set([...world.lockJournals].filter(([k, files]) => files.length > 0 && world.locks.has(k)).map(([k]) => k.split('/')[0]!)),
   };
 }
 

@@ -91,7 +91,7 @@ export class Estate {
   boxes = new Map<string, Box>(); // host/role → container named app / app-backup
   asides = new Map<string, Box>(); // host/role → adopted container set aside (stopped)
   locks = new Map<string, DeployLock>(); // host/lock name → lock container
-  journals = new Map<string, string>(); // host/journal name → what a run keeps next to its lock
+  lockJournals = new Map<string, string[]>(); // host/lock name → the journal files in the lock container
   /** Load balancer → server → admin state, and the state its configuration file gives a server. */
   lbs = new Map<string, Map<string, AdminState>>();
   lbConfig = new Map<string, Map<string, AdminState>>();
