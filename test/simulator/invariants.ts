@@ -42,13 +42,17 @@ export function check(run: Run): Violation[] {
   // server can be taken out of service there: a host is not moved, whatever state it was left
   // in, until the load balancer is back (the lock and its journal say what to finish).
   const lbLost = scenario.lbs.some((lb) => run.unreachableInPhase2.has(lb));
+  // A lock left with its journal is work explained and pending (a run that could not take it
+  // over: GitHub gave no answer): the hosts wait for the next deploy, which must finish it.
+  const lockHost = [...scenario.hosts].sort()[0]!;
+  const pending = run.phase2.locks.has(`${lockHost}/${LOCK}`) && run.phase2.journals.has(lockHost);
   for (const host of scenario.hosts) {
     if (run.unreachableInPhase2.has(host)) continue;
     const master = releaseOf(host, 'master');
     const backup = releaseOf(host, 'backup');
     const before = run.before.get(host)!;
     const beforeVersion = before.master?.release.version;
-    if (lbLost) {
+    if (lbLost || pending) {
       // Only what is gone for good counts.
     } else if (master !== backup) {
       v('hosts', `${host} runs master ${master ?? 'nothing'} and backup ${backup ?? 'nothing'} (not both roles on one release)`);
@@ -66,20 +70,21 @@ export function check(run: Run): Violation[] {
     }
   }
   for (const [lb, states] of run.phase2.lbs) {
-    if (lbLost) break;
+    if (lbLost || pending) break;
     for (const host of scenario.hosts) {
       if (run.unreachableInPhase2.has(host)) continue;
       for (const role of ROLES) {
         const server = serverOf(host, role);
         const want = held.get(server) ?? 'ready';
         const state = states.get(server);
+        // No container there before the deploy nor after it: nothing to serve, in any state.
+        if (!run.before.get(host)?.[role] && !run.phase2.boxes.get(`${host}/${role}`)) continue;
         if (state !== want) v('servers', `${server} is ${state} on ${lb}, ${held.has(server) ? `held ${want} by the operator` : 'not in service'}`);
         else if (!run.phase2.boxes.get(`${host}/${role}`)?.serving && (run.before.get(host)?.[role] || releaseOf(host, 'master') === target)) v('servers', `${server} is ${state} on ${lb}, and DOWN: no healthy container behind it`);
       }
     }
   }
   for (const line of run.locksTakenFromLive) v('lock', line);
-  const lockHost = [...scenario.hosts].sort()[0]!;
   if (!run.unreachableInPhase2.has(lockHost) && run.phase2.locks.has(`${lockHost}/${LOCK}`) && !run.phase2.journals.has(lockHost)) {
     v('lock', `the deploy lock of run ${run.phase2.locks.get(`${lockHost}/${LOCK}`)!.runId} is left on ${lockHost} with no journal to explain it`);
   }

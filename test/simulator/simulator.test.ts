@@ -216,7 +216,7 @@ describe('the rollout simulator', () => {
     it.each(DEFECTS)('$name', async ({ scenario, faults }) => {
       const run = await new Simulation(SCENARIOS.find((s) => s.name === scenario)!, faults).run();
       expect(run.fired).toHaveLength(faults.length);
-      expect(check(run).map((v) => `${v.invariant}: ${v.detail}`)).toEqual([]);
+      expect(describeViolations(run)).toEqual([]);
     });
   });
 
