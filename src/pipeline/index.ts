@@ -21,7 +21,7 @@ import type { GitHubApi } from '../drivers/github.js';
 import { readSecretValues, type Inputs } from '../inputs.js';
 import { ReceiptRecorder } from '../receipt/recorder.js';
 import { renderReceipt } from '../receipt/render.js';
-import { rolloutSummary, writeSummary } from '../report/summary.js';
+import { preformatted, rolloutSummary, writeSummary } from '../report/summary.js';
 import type { Release } from '../rollout/ports.js';
 import { outcomeFailure, tidyUp } from './finish.js';
 import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, trustedHistory } from './gates.js';
@@ -31,7 +31,7 @@ import { releaseLeftoverLock, releaseLock, takeLock, type HeldLock } from './loc
 import { lockHost } from '../rollout/lock.js';
 import { canaryRefusal, connect, findServers, pinRelease, PreflightError, pullEverywhere, readHosts, type Connected, type Servers } from './preflight.js';
 import { rollOut, rolloutDeps } from './rollout.js';
-import { historyFor, runningVersion, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
+import { historyFor, runningVersion, targetChanged, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
 
 /** Pre-flight's look at whether the canary has HTTP counters to judge: any answer will do. */
 const CANARY_CHECK_TIMEOUT_MS = 10_000;
@@ -129,7 +129,7 @@ export async function runPipeline(
  * from a host before the answer, and a refusal closes them.
  */
 async function connectOnceApproved(inputs: Inputs, config: Config, env: EnvironmentConfig, github: GitHubApi | undefined): Promise<Connected> {
-  const [approval, connection] = await Promise.allSettled([checkApproval(github, env, inputs.run.runId), connect(inputs, config, env)]);
+  const [approval, connection] = await Promise.allSettled([checkApproval(github, env, inputs.run.runId, inputs.run.runAttempt), connect(inputs, config, env)]);
   if (approval.status === 'rejected') {
     if (connection.status === 'fulfilled') connection.value.dispose();
     throw approval.reason;
@@ -171,6 +171,7 @@ async function preFlight(
   // A first reading picks what to pull: the lock is a container created from that image,
   // which must be on its host first, and pulls change no container.
   const guess = await choose(config, connected, request, github);
+  await showTarget(env, guess, request);
   const pulls = pullEverywhere(connected, guess.target);
   try {
     // A failed pull on the lock's host: every host's failure, named together.
@@ -179,6 +180,8 @@ async function preFlight(
     held.lock = await takeLock(inputs, config, connected, guess.target, github);
     // Another run may have finished in between: everything the plan depends on is read again.
     const chosen = await choose(config, connected, request, github, guess);
+    const changed = targetChanged(request, guess.target, chosen.target, env.name);
+    if (changed) throw new PreflightError(changed);
     const tookOverLock = held.lock.tookOver;
     const [, lb] = await allOf(
       (async () => {
@@ -223,13 +226,29 @@ async function choose(config: Config, connected: Connected, request: RolloutRequ
   );
   const state: EnvironmentState = { environment: env.name, current, ...(records ? { records } : {}) };
   const wanted = wantedRelease(request, state);
-  core.info(`Target: ${wanted.reason}`);
   const same = before && before.wanted.tag === wanted.tag && before.wanted.digest === wanted.digest;
   const pinned = same
     ? { version: before.target.version, digest: before.target.digest, ref: before.target.ref }
     : await pinRelease(connected, config.image, wanted.tag, wanted.digest, wanted.pinnedBy);
   const target: Release = { ...pinned, history: historyFor(state, pinned, request.task) };
   return { state, wanted, target };
+}
+
+/**
+ * The target, as first resolved: in the log, and for a rollback in the job summary too, with
+ * where it comes from and where GitHub's records disagree, before any host changes.
+ */
+async function showTarget(env: EnvironmentConfig, { wanted, target }: Chosen, request: RolloutRequest): Promise<void> {
+  core.info(`Target: ${wanted.reason}`);
+  for (const disagreement of wanted.disagreements ?? []) core.warning(disagreement);
+  if (request.task !== 'rollback') return;
+  const lines = [
+    `${request.version} resolved to ${target.version} (${target.digest})`,
+    `from: ${wanted.source ?? wanted.reason}`,
+    ...(wanted.disagreements?.length ? wanted.disagreements.map((d) => `disagreeing: ${d}`) : ["GitHub's deployment records: no disagreement"]),
+  ];
+  core.info(`Rollback target, before any host changes:\n  ${lines.join('\n  ')}`);
+  await writeSummary((s) => s.addHeading(`Rollback target in ${env.name}`, 3).addRaw(preformatted(lines.join('\n'))));
 }
 
 /**

@@ -3,6 +3,7 @@
 // and find each host's servers in HAProxy. Nothing here changes a host.
 import * as core from '@actions/core';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
+import { ConnectionPool, pooled } from '../drivers/connection-pool.js';
 import { connectHost, type DockerHost } from '../drivers/docker/host.js';
 import { connectLoadBalancer, type HaproxyRuntime } from '../drivers/haproxy.js';
 import { LoadBalancers, type HeldSnapshot } from '../drivers/load-balancers.js';
@@ -62,31 +63,48 @@ export function requireSshInputs(inputs: Inputs): void {
   }
 }
 
-/** Opens every connection at once; any failure closes the others and names each host at fault. */
+/**
+ * Opens every connection at once (with ssh.max-connections, the load balancers' only: the hosts
+ * then go through a pool that opens at most that many at once, each when a call needs it, and
+ * pre-flight's first reading of every host says which cannot be reached).
+ */
 export async function connect(inputs: Inputs, config: Config, env: EnvironmentConfig): Promise<Connected> {
   requireSshInputs(inputs);
   const { username, password } = inputs.registry;
   const auth = username ? { username, password, serveraddress: splitRepository(config.image).registry } : undefined;
-  const hostAttempts = env.hosts.map((host) => connectHost(sshOptions(inputs, env, host)));
+  const max = env.ssh['max-connections'];
+  const pool = max === undefined ? undefined : new ConnectionPool<DockerHost>(max, (host) => connectHost(sshOptions(inputs, env, host)), (host) => host.dispose());
   const balancers = env.haproxy?.hosts ?? [];
-  const lbAttempts = balancers.map((lb) => connectLoadBalancer(sshOptions(inputs, env, lb), env.haproxy!));
-  const settled = await Promise.allSettled([...hostAttempts, ...lbAttempts]);
-  const opened = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-  const failures = settled.flatMap((s) => (s.status === 'rejected' ? [String((s.reason as Error).message ?? s.reason)] : []));
-  if (failures.length > 0) {
-    for (const connection of opened) connection.dispose();
-    throw new PreflightError(`cannot reach the ${env.name} environment:\n  ${failures.join('\n  ')}`);
-  }
-  const hosts = new Map(env.hosts.map((host, i) => [host, opened[i] as DockerHost]));
-  const lbs = balancers.map((host, i) => ({ host, runtime: opened[env.hosts.length + i] as HaproxyRuntime }));
+  const opened = await openAll(env, [
+    ...(pool ? [] : env.hosts.map((host) => connectHost(sshOptions(inputs, env, host)))),
+    ...balancers.map((lb) => connectLoadBalancer(sshOptions(inputs, env, lb), env.haproxy!)),
+  ]);
+  const hostCount = pool ? 0 : env.hosts.length;
+  const hosts = new Map(env.hosts.map((host, i) => [host, pool ? pooled<DockerHost>(host, pool, { host, dispose: () => undefined }) : (opened[i] as DockerHost)]));
+  const lbs = balancers.map((host, i) => ({ host, runtime: opened[hostCount + i] as HaproxyRuntime }));
   return {
     env,
     image: config.image,
     hosts,
     lbs,
     ...(auth ? { auth } : {}),
-    dispose: () => opened.forEach((c) => c.dispose()),
+    dispose: () => {
+      pool?.dispose();
+      opened.forEach((c) => c.dispose());
+    },
   };
+}
+
+/** Every connection opened, or none: any failure closes the others and names each host at fault. */
+async function openAll(env: EnvironmentConfig, attempts: Promise<DockerHost | HaproxyRuntime>[]): Promise<(DockerHost | HaproxyRuntime)[]> {
+  const settled = await Promise.allSettled(attempts);
+  const opened = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failures = settled.flatMap((s) => (s.status === 'rejected' ? [String((s.reason as Error).message ?? s.reason)] : []));
+  if (failures.length > 0) {
+    for (const connection of opened) connection.dispose();
+    throw new PreflightError(`cannot reach the ${env.name} environment:\n  ${failures.join('\n  ')}`);
+  }
+  return opened;
 }
 
 /** Runs `operation` on every host at once; all failures are reported together. */

@@ -7,6 +7,8 @@
 #   estate.sh status                              what is running; exit 1 when something is down
 #   estate.sh exec NODE CMD...                    run CMD inside NODE (stg1, prd2, lb-staging, reg, ...)
 #   estate.sh reload staging|production|LB_NODE   reload those HAProxies, keeping their runtime state
+#   estate.sh bare up|down                        a clean host (bare1) and load balancer (lb-bare), rebuilt
+#                                                 from scratch: the newcomer's path of docs/getting-started.md
 #
 # Every node is one long-running supervisor process (this script, `_node NAME`) living in the
 # node's own network namespace (bridged to the root namespace on 10.231.0.0/24) and its own
@@ -31,7 +33,7 @@ readonly HAPROXY_SOCK=/run/haproxy/admin.sock
 readonly CG_NAME=deploy-action-estate
 readonly DEPLOY_USER=deploy
 readonly MAX_HOSTS=8
-readonly NODE_RE="^(runner|reg|lb-staging|lb-production|lb-production2|stg[1-$MAX_HOSTS]|prd[1-$MAX_HOSTS])\$"
+readonly NODE_RE="^(runner|reg|lb-staging|lb-production|lb-production2|stg[1-$MAX_HOSTS]|prd[1-$MAX_HOSTS]|bare1|lb-bare)\$"
 readonly READY_TIMEOUT=60
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
 readonly SCRIPT
@@ -58,6 +60,8 @@ node_kind() {
     reg) echo reg ;;
     lb-staging | lb-production | lb-production2) echo lb ;;
     stg[1-$MAX_HOSTS] | prd[1-$MAX_HOSTS]) echo host ;;
+    bare1) echo bare-host ;;
+    lb-bare) echo bare-lb ;;
     *) die "unknown node '$1'" ;;
   esac
 }
@@ -69,6 +73,8 @@ node_addr() {
     lb-staging) echo "$NET.10" ;;
     lb-production) echo "$NET.20" ;;
     lb-production2) echo "$NET.30" ;;
+    lb-bare) echo "$NET.40" ;;
+    bare1) echo "$NET.41" ;;
     stg*) echo "$NET.$((10 + ${1#stg}))" ;;
     prd*) echo "$NET.$((20 + ${1#prd}))" ;;
   esac
@@ -80,6 +86,7 @@ node_dir() {
     reg) echo "$ESTATE_DIR/registry" ;;
     lb) echo "$ESTATE_DIR/$1" ;;
     host) echo "$ESTATE_DIR/hosts/dae-$1" ;;
+    bare-host | bare-lb) echo "$ESTATE_DIR/bare/$1" ;;
   esac
 }
 
@@ -142,6 +149,13 @@ node_ready() {
       nsenter --target "$pid" --net --mount -- test -S "$HAPROXY_SOCK" &&
         tcp_open "$addr" 80 && tcp_open "$addr" 22
       ;;
+    bare-host)
+      nsenter --target "$pid" --net --mount -- \
+        curl -sf --max-time 2 --unix-socket /run/docker.sock http://docker/_ping >/dev/null &&
+        tcp_open "$addr" 22
+      ;;
+    # The package's configuration has no frontend: nothing listens on :80 yet.
+    bare-lb) nsenter --target "$pid" --net --mount -- test -S "$HAPROXY_SOCK" && tcp_open "$addr" 22 ;;
   esac
 }
 
@@ -308,6 +322,15 @@ node_main() {
       mkdir -p "$RUN_DIR/runner"
       mount --move "$dir/run" "$RUN_DIR/runner"
       ;;
+    bare-host | bare-lb)
+      # A machine of its own as far as setup goes: its own /etc (users, groups, sshd and HAProxy
+      # configuration, host keys; see bare_prepare), /home and HAProxy state directory.
+      mount -t tmpfs -o mode=0755 tmpfs /run
+      mount --bind "$dir/root/etc" /etc
+      mount -t tmpfs -o mode=0755 tmpfs /home
+      mount --bind "$dir/lib-haproxy" /var/lib/haproxy
+      mkdir -m 0755 /run/sshd
+      ;;
     host | lb)
       mount -t tmpfs -o mode=0755 tmpfs /run
       # The login's home too: a `docker login` on one host must not log in the others.
@@ -329,7 +352,7 @@ node_main() {
       docker-registry serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 &
       pids+=("$!")
       ;;
-    host)
+    host | bare-host)
       # A short shutdown timeout: teardown must not wait on containers that ignore SIGTERM.
       # Containers' own bridge inside the test range too (10.231.1XX.0/24 for host .XX): every
       # address the estate uses is one of its test hosts'.
@@ -349,9 +372,20 @@ node_main() {
       haproxy -W -db -f "$dir/haproxy.cfg" -p /run/haproxy/haproxy.pid >>"$dir/haproxy.log" 2>&1 &
       pids+=("$!")
       ;;
+    bare-lb)
+      # As Debian's unit runs it (haproxy -Ws -f /etc/haproxy/haproxy.cfg -p /run/haproxy.pid,
+      # RuntimeDirectory=haproxy), from the package's own configuration; a reload is USR2.
+      install -d -m 0755 /run/haproxy
+      haproxy -W -db -f /etc/haproxy/haproxy.cfg -p /run/haproxy.pid >>"$dir/haproxy.log" 2>&1 &
+      pids+=("$!")
+      ;;
   esac
   if [[ $kind == host || $kind == lb ]]; then
     /usr/sbin/sshd -D -f "$dir/sshd_config" -E "$dir/sshd.log" &
+    pids+=("$!")
+  elif [[ $kind == bare-host || $kind == bare-lb ]]; then
+    # The package's sshd_config, as a fresh install has it.
+    /usr/sbin/sshd -D -E "$dir/sshd.log" &
     pids+=("$!")
   fi
   trap 'kill -TERM "${pids[@]}" 2>/dev/null || true' TERM INT
@@ -791,6 +825,41 @@ cmd_status() {
   return "$bad"
 }
 
+# A clean machine's /etc: this one's, without the deploy user (and its group memberships), with
+# host keys of its own; HAProxy's and sshd's configuration as their packages installed them.
+bare_prepare() { # NODE
+  local name=$1 dir
+  dir=$(node_dir "$name")
+  rm -rf "$dir"
+  install -d -m 0755 "$dir/root" "$dir/lib-haproxy"
+  cp -a /etc "$dir/root/etc"
+  if grep -q "^$DEPLOY_USER:" "$dir/root/etc/passwd"; then userdel --prefix "$dir/root" "$DEPLOY_USER"; fi
+  rm -f "$dir/root/etc/ssh/ssh_host_"*
+  ssh-keygen -A -f "$dir/root" >/dev/null
+  [[ $(node_kind "$name") == bare-host ]] && ensure_engine_config "$name"
+  return 0
+}
+
+cmd_bare() { # up|down
+  local name
+  [[ ${1:-} == up || ${1:-} == down ]] || die "usage: estate.sh bare up|down"
+  ((EUID == 0)) || die "must run as root"
+  if [[ -f $RUN_DIR/estate-dir ]]; then ESTATE_DIR=$(cat "$RUN_DIR/estate-dir"); fi
+  check_estate_dir
+  take_lock
+  for name in lb-bare bare1; do teardown_node "$name"; done
+  rm -rf "$ESTATE_DIR/bare"
+  [[ $1 == up ]] || return 0
+  [[ -f $RUN_DIR/estate-dir ]] || die "the estate is down: run estate.sh up first"
+  for name in lb-bare bare1; do
+    bare_prepare "$name"
+    create_netns "$name"
+    launch_node "$name"
+  done
+  wait_ready lb-bare bare1
+  log "bare: lb-bare $(node_addr lb-bare), bare1 $(node_addr bare1): Docker, sshd and HAProxy as installed, no deploy user"
+}
+
 cmd_exec() {
   (($# >= 2)) || die "usage: estate.sh exec NODE CMD..."
   local name=${1#dae-}
@@ -813,7 +882,7 @@ cmd_reload() { # ENV (each of its load balancers) or LB_NODE
 }
 
 case ${1:-} in
-  up | down | status | exec | reload) "cmd_$1" "${@:2}" ;;
+  up | down | status | exec | reload | bare) "cmd_$1" "${@:2}" ;;
   _node) node_main "${@:2}" ;;
   *) sed -n '2,9s/^# \{0,1\}//p' "$SCRIPT" >&2 && exit 2 ;;
 esac

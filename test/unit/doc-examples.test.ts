@@ -76,6 +76,16 @@ describe('the examples in README.md and docs/', () => {
     for (const kind of ['workflow', 'config', 'config part'] as const) expect(kinds).toContain(kind);
   });
 
+  it('show one file the same wherever they name it (a first line "# path")', () => {
+    const byFile = new Map<string, Set<string>>();
+    for (const { yaml } of blocks) {
+      const file = /^# ([\w./-]+\.ya?ml)\n/.exec(yaml)?.[1];
+      if (file) byFile.set(file, (byFile.get(file) ?? new Set()).add(yaml));
+    }
+    expect(byFile.get('.github/deploy.yml')?.size, 'README.md and docs/getting-started.md show .github/deploy.yml').toBe(1);
+    expect([...byFile].filter(([, copies]) => copies.size > 1).map(([file]) => file)).toEqual([]);
+  });
+
   it('keep every workflow and config in a yaml fence', () => {
     const fences = docPages().flatMap((page) => [...page.text.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].filter((m) => m[1] !== 'yaml').map((m) => ({ page: page.path, text: m[2]! })));
     const escaped = fences.filter((f) => /^(jobs|environments):|uses: clay\/deploy-action@/m.test(f.text)).map((f) => `${f.page}: ${f.text.split('\n')[0]}`);

@@ -15,7 +15,9 @@ describe('renderHaproxyConfig', () => {
   });
 
   it.each([
-    'stats socket /run/haproxy/admin.sock mode 660 level admin',
+    'stats socket /run/haproxy/admin.sock mode 660 group haproxy level admin',
+    '    user haproxy\n    group haproxy\n',
+    '# Before every reload, save the servers\' states here, or drain and maint are lost:\n    #   echo "show servers state" | socat stdio /run/haproxy/admin.sock > /var/lib/haproxy/server-state\n    server-state-file /var/lib/haproxy/server-state',
     'backend mobile\n',
     'option httpchk GET /healthcheck',
     'http-check expect status 200',

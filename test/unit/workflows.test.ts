@@ -12,7 +12,7 @@ import { problems } from './support/workflow-check.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
-const EXAMPLES = ['examples/workflows/release.yml', 'examples/workflows/rollback.yml', 'examples/workflows/check.yml'];
+const EXAMPLES = ['examples/workflows/release.yml', 'examples/workflows/rollback.yml', 'examples/workflows/check.yml', 'examples/workflows/haproxy-config.yml'];
 /** The project's own workflows (ci, mutation, ...): every file there, so a new one is validated too. */
 const OWN_WORKFLOWS = readdirSync(join(ROOT, '.github/workflows')).map((file) => `.github/workflows/${file}`);
 
@@ -110,8 +110,8 @@ describe('the GitHub permissions the action needs', () => {
       commands.some((c) => COMMANDS_USING_GITHUB.has(c)) ? needed.filter((p) => !grants(permissions, p)).map((p) => `${job}: ${p}`) : [],
     );
 
-  // check.yml runs neither deploy nor rollback (it reads the environment's reviewers only).
-  it.each(EXAMPLES.filter((path) => !path.endsWith('/check.yml')))('%s grants them to every job that runs deploy or rollback', (path) => {
+  // check.yml and haproxy-config.yml run neither deploy nor rollback (check reads the environment's reviewers only).
+  it.each(EXAMPLES.filter((path) => !path.endsWith('/check.yml') && !path.endsWith('/haproxy-config.yml')))('%s grants them to every job that runs deploy or rollback', (path) => {
     const found = jobs(read(path));
     expect(found.flatMap((j) => j.commands).some((c) => COMMANDS_USING_GITHUB.has(c))).toBe(true);
     expect(missing(read(path))).toEqual([]);

@@ -63,6 +63,8 @@ export interface DeployRunOptions extends DeployConfigOptions {
   knownHosts?: string;
   registryPassword?: string;
   runId?: string;
+  /** GITHUB_RUN_ATTEMPT: 2 and up for a re-run (default 1). */
+  runAttempt?: string;
   /** command: rollback's version input (the run itself is a workflow_dispatch on main). */
   rollbackTo?: string;
   /** command: rollback's allow-never-deployed input. */
@@ -96,6 +98,7 @@ export async function runDeploy(estate: Estate, options: DeployRunOptions): Prom
     env: {
       APP_SECRET,
       GITHUB_RUN_ID: options.runId ?? String(2000 + Math.floor(Math.random() * 1e6)),
+      ...(options.runAttempt ? { GITHUB_RUN_ATTEMPT: options.runAttempt } : {}),
       ...(options.githubUrl ? { GITHUB_API_URL: options.githubUrl } : {}),
     },
     ...(options.onStart ? { onStart: options.onStart } : {}),
