@@ -224,10 +224,11 @@ describe('the rollout simulator', () => {
   }, 900_000);
 
   describe('the interruption defects of issue 19, each a named schedule', () => {
-    it.each(DEFECTS)('$name', async ({ scenario, faults }) => {
+    it.each(DEFECTS)('$name', async ({ scenario, faults, invariants = INVARIANTS }) => {
       const run = await new Simulation(SCENARIOS.find((s) => s.name === scenario)!, faults).run();
       expect(run.fired).toHaveLength(faults.length);
-      expect(describeViolations(run)).toEqual([]);
+      // Every violation counts here, open findings' too: the defect is fixed, not explained.
+      expect(check(run).filter((v) => (invariants as readonly string[]).includes(v.invariant)).map((v) => `${v.invariant}: ${v.detail}`)).toEqual([]);
     });
   });
 
