@@ -146,8 +146,8 @@ export const haproxySchema = {
 export const lockSchema = {
   /** How long a deploy waits for another one on the same environment before failing. */
   wait: withDefault(integer(0, 3600), 0, 'Seconds a deploy waits for another one on the same environment before failing.'),
-  /** A lock older than this, or whose run has ended, is stale (see takeover). */
-  'stale-after': withDefault(seconds(86400), 3600, 'A lock older than this many seconds is stale, only when GitHub cannot tell whether its run has ended.'),
+  /** A lock whose holder gave no sign of life for this long, or whose run has ended, is stale (see takeover). */
+  'stale-after': withDefault(seconds(86400), 3600, 'A lock whose run gave no sign of life (it refreshes one while it runs) for this many seconds is stale, only when GitHub cannot be asked whether its run has ended.'),
   /** Take over a stale lock (reported in the log) instead of failing. */
   takeover: withDefault(boolean, false, 'Take over a stale lock (reported in the log) instead of failing.'),
 };

@@ -172,15 +172,20 @@ export async function pinRelease(connected: Connected, image: string, tag: strin
 /** The servers a rollout drives; heldOn: what the operator had out of service before this run, for the journal to leave so. */
 export type Servers = LoadBalancing & { heldOn: HeldSnapshot };
 
+/** What a run cut short left, as findServers needs it: the servers it took out, and what the operator held before it. */
+export type LeftBehind = { outOfService: string[]; heldOn: HeldSnapshot };
+
 /**
  * Each host's master and backup server on every load balancer, found by address and port, and
- * which of them are out of service before the deploy. Those an operator put there stay there;
- * after taking over the lock of a run that ended, they are that run's leftovers instead, and go
- * back in service once healthy.
+ * which of them are out of service before the deploy: those an operator put there stay there.
+ * `leftBy`, the journal of a run cut short (read by its post step, or by a run that took its
+ * lock over): the servers that run took out are its leftovers and go back in service once
+ * healthy, unless the operator had them out before it (its `heldOn`). After a takeover of a lock
+ * whose run kept no journal, every server out of service counts as the operator's.
  */
 export async function findServers(
   connected: Connected,
-  { tookOverLock, heldBefore, running }: { tookOverLock: boolean; heldBefore?: HeldSnapshot; running?: Map<string, HostTarget> },
+  { tookOverLock, leftBy, running }: { tookOverLock: boolean; leftBy?: LeftBehind; running?: Map<string, HostTarget> },
 ): Promise<Servers | undefined> {
   const { env, lbs } = connected;
   if (lbs.length === 0 || !env.haproxy) return undefined;
@@ -190,14 +195,9 @@ export async function findServers(
       `HAProxy backend ${env.haproxy.backend}: ${missing.join('; ')}; add them (command: haproxy-config prints a backend that fits)`,
     );
   }
-  if (heldBefore) {
-    // The post step of a killed run: what the operator had then, not what that run left.
-    const held = fleet.loadHeld(heldBefore);
-    return { driver: fleet, servers, held, heldOn: heldBefore, drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
-  }
-  const held = new Map<string, 'maint' | 'drain'>();
   const roleOf = new Map([...servers].flatMap(([host, roles]) => (['master', 'backup'] as const).map((role) => [roles[role], { host, role }] as const)));
-  for (const [server, { state, where }] of await fleet.readHeld()) {
+  const heldBefore = new Set((leftBy?.heldOn ?? []).map(([server]) => server));
+  for (const [server, { where }] of await fleet.readHeld()) {
     const { host, role } = roleOf.get(server)!;
     if (running && !running.get(host)?.[role]) {
       // No container serves there: nothing for an operator to hold; a rollback of a first deploy
@@ -206,18 +206,21 @@ export async function findServers(
       fleet.forgetHeld(server);
       continue;
     }
-    if (tookOverLock) {
-      core.warning(`${server} is out of service (${where}), left so by the run whose lock was taken over: it goes back in service once healthy`);
-    } else {
-      held.set(server, state);
-      core.warning(
-        `${server} is out of service (${where}), not READY: its containers are updated, and it is left as the operator set it ` +
-          `(to put it back: set server ${env.haproxy.backend}/<server> state ready on that load balancer)`,
-      );
+    if (leftBy?.outOfService.includes(server) && !heldBefore.has(server)) {
+      core.info(`${server} is out of service (${where}), taken out by the run cut short: it goes back in service once healthy`);
+      fleet.forgetHeld(server);
+      continue;
     }
+    core.warning(
+      `${server} is out of service (${where}), not READY: its containers are updated, and it is left as the operator set it ` +
+        `(to put it back: set server ${env.haproxy.backend}/<server> state ready on that load balancer)` +
+        (tookOverLock && !leftBy ? '; the run whose lock was taken over kept no journal saying otherwise' : ''),
+    );
   }
-  if (tookOverLock) fleet.forgetHeld();
-  return { driver: fleet, servers, held, heldOn: fleet.heldSnapshot(), drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
+  // Held before the run cut short: the state the operator set then, not the one that run left.
+  const snapshot = fleet.heldSnapshot().map(([server, members]) => [server, heldBefore.has(server) ? leftBy!.heldOn.find(([s]) => s === server)![1] : members] as HeldSnapshot[number]);
+  const held = fleet.loadHeld(snapshot);
+  return { driver: fleet, servers, held, heldOn: snapshot, drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
 }
 
 /**

@@ -317,8 +317,21 @@ export class MemoryHost implements HostDriver {
     const current = this.world.locks.get(`${this.host}/${name}`);
     if (!current || current.runId !== owner.runId || current.attempt !== owner.attempt) return false;
     this.world.locks.delete(`${this.host}/${name}`);
+    this.world.lockJournals.delete(`${this.host}/${name}`);
     this.world.events.push(`unlock ${this.host}/${name} ${owner.runId}`);
     return true;
+  }
+  async writeLockJournal(name: string, slot: 0 | 1, text: string) {
+    await this.world.enter({ at: this.host, op: 'journal', subject: name });
+    const key = `${this.host}/${name}`;
+    if (!this.world.locks.has(key)) throw new Error(`${this.host}: no lock ${name} to write the journal into`);
+    const files = this.world.lockJournals.get(key) ?? [];
+    files[slot] = text;
+    this.world.lockJournals.set(key, files);
+  }
+  async readLockJournal(name: string) {
+    await this.world.enter({ at: this.host, op: 'journal', subject: name });
+    return (this.world.lockJournals.get(`${this.host}/${name}`) ?? []).filter((t) => t !== undefined);
   }
   async pruneImages() {
     await this.world.enter({ at: this.host, op: 'prune' });

@@ -203,7 +203,7 @@ describe('issue 20: each defect, reproduced', () => {
     expect(receipt.releases['v1.4.0+cccc']!.errors).toBe(0);
   });
 
-  it('a check after a container goes in service waits for a fresh reading only for a release that erred or is too little known', async () => {
+  it('a check after a container goes in service waits for a fresh reading only for a release that erred or is too little known, and never past its signal', async () => {
     const lbs = new Balancers(['lb1'], old);
     const recorder = await recording(lbs, old);
     await lbs.change(recorder, 'h1', fresh);
@@ -224,6 +224,13 @@ describe('issue 20: each defect, reproduced', () => {
     lbs.failing.add(fresh.digest);
     await vi.advanceTimersByTimeAsync(3_000);
     expect(await settledAt(canary.check(fresh))).toBeGreaterThanOrEqual(500);
+    // Settling a cancelled run: its deadline ends the wait, with no verdict.
+    lbs.readMs = 8_000;
+    const deadline = new AbortController();
+    setTimeout(() => deadline.abort(), 100);
+    const check = canary.check(fresh, deadline.signal);
+    expect(await settledAt(check)).toBe(100);
+    expect(await check).toBeUndefined();
     recorder.stop();
   });
 

@@ -16,6 +16,8 @@ export interface DeployConfigOptions {
   ssh?: string;
   /** The haproxy section's keys after hosts, socket and backend (default `drain-timeout: 10`). */
   haproxy?: string;
+  /** container.stop-timeout (default 10). */
+  stopTimeout?: number;
   /** Hosts of the environment to use (default: the first two). */
   hosts?: string[];
   /** Load balancers of the environment to drive (default: all of the estate's). */
@@ -44,7 +46,7 @@ export function deployConfig(estate: Estate, options: DeployConfigOptions): stri
     : environment(options.environment, '');
   return `app: demo
 image: ${options.repository ?? `${estate.registry.address}/clay/demo`}
-container: { port: 3000, stop-timeout: 10, init: true, env: { GREETING: hello }, secrets: [APP_SECRET] }
+container: { port: 3000, stop-timeout: ${options.stopTimeout ?? 10}, init: true, env: { GREETING: hello }, secrets: [APP_SECRET] }
 ports: { master: 50000, backup: 50001 }
 health: { path: /healthcheck, timeout: 20, interval: 1 }
 ssh: { user: ${estate.sshUser}, port: 22, connect-timeout: 5${options.ssh ? `, ${options.ssh}` : ''} }
