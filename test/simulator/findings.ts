@@ -31,12 +31,13 @@ export const OPEN: OpenFinding[] = [
   {
     what:
       'with the lock\'s host cut off, the journal kept next to the lock stops following the run; a run that takes the lock over ' +
-      'then reads a server the dead run took out (MAINT) as one the operator holds, and leaves it out of service for good',
+      'then reads a server the dead run took out (MAINT) as one the operator holds, and leaves it out of service for good (or, ' +
+      'the other way round, puts an operator\'s server back in service)',
     schedule: { scenario: 'canary passes', faults: [{ kind: 'lost-host', at: 75 }, { kind: 'remove-fails', at: 187 }] },
     explains: (v, run) =>
       fired(run, 'lost-host') &&
       logged(run, /Could not keep the journal next to the deploy lock/) &&
-      (((v.invariant === 'next deploy' || v.invariant === 'servers') && / is maint on lb\d, not (ready|in service)/.test(v.detail)) ||
+      (((v.invariant === 'next deploy' || v.invariant === 'servers') && / is (maint on lb\d, not (ready|in service)|ready on lb\d, (not|held) (maint|drain))/.test(v.detail)) ||
         (v.invariant === 'hosts' && /not both roles on one release/.test(v.detail))),
   },
   {
@@ -44,7 +45,7 @@ export const OPEN: OpenFinding[] = [
       'an adopted (hand-run) container whose set-aside did not finish (a rename that failed, a host cut off) is recorded as set ' +
       'aside by the repair; restoring it then fails ("cannot put app back: app-adopted does not exist"), the lock stays, and every ' +
       'later deploy fails the same way',
-    schedule: { scenario: 'hand-run containers', faults: [{ kind: 'sigint', at: 59 }, { kind: 'rename-fails', at: 48 }] },
+    schedule: { scenario: 'hand-run containers', faults: [{ kind: 'lost-host', at: 135 }] },
     explains: (_v, run) => run.scenario.start === 'hand-run' && logged(run, /cannot put app(-backup)? back: app(-backup)?-adopted does not exist/),
   },
   {
@@ -59,7 +60,13 @@ export const OPEN: OpenFinding[] = [
     what:
       'a run that took a dead run\'s lock over and fails in its repair (a remove that fails) ends without a lock or a journal: ' +
       'the host it left half-repaired (a role stopped, its server in MAINT) has nothing that says so until the next deploy',
-    schedule: { scenario: 'upgrade', faults: [{ kind: 'runner-death', at: 113 }, { kind: 'remove-fails', at: 103 }] },
+    schedule: {
+      scenario: 'upgrade',
+      faults: [
+        { kind: 'remove-fails', at: 0, on: 'lb-set lb1 h1-master' },
+        { kind: 'runner-death', at: 0, on: 'stop h1 app' },
+      ],
+    },
     explains: (v, run) =>
       (v.invariant === 'hosts' || v.invariant === 'servers') &&
       fired(run, 'runner-death') &&
@@ -69,7 +76,7 @@ export const OPEN: OpenFinding[] = [
     what:
       'a run killed after opening its deployment record and before its journal says so leaves the record without a status: ' +
       'the post step does not know of it',
-    schedule: { scenario: 'two runs racing for the lock', faults: [{ kind: 'rename-fails', at: 15 }, { kind: 'sigkill', at: 22 }] },
+    schedule: { scenario: 'rollback to previous', faults: [{ kind: 'sigkill', at: 23 }, { kind: 'lost-lb', at: 33 }] },
     explains: (v, run) => v.invariant === 'report' && fired(run, 'sigkill', 'runner-death') && /is left without a status/.test(v.detail),
   },
   {

@@ -40,12 +40,12 @@ vi.mock('../../src/rollout/plan.js', async (original) => {
   const plan = await original<typeof import('../../src/rollout/plan.js')>();
   return {
     ...plan,
-    settleTarget: (current: Parameters<typeof plan.settleTarget>[0], masterInService: boolean) => {
-      if (sabotaged !== 'hosts') return plan.settleTarget(current, masterInService);
-      const release = current.master ?? current.backup;
+    settleTarget: (...args: Parameters<typeof plan.settleTarget>) => {
+      if (sabotaged !== 'hosts') return plan.settleTarget(...args);
+      const release = args[0].master ?? args[0].backup;
       return release ? { master: release, backup: release } : {};
     },
-    planRollout: (target: Parameters<typeof plan.planRollout>[0], hosts: Parameters<typeof plan.planRollout>[1], ...rest: [number, number?]) =>
+    planRollout: (...[target, hosts, ...rest]: Parameters<typeof plan.planRollout>) =>
       plan.planRollout(
         target,
         sabotaged === 'kept'
@@ -59,21 +59,22 @@ vi.mock('../../src/report/summary.js', async (original) => {
   const summary = await original<typeof import('../../src/report/summary.js')>();
   return {
     ...summary,
-    rolloutSummary: (s: Parameters<typeof summary.rolloutSummary>[0], report: Parameters<typeof summary.rolloutSummary>[1]) =>
-      summary.rolloutSummary(s, sabotaged === 'report' ? { ...report, result: { ...report.result, hosts: report.result.hosts.map((h) => ({ ...h, after: h.before })) } } : report),
+    rolloutSummary: (...[s, report, ...rest]: Parameters<typeof summary.rolloutSummary>) =>
+      summary.rolloutSummary(s, sabotaged === 'report' ? { ...report, result: { ...report.result, hosts: report.result.hosts.map((h) => ({ ...h, after: h.before })) } } : report, ...rest),
   };
 });
 vi.mock('../../src/rollout/lock.js', async (original) => {
   const lock = await original<typeof import('../../src/rollout/lock.js')>();
   return {
     ...lock,
-    acquireDeployLock: (...[host, name, mine, image, policy]: Parameters<typeof lock.acquireDeployLock>) =>
+    acquireDeployLock: (...[host, name, mine, image, policy, ...rest]: Parameters<typeof lock.acquireDeployLock>) =>
       lock.acquireDeployLock(
         host,
         name,
         mine,
         image,
         sabotaged === 'next deploy' ? { ...policy, runEnded: async () => false } : sabotaged === 'lock' ? { ...policy, runEnded: async () => true } : policy,
+        ...rest,
       ),
   };
 });
