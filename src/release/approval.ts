@@ -34,7 +34,7 @@ export function approvalFor(reviews: RunReview[], environment: string, attempt =
     return {
       approved: false,
       reason:
-        `this is attempt ${attempt} of the run, and its reviews of ${environment} disagree (approved by ${by.join(', ')}, rejected by ${rejected.join(', ')})`,
+        `this is attempt ${attempt} of the run, and its reviews of ${environment} disagree (approved by ${by.join(', ')}; rejected by ${rejected.join(', ')})`,
       fix: 'GitHub does not say which attempt each review belongs to, so the newest cannot be told: start a new workflow run instead of re-running this one',
     };
   }

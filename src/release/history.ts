@@ -150,6 +150,8 @@ export function nextHistory(base: string[], target: RanRelease, task: 'deploy' |
   let undone = base.filter((e) => e.startsWith(UNDONE)).map((e) => e.slice(UNDONE.length));
   const at = stack.lastIndexOf(entry);
   if (task === 'rollback' && at >= 0) {
+    // Those above it; the rest stay in the stack (the filter below drops them from `undone`, so
+    // `...stack` whole would do the same: an equivalent mutant).
     undone = [...undone, ...stack.slice(at + 1)];
     stack = stack.slice(0, at);
   } else if (stack.at(-1) === entry) stack.pop();
@@ -170,5 +172,5 @@ export function previousInLabel(history: string[], currentVersion: string): RanR
 /** In a history label: the digest `version` ran at (in effect or undone since), if it is there. */
 export function ranDigestInLabel(history: string[], version: string): string | undefined {
   const found = (entries: string[]) => entries.map(readEntry).findLast((r) => r.version === version)?.digest;
-  return found(inEffect(history)) ?? found(history.filter((e) => e.startsWith(UNDONE)));
+  return found(inEffect(history)) ?? found(history);
 }

@@ -166,7 +166,7 @@ describe('someone with write access but without production\'s secrets or a revie
     expect(rerun.code, rerun.log).toBe(1);
     expect(rerun.log).toContain('::error title=environments.production.require-approval');
     expect(rerun.log).toContain(
-      'this is attempt 2 of the run, and its reviews of production disagree (approved by alice, rejected by bob): GitHub does not say which attempt each review belongs to',
+      'this is attempt 2 of the run, and its reviews of production disagree (approved by alice; rejected by bob): GitHub does not say which attempt each review belongs to',
     );
     expect(productionPosts()).toHaveLength(posted);
     expect(await productionContainers()).toEqual(before);

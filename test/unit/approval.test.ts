@@ -34,7 +34,16 @@ describe('approvalFor', () => {
         [approved('alice', 'production'), rejected('bob', 'production')],
         {
           approved: false,
-          reason: 'this is attempt 3 of the run, and its reviews of production disagree (approved by alice, rejected by bob)',
+          reason: 'this is attempt 3 of the run, and its reviews of production disagree (approved by alice; rejected by bob)',
+          fix: 'GitHub does not say which attempt each review belongs to, so the newest cannot be told: start a new workflow run instead of re-running this one',
+        },
+      ],
+      [
+        'several of each, every reviewer named',
+        [approved('alice', 'production'), approved('carol', 'production'), rejected('bob', 'production'), rejected('dave', 'production')],
+        {
+          approved: false,
+          reason: 'this is attempt 3 of the run, and its reviews of production disagree (approved by alice, carol; rejected by bob, dave)',
           fix: 'GitHub does not say which attempt each review belongs to, so the newest cannot be told: start a new workflow run instead of re-running this one',
         },
       ],
