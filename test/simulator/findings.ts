@@ -36,8 +36,9 @@ export const OPEN: OpenFinding[] = [
     schedule: { scenario: 'canary passes', faults: [{ kind: 'lost-host', at: 75 }, { kind: 'remove-fails', at: 187 }] },
     explains: (v, run) =>
       fired(run, 'lost-host') &&
-      logged(run, /Could not keep the journal next to the deploy lock/) &&
-      (((v.invariant === 'next deploy' || v.invariant === 'servers') && / is (maint on lb\d, not (ready|in service)|ready on lb\d, (not|held) (maint|drain))/.test(v.detail)) ||
+      // The lock's host (the first, sorted) cut off while the run went on.
+      run.unreachableAfterMain.has([...run.scenario.hosts].sort()[0]!) &&
+      (((v.invariant === 'next deploy' || v.invariant === 'servers') && / is (maint on lb\d, not (ready|in service|drain)|ready on lb\d, (not|held) (maint|drain))/.test(v.detail)) ||
         (v.invariant === 'hosts' && /not both roles on one release/.test(v.detail))),
   },
   {
