@@ -149,7 +149,7 @@ async function measure(environment: 'staging' | 'production', count: number, rel
       load,
       p99Before,
       ssh: `${logins.slice(0, count).join('/')} (+${logins.slice(count).join('/')} LB)`,
-      receipt: `${receipt.cost.seconds.toFixed(2)} s, waited ${receipt.cost.waitedSeconds.toFixed(2)} s (${((100 * receipt.cost.waitedSeconds) / wall).toFixed(1)}%), ${receipt.cost.readings} reads; ${receipt.totals.requests} vs ${counted}`,
+      receipt: `${receipt.cost.seconds.toFixed(2)} s, waited ${receipt.cost.waitedSeconds.toFixed(2)} s (${((100 * receipt.cost.waitedSeconds) / wall).toFixed(1)}%), ${receipt.cost.readings} reads, ${receipt.gaps.length} gaps; ${receipt.totals.requests} vs ${counted}`,
     },
   ];
   await clearHosts(estate, env.hosts);
@@ -181,7 +181,7 @@ async function benchDeploys(): Promise<void> {
     rows.push(...(await measure('production', 2, releases, false)));
   }
 
-  const header = ['hosts', 'LBs', 'way', 'wall', 'pre-flight', 'rollout', 'per host', 'requests', 'failed', 'p50', 'p99 before', 'p99', 'max', 'SSH logins per host', 'receipt: reading, waited (% of wall), reads; requests vs clients'];
+  const header = ['hosts', 'LBs', 'way', 'wall', 'pre-flight', 'rollout', 'per host', 'requests', 'failed', 'p50', 'p99 before', 'p99', 'max', 'SSH logins per host', 'receipt: reading, waited (% of wall), reads, gaps; requests vs clients'];
   const table = rows.map((r) => [
     String(r.hosts), String(r.lbs), r.way, `${r.wall.toFixed(1)} s`,
     r.preflight === undefined ? 'n/a' : `${r.preflight.toFixed(1)} s`, r.preflight === undefined ? 'n/a' : `${(r.wall - r.preflight).toFixed(1)} s`, r.perHost, String(r.load.sent), String(r.load.failed),

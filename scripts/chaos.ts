@@ -4,7 +4,7 @@
 // action's exit, and whether the next deploy succeeds. Prints figures; asserts nothing.
 import type { ActionRun } from '../test/integration/support/action.js';
 import { clearHosts, containersOn, runDeploy, type DeployRunOptions } from '../test/integration/support/deploy.js';
-import { loadEstate } from '../test/integration/support/estate.js';
+import { loadEstate, watchKills } from '../test/integration/support/estate.js';
 import { aftermath, reloadLoadBalancers, setLink, strikeAtMasterStop } from '../test/integration/support/faults.js';
 import { startGitHub } from '../test/integration/support/github.js';
 import { pushTestApp } from '../test/integration/support/images.js';
@@ -78,6 +78,55 @@ const faults: Fault[] = [
     },
   },
   {
+    // The runner itself dies: no post step. The next run finds the lock stale (GitHub reports
+    // the run ended), takes it over and finishes what it left, from the journal kept in the lock.
+    name: 'runner dies mid-rollout (SIGKILL, no post step), next run takes over',
+    async inject(version) {
+      const runId = 9000 + Math.floor(Math.random() * 1000);
+      github.runs.set(runId, { status: 'in_progress' });
+      const { main, at, exited } = await strikeAtMasterStop(
+        estate,
+        hosts[0]!,
+        (onStart) => deploy(version, { runId: String(runId), onStart }),
+        (pid) => void setTimeout(() => process.kill(pid, 'SIGKILL'), 300),
+      ).then(({ run, struckAt, exitedAt }) => ({ main: run, at: struckAt, exited: exitedAt }));
+      github.runs.set(runId, { status: 'completed', conclusion: 'failure' });
+      return { runs: [main, await deploy(version, { extra: 'lock: { takeover: true }' })], at, exited };
+    },
+  },
+  {
+    // A release whose health check fails: host 1's new master is removed and the rollback
+    // starts it again on the old release; the job is cancelled half a second into that.
+    name: 'cancel during the automatic rollback',
+    async inject() {
+      const timers: NodeJS.Timeout[] = [];
+      let at = 0;
+      let stops = 0;
+      const watch: { stop(): void }[] = [];
+      const main = await deploy(brokenVersion, {
+        onStart: (pid) => {
+          watch.push(
+            watchKills(estate, hosts[0]!, (name) => {
+              // The first stop replaces the old master; the second removes the broken one: the rollback begins.
+              if (name !== 'demo' || ++stops !== 2) return;
+              timers.push(
+                setTimeout(() => {
+                  at = Date.now();
+                  process.kill(pid, 'SIGINT');
+                }, 500),
+                setTimeout(() => process.kill(pid, 'SIGTERM'), 8_000),
+              );
+            }),
+          );
+        },
+      }).finally(() => {
+        timers.forEach(clearTimeout);
+        watch.forEach((w) => w.stop());
+      });
+      return { runs: await withPost(main, brokenVersion), at, exited: Date.now() };
+    },
+  },
+  {
     name: 'HAProxy reloaded (both) mid-rollout',
     async inject(version) {
       const { main, at, exited } = await strikeAtFirstStop(version, () => reloadLoadBalancers('production'));
@@ -145,6 +194,8 @@ interface Row {
 const stamp = Date.now().toString(36);
 const versions = [`v7.0.0-chaos.${stamp}`, `v7.1.0-chaos.${stamp}`];
 for (const version of versions) await pushTestApp(estate, { version });
+const brokenVersion = `v7.9.0-chaos.${stamp}`;
+await pushTestApp(estate, { version: brokenVersion, broken: true });
 await clearHosts(estate, production.hosts);
 let current = versions[0]!;
 const first = await deploy(current);

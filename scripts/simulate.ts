@@ -6,12 +6,13 @@
 // API commands one at a time, so a command waits for those before it (HAProxy's CLI runs on one
 // thread). What this measures is the action's structure at scale: how many commands, how many
 // at once, how long each waits. It does not measure ssh2 or dockerode themselves.
+import { ConnectionPool, pooled } from '../src/drivers/connection-pool.js';
 import { LoadBalancers } from '../src/drivers/load-balancers.js';
 import { executeRollout } from '../src/rollout/execute.js';
 import { planRollout } from '../src/rollout/plan.js';
 import type { Role } from '../src/rollout/ports.js';
 import { EventClock } from '../test/support/event-clock.js';
-import { MemoryLoadBalancer, PORTS, hostTarget, memoryEstate, release, type Call } from '../test/support/memory-estate.js';
+import { MemoryHost, MemoryLoadBalancer, PORTS, hostTarget, memoryEstate, release, type Call } from '../test/support/memory-estate.js';
 
 /**
  * The latency model, in ms. A round trip between the runner and a host or load balancer (an SSH
@@ -21,6 +22,8 @@ import { MemoryLoadBalancer, PORTS, hostTarget, memoryEstate, release, type Call
  */
 export const MODEL = {
   roundTripMs: 30,
+  /** An SSH connection's handshake (key exchange, host key check, login), beyond its round trip. */
+  connectMs: 150,
   host: { ping: 0, containers: 5, resolve: 150, pull: 3000, stop: 600, remove: 50, rename: 10, start: 300, run: 700, health: 800, lock: 50, unlock: 30, prune: 200 } as Record<string, number>,
   lb: { commandMs: 0.1, perServerRowMs: 0.015 },
 };
@@ -28,12 +31,17 @@ export const MODEL = {
 export interface SimulationRow {
   hosts: number;
   lbs: number;
+  /** ssh.max-connections; undefined: one connection per host, all held. */
+  maxConnections?: number;
   /** Virtual seconds: pre-flight (reads, pulls, locating servers), then the rollout. */
   preflight: number;
   rollout: number;
   /** Heap of this process at its peak during the run (the estate's maps included), MB. */
   heapMb: number;
-  /** SSH connections the action holds at once: one per host and per load balancer, from pre-flight to the end. */
+  /**
+   * SSH connections open at once at the peak: one per host and per load balancer for the whole run
+   * without ssh.max-connections; with it, the pool's peak plus the load balancers'.
+   */
   ssh: number;
   /** Runtime API commands per virtual second on the busiest load balancer, over the whole run. */
   lbCommandsPerSecond: number;
@@ -45,7 +53,7 @@ export interface SimulationRow {
 /** Reads of the whole backend (every server's row): what costs HAProxy time per server. */
 const WHOLE_BACKEND = new Set(['lb-status', 'lb-find', 'lb-counters', 'lb-statuses', 'lb-servers']);
 
-export async function simulate(hostCount: number, lbCount: number): Promise<SimulationRow> {
+export async function simulate(hostCount: number, lbCount: number, maxConnections?: number): Promise<SimulationRow> {
   const hosts = Array.from({ length: hostCount }, (_, i) => `h${i + 1}`);
   const lbs = Array.from({ length: lbCount }, (_, i) => `lb${i + 1}`);
   const from = release('v1');
@@ -57,7 +65,8 @@ export async function simulate(hostCount: number, lbCount: number): Promise<Simu
   const busyUntil = new Map(lbs.map((lb) => [lb, 0]));
   const commands = new Map(lbs.map((lb) => [lb, 0]));
   let lbQueueMs = 0;
-  world.latency = (call: Call) => MODEL.roundTripMs + (call.op.startsWith('lb-') ? 0 : (MODEL.host[call.op] ?? 0));
+  world.latency = (call: Call) =>
+    MODEL.roundTripMs + (call.op === 'connect' ? MODEL.connectMs : call.op.startsWith('lb-') ? 0 : (MODEL.host[call.op] ?? 0));
   // Each load balancer serves one command at a time, in arrival order.
   world.intercept = async (call: Call) => {
     if (!call.op.startsWith('lb-')) return;
@@ -68,12 +77,24 @@ export async function simulate(hostCount: number, lbCount: number): Promise<Simu
     commands.set(call.at, commands.get(call.at)! + 1);
     await clock.sleep(start + service - clock.now());
   };
+  // ssh.max-connections: the hosts through the action's own pool, each connection opened when a
+  // call needs it (a handshake each time), as connect() does with the setting.
+  const pool =
+    maxConnections === undefined
+      ? undefined
+      : new ConnectionPool<MemoryHost>(maxConnections, async (host) => {
+          await world.enter({ at: host, op: 'connect' });
+          return new MemoryHost(host, world);
+        }, () => undefined);
+  if (pool) for (const host of hosts) deps.hosts.set(host, pooled<MemoryHost>(host, pool, { host }));
   let heap = 0;
   const sample = () => (heap = Math.max(heap, process.memoryUsage().heapUsed));
 
   const run = async () => {
-    // Pre-flight as the action runs it: every host read and pulled at once, then the servers found
-    // and their states read on every load balancer.
+    // Pre-flight as the action runs it: every connection opened at once (the hosts' through the
+    // pool, when a call needs them, with ssh.max-connections), every host read and pulled at once,
+    // then the servers found and their states read on every load balancer.
+    await Promise.all([...(pool ? [] : hosts), ...lbs].map((at) => world.enter({ at, op: 'connect' })));
     const snapshots = await Promise.all(hosts.map(async (host) => ({ host, current: hostTarget(await deps.hosts.get(host)!.containers('app')) })));
     await Promise.all(hosts.map((host) => deps.hosts.get(host)!.pull(target.ref, undefined, () => undefined)));
     const members = lbs.map((lb) => ({ host: lb, runtime: new MemoryLoadBalancer(lb, world) }));
@@ -92,10 +113,11 @@ export async function simulate(hostCount: number, lbCount: number): Promise<Simu
   return {
     hosts: hostCount,
     lbs: lbCount,
+    ...(maxConnections !== undefined ? { maxConnections } : {}),
     preflight: preflightMs / 1000,
     rollout: wall - preflightMs / 1000,
     heapMb: heap / 2 ** 20,
-    ssh: hostCount + lbCount,
+    ssh: (pool ? pool.peak : hostCount) + lbCount,
     lbCommandsPerSecond: Math.max(...commands.values()) / wall,
     lbQueueMs,
     violations: world.violations.length,
@@ -105,21 +127,24 @@ export async function simulate(hostCount: number, lbCount: number): Promise<Simu
 export async function simulationTable(sizes = [10, 100, 1000], lbCounts = [1, 2, 3, 4]): Promise<SimulationRow[]> {
   const rows: SimulationRow[] = [];
   for (const hosts of sizes) for (const lbs of lbCounts) rows.push(await simulate(hosts, lbs));
+  // The SSH connections bounded: as many as a batch has hosts, and a fifth of that.
+  const largest = Math.max(...sizes);
+  for (const max of [largest / 2, largest / 10]) rows.push(await simulate(largest, 1, max));
   return rows;
 }
 
 export function printSimulation(rows: SimulationRow[]): void {
   const m = MODEL;
   console.log(
-    `\nSimulated rollout (virtual time; max-parallel 50 %; round trip ${m.roundTripMs} ms; pull ${m.host.pull} ms, stop ${m.host.stop} ms, ` +
+    `\nSimulated rollout (virtual time; max-parallel 50 %; round trip ${m.roundTripMs} ms; SSH handshake ${m.connectMs} ms; pull ${m.host.pull} ms, stop ${m.host.stop} ms, ` +
       `run ${m.host.run} ms, healthy ${m.host.health} ms; HAProxy ${m.lb.commandMs} ms a command + ${m.lb.perServerRowMs} ms a server row, one command at a time)`,
   );
-  const header = ['hosts', 'LBs', 'pre-flight', 'rollout', 'wall', 'wall / 10 hosts', 'heap peak', 'SSH held', 'LB commands/s', 'LB queue max', 'violations'];
-  const base = new Map(rows.filter((r) => r.hosts === Math.min(...rows.map((x) => x.hosts))).map((r) => [r.lbs, r.preflight + r.rollout]));
+  const header = ['hosts', 'LBs', 'max-connections', 'pre-flight', 'rollout', 'wall', 'wall / 10 hosts', 'heap peak', 'SSH held', 'LB commands/s', 'LB queue max', 'violations'];
+  const base = new Map(rows.filter((r) => r.hosts === Math.min(...rows.map((x) => x.hosts)) && r.maxConnections === undefined).map((r) => [r.lbs, r.preflight + r.rollout]));
   const table = rows.map((r) => {
     const wall = r.preflight + r.rollout;
     return [
-      String(r.hosts), String(r.lbs), `${r.preflight.toFixed(1)} s`, `${r.rollout.toFixed(1)} s`, `${wall.toFixed(1)} s`,
+      String(r.hosts), String(r.lbs), r.maxConnections === undefined ? '-' : String(r.maxConnections), `${r.preflight.toFixed(1)} s`, `${r.rollout.toFixed(1)} s`, `${wall.toFixed(1)} s`,
       `${(wall / base.get(r.lbs)!).toFixed(2)}×`, `${r.heapMb.toFixed(0)} MB`, String(r.ssh), r.lbCommandsPerSecond.toFixed(0),
       `${r.lbQueueMs.toFixed(0)} ms`, String(r.violations),
     ];

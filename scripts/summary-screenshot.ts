@@ -1,6 +1,7 @@
 // A job summary as a GitHub reader sees it: its Markdown rendered to HTML (marked, GitHub-flavoured)
 // with every ```mermaid block drawn by Mermaid itself, in headless Chromium (Debian's `chromium`
-// package, installed here when missing), saved as HTML and as a PNG screenshot. Used by the demo
+// package, and `fonts-noto-color-emoji` for the summary's ✅ and ❌, installed here when missing),
+// saved as HTML and as a PNG screenshot. Used by the demo
 // (npm run demo) on the production deploy's summary; alone:
 //   node .build/scripts/summary-screenshot.js SUMMARY.md OUT.png
 import { execFile } from 'node:child_process';
@@ -14,10 +15,10 @@ import { REPO_ROOT } from '../test/integration/support/estate.js';
 const run = promisify(execFile);
 
 async function chromium(): Promise<string> {
-  const found = await run('sh', ['-c', 'command -v chromium']).then(({ stdout }) => stdout.trim(), () => '');
+  const found = await run('sh', ['-c', 'command -v chromium && test -d /usr/share/fonts/truetype/noto']).then(({ stdout }) => stdout.split('\n')[0]!.trim(), () => '');
   if (found) return found;
-  console.log('Installing Debian\'s chromium package (apt-get) to draw the charts...');
-  await run('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], { maxBuffer: 64 * 1024 * 1024 });
+  console.log('Installing Debian\'s chromium and fonts-noto-color-emoji packages (apt-get) to draw the summary...');
+  await run('apt-get', ['install', '-y', '--no-install-recommends', 'chromium', 'fonts-noto-color-emoji'], { maxBuffer: 64 * 1024 * 1024 });
   return 'chromium';
 }
 

@@ -59,6 +59,17 @@ function secretInput(name: string): string {
   return value;
 }
 
+/**
+ * The registry login. `docker login` stores it in the private DOCKER_CONFIG as base64 of
+ * `user:password`, a form of the password the runner would not mask on its own.
+ */
+function registryInputs(): Inputs['registry'] {
+  const username = core.getInput('registry-username');
+  const password = secretInput('registry-password');
+  if (username && password) maskSecret(Buffer.from(`${username}:${password}`).toString('base64'));
+  return { username, password };
+}
+
 function booleanInput(name: string): boolean {
   const value = core.getInput(name);
   if (value === '' || value === 'false') return false;
@@ -85,7 +96,7 @@ export function readInputs(): Inputs {
     version: core.getInput('version'),
     digest,
     allowNeverDeployed: booleanInput('allow-never-deployed'),
-    registry: { username: core.getInput('registry-username'), password: secretInput('registry-password') },
+    registry: registryInputs(),
     ssh: { privateKey: secretInput('ssh-private-key'), knownHosts: core.getInput('ssh-known-hosts') },
     githubToken: secretInput('github-token'),
     run: {

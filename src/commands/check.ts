@@ -226,7 +226,7 @@ export async function checkGitHub(github: GitHubApi | undefined, env: Environmen
     const row = { where, check: `environment ${env.name}`, detail: 'not checked: no github-token or no GITHUB_REPOSITORY', fix: 'github-token: ${{ github.token }} (the default) in a workflow run' };
     return [env.requireApproval ? { ...row, verdict: 'fail' } : { ...row, verdict: 'warn' }];
   }
-  let found: { exists: boolean; reviewers: number };
+  let found: { exists: boolean; reviewers: number; otherRules?: string[] };
   try {
     found = await github.environmentReviewers(env.name);
   } catch (error) {
@@ -237,7 +237,12 @@ export async function checkGitHub(github: GitHubApi | undefined, env: Environmen
   if (env.requireApproval) {
     rows.push(found.reviewers > 0
       ? pass(where, 'required reviewers', `${found.reviewers} (require-approval: true)`)
-      : fail(where, 'required reviewers', 'none, and require-approval is true: every deploy would be refused', `Settings → Environments → ${env.name} → Required reviewers: add at least one`));
+      : fail(
+          where,
+          'required reviewers',
+          `none${found.otherRules ? ` (protected by ${found.otherRules.join(' and ')}, which records no approval)` : ''}, and require-approval is true: every deploy would be refused`,
+          `Settings → Environments → ${env.name} → Required reviewers: add at least one${found.otherRules ? `; or set environments.${env.name}.require-approval: false to rely on those rules alone` : ''}`,
+        ));
   }
   return rows;
 }

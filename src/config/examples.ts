@@ -32,6 +32,7 @@ export const KEY_EXAMPLES: Record<string, unknown> = {
   'ssh.proxy-jump': 'deploy@bastion.example.com:22',
   'ssh.connect-timeout': 15,
   'ssh.keepalive-interval': 10,
+  'ssh.max-connections': 200,
   'haproxy.host': 'lb.example.com',
   'haproxy.hosts': ['lb1.example.com', 'lb2.example.com'],
   'haproxy.socket': '/run/haproxy/admin.sock',

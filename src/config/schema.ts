@@ -127,6 +127,8 @@ export const sshSchema = {
   'proxy-jump': optional(text(PROXY_JUMP, 'a jump host like user@bastion.example.com:22'), 'A jump host, user@bastion.example.com:22; its host key is checked too.'),
   'connect-timeout': withDefault(seconds(300), 15, 'Seconds to wait for an SSH connection.'),
   'keepalive-interval': withDefault(seconds(300), 10, 'Seconds between SSH keepalives.'),
+  // Absent: one connection per host, all held from pre-flight to the end, as before this key.
+  'max-connections': optional(integer(1, 100_000), 'At most this many SSH connections to hosts open at once, each opened when needed and the least recently used closed to make room (load balancers not counted). Absent: one per host, all held for the whole deploy.'),
 };
 
 export const haproxySchema = {
@@ -144,8 +146,8 @@ export const haproxySchema = {
 export const lockSchema = {
   /** How long a deploy waits for another one on the same environment before failing. */
   wait: withDefault(integer(0, 3600), 0, 'Seconds a deploy waits for another one on the same environment before failing.'),
-  /** A lock older than this, or whose run has ended, is stale (see takeover). */
-  'stale-after': withDefault(seconds(86400), 3600, 'A lock older than this many seconds is stale, only when GitHub cannot tell whether its run has ended.'),
+  /** A lock whose holder gave no sign of life for this long, or whose run has ended, is stale (see takeover). */
+  'stale-after': withDefault(seconds(86400), 3600, 'A lock whose run gave no sign of life (it refreshes one while it runs) for this many seconds is stale, only when GitHub cannot be asked whether its run has ended.'),
   /** Take over a stale lock (reported in the log) instead of failing. */
   takeover: withDefault(boolean, false, 'Take over a stale lock (reported in the log) instead of failing.'),
 };
@@ -156,8 +158,8 @@ export const lockSchema = {
  */
 export const canarySchema = {
   hold: withDefault(integer(0, 3600), 30, 'Seconds the first host\'s new master serves alone, judged by the load balancers\' counters, before any other host moves; 0: no hold.'),
-  'max-error-rate': withDefault(decimal(0, 100), 1, 'Percent of the new release\'s requests that may fail (5xx, failed connections, cut responses) before the deploy fails and is rolled back.'),
-  'min-requests': withDefault(integer(1, 1_000_000), 20, 'Requests the new release must have answered before its error rate is judged: fewer prove nothing either way.'),
+  'max-error-rate': withDefault(decimal(0, 100), 1, 'Percent of the new release\'s requests that may fail (5xx, failed connections, cut responses): the deploy fails and is rolled back once its counts show, at 99 % confidence, a rate over this (and over the old release\'s over the same time).'),
+  'min-requests': withDefault(integer(1, 1_000_000), 20, 'Requests the new release must have answered before its error rate is judged: fewer prove nothing either way. To catch a release at 5× the budget 99 % of the time, about 500 ÷ max-error-rate (docs/receipt-and-canary.md).'),
 };
 
 /** Sections an environment may override (deep merge), as Kamal destinations do. */

@@ -2,7 +2,8 @@
 import { getOctokit } from '@actions/github';
 import type { RunReview } from '../release/approval.js';
 import type { DeploymentRecord } from '../release/history.js';
-import { RECORD_MARKER } from '../release/trust.js';
+import { RECORD_MARKER, statusState } from '../release/trust.js';
+import { redact } from '../report/secrets.js';
 
 export interface NewDeployment {
   /** The tag deployed (GitHub resolves it to a commit). */
@@ -46,6 +47,12 @@ type OperationId = keyof typeof GITHUB_OPERATIONS;
 
 /** GitHub's limit for a deployment status description. */
 const DESCRIPTION_MAX = 140;
+/**
+ * Statuses read per deployment: one page, the most GitHub gives. The action posts three or four;
+ * a record whose own statuses someone pushed off the page by posting a hundred reads as having
+ * none, and so as not succeeded: that can refuse a promotion, never allow one.
+ */
+const STATUSES_READ = 100;
 /** Status requests in flight at once: GitHub asks integrations not to fire many concurrently. */
 const STATUS_READS_AT_ONCE = 4;
 
@@ -143,15 +150,22 @@ export class GitHubApi {
     return data.status === 'completed';
   }
 
-  /** Whether the environment exists on GitHub, and how many reviewers its required-reviewers rules name. */
-  async environmentReviewers(environment: string): Promise<{ exists: boolean; reviewers: number }> {
+  /**
+   * Whether the environment exists on GitHub, how many reviewers its required-reviewers rules
+   * name, and its other protection rules that gate a job (a wait timer, a custom rule's app), as
+   * words for a message; a branch policy gates no job once it runs, and is left out.
+   */
+  async environmentReviewers(environment: string): Promise<{ exists: boolean; reviewers: number; otherRules?: string[] }> {
     try {
       const { data } = await this.octokit.rest.repos.getEnvironment({ owner: this.owner, repo: this.repo, environment_name: environment });
       let reviewers = 0;
+      const otherRules: string[] = [];
       for (const rule of data.protection_rules ?? []) {
         if (rule.type === 'required_reviewers' && 'reviewers' in rule) reviewers += rule.reviewers?.length ?? 0;
+        else if (rule.type === 'wait_timer') otherRules.push(`a wait timer${'wait_timer' in rule && typeof rule.wait_timer === 'number' ? ` (${rule.wait_timer} minutes)` : ''}`);
+        else if (rule.type !== 'branch_policy' && rule.type !== 'required_reviewers') otherRules.push(`a custom protection rule (${truncate(String(rule.type), 60)})`);
       }
-      return { exists: true, reviewers };
+      return { exists: true, reviewers, ...(otherRules.length > 0 ? { otherRules } : {}) };
     } catch (error) {
       // GitHub answers 404 for an environment that was never created (in Settings or by a job).
       if (httpStatus(error) === 404) return { exists: false, reviewers: 0 };
@@ -215,7 +229,8 @@ export class GitHubApi {
         repo: this.repo,
         deployment_id: id,
         state,
-        description: truncate(s.description, DESCRIPTION_MAX),
+        // GitHub shows it in its UI, where the runner's masking does not reach.
+        description: truncate(redact(s.description), DESCRIPTION_MAX),
         // An empty URL is left out rather than sent: GitHub shows a link for whatever it is given.
         ...(s.logUrl ? { log_url: s.logUrl } : {}),
         ...(s.environmentUrl ? { environment_url: s.environmentUrl } : {}),
@@ -226,8 +241,9 @@ export class GitHubApi {
   }
 
   /**
-   * The environment's latest deployments, newest first, each with the state of its newest
-   * status. `limit` (1 to 100) keeps it to one page and that many status requests.
+   * The environment's latest deployments, newest first, each with the state of its newest status
+   * that GITHUB_TOKEN posted (statusState). `limit` (1 to 100) keeps it to one page and that many
+   * status requests.
    */
   async deployments(environment: string, limit = 50): Promise<DeploymentRecord[]> {
     if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new RangeError(`deployments: limit ${limit} is not between 1 and 100`);
@@ -239,10 +255,11 @@ export class GitHubApi {
       });
     const records = await mapBounded(data.slice(0, limit), STATUS_READS_AT_ONCE, async (d): Promise<DeploymentRecord> => {
       const statuses = await this.octokit.rest.repos
-        .listDeploymentStatuses({ owner: this.owner, repo: this.repo, deployment_id: d.id, per_page: 1 })
+        .listDeploymentStatuses({ owner: this.owner, repo: this.repo, deployment_id: d.id, per_page: STATUSES_READ })
         .catch((error: unknown) => {
           throw failure(error, `${doing} (statuses of ${d.id})`, 'repos/list-deployment-statuses');
         });
+      const { state, ignored } = statusState(statuses.data.map((s) => ({ state: s.state, creator: s.creator?.login })));
       return {
         id: d.id,
         ref: d.ref,
@@ -250,7 +267,8 @@ export class GitHubApi {
         createdAt: new Date(d.created_at),
         ...(d.creator?.login ? { creator: d.creator.login } : {}),
         payload: readPayload(d.payload),
-        state: statuses.data[0]?.state ?? 'none',
+        state,
+        ...(ignored.length > 0 ? { ignoredStatuses: ignored } : {}),
       };
     });
     // GitHub lists newest first already; created_at has whole seconds, so ties go to the higher id.

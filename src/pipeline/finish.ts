@@ -3,7 +3,7 @@
 import * as core from '@actions/core';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import { receiptLine, type Receipt } from '../receipt/document.js';
-import { parseHistoryLabel } from '../release/history.js';
+import { inEffect } from '../release/history.js';
 import type { RolloutResult } from '../rollout/execute.js';
 import type { Release } from '../rollout/ports.js';
 import type { GitHubDeployment } from './gates.js';
@@ -53,7 +53,7 @@ export async function tidyUp(
   }
   await core.group('Prune old images', async () => {
     // Never what ran before this run (the rollback target) nor the release before the target.
-    const previous = parseHistoryLabel((target.history ?? []).slice(-2, -1).join(' ')).map((entry) => entry.slice(entry.indexOf('@') + 1));
+    const previous = inEffect(target.history ?? []).slice(-2, -1).map((entry) => entry.slice(entry.indexOf('@') + 1));
     const running = [...state.current.values()].flatMap((h) => [h.master?.ref, h.backup?.ref].filter((r): r is string => !!r));
     const protect = [target.ref, ...running, ...previous];
     await onEveryHost(connected.hosts, 'Pruning images', async (host) => {

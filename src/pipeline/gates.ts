@@ -6,7 +6,7 @@ import { GitHubApi } from '../drivers/github.js';
 import type { Inputs } from '../inputs.js';
 import { approvalFor } from '../release/approval.js';
 import { checkPromotion, type DeploymentRecord } from '../release/history.js';
-import { RECORD_MARKER, repositoryOf, trustedRecords } from '../release/trust.js';
+import { RECORD_MARKER, TRUSTED_CREATOR, repositoryOf, trustedRecords } from '../release/trust.js';
 import type { Release } from '../rollout/ports.js';
 
 /** A refusal caused by a config key; the annotation names that key. */
@@ -37,33 +37,40 @@ function need(github: GitHubApi | undefined, key: string): GitHubApi {
 
 /**
  * require-approval: only a run that GitHub's required reviewers approved for this environment may
- * deploy there. The reviews are GitHub's record of this run (any attempt), so a job that forgot
+ * deploy there. The reviews are GitHub's record of this run, so a job that forgot
  * `environment:`, or is bound to another environment, is refused even when the environment has
  * reviewers. The automatic deployment GitHub makes for a bound job is no proof: any job with
  * `deployments: write` can create one that looks the same. Reviews are per run, not per job: once
- * a reviewer approved production, any job of that same run may deploy there.
+ * a reviewer approved production, any job of that same run may deploy there; a re-run attempt is
+ * judged on its own (release/approval.ts).
  */
-export async function checkApproval(github: GitHubApi | undefined, env: EnvironmentConfig, runId: string): Promise<void> {
+export async function checkApproval(github: GitHubApi | undefined, env: EnvironmentConfig, runId: string, runAttempt = '1'): Promise<void> {
   if (!env.requireApproval) return;
   const key = `environments.${env.name}.require-approval`;
   const api = need(github, key);
   if (!/^\d+$/.test(runId)) {
     throw new GateError(key, `${key}: needs this workflow run's id (GITHUB_RUN_ID) to read its approvals; run the deploy in a workflow job bound to environment ${env.name}`);
   }
-  const verdict = approvalFor(await api.runReviews(runId), env.name);
+  const attempt = /^\d+$/.test(runAttempt) ? Number(runAttempt) : 1;
+  const verdict = approvalFor(await api.runReviews(runId), env.name, attempt);
   if (verdict.approved) {
-    core.info(`This run was approved for ${env.name} by ${verdict.by.join(', ')}.`);
+    core.info(`This run was approved for ${env.name} by ${verdict.by.join(', ')}${attempt > 1 ? ` (attempt ${attempt}: every review of ${env.name} in the run approved it)` : ''}.`);
     return;
   }
+  if (verdict.fix) throw new GateError(key, `${key} is true, but ${verdict.reason}: ${verdict.fix}; nothing was changed.`);
   // Only to say what to fix: the environment's rules decide nothing once the run is unapproved.
-  const { exists, reviewers } = await api.environmentReviewers(env.name);
+  const { exists, reviewers, otherRules = [] } = await api.environmentReviewers(env.name);
+  const addReviewers = `add reviewers under Settings → Environments → ${env.name} → Required reviewers, and bind the job to it (environment: ${env.name})`;
   const fix =
-    !exists || reviewers === 0
-      ? `the GitHub environment ${env.name} ${exists ? 'has no required reviewers' : 'does not exist'}: ` +
-        `add reviewers under Settings → Environments → ${env.name} → Required reviewers, and bind the job to it ` +
-        `(environment: ${env.name}). Private repositories need a GitHub plan with required reviewers (Enterprise).`
-      : `${verdict.reason}: bind the job to the environment (environment: ${env.name}), so that GitHub asks its ` +
-        `${reviewers} reviewer(s) before the job starts; nothing was changed.`;
+    exists && reviewers === 0 && otherRules.length > 0
+      ? `the GitHub environment ${env.name} is protected by ${otherRules.join(' and ')}, not by required reviewers: ` +
+        'GitHub records no approval for such rules, and an approval is what require-approval reads. Either ' +
+        `${addReviewers}, or, to rely on those rules alone, set ${key}: false (they still hold a job bound to the environment); nothing was changed.`
+      : !exists || reviewers === 0
+        ? `the GitHub environment ${env.name} ${exists ? 'has no required reviewers' : 'does not exist'}: ${addReviewers}. ` +
+          'Private repositories need a GitHub plan with required reviewers (Enterprise).'
+        : `${verdict.reason}: bind the job to the environment (environment: ${env.name}), so that GitHub asks its ` +
+          `${reviewers} reviewer(s) before the job starts; nothing was changed.`;
   throw new GateError(key, `${key} is true, but ${fix}`);
 }
 
@@ -79,6 +86,17 @@ export async function trustedHistory(github: GitHubApi, environment: string, ima
     core.warning(
       `Ignored ${untrusted.length} GitHub deployment record(s) of ${environment} that deploy-action did not provably write: ` +
         `${shown.join('; ')}${untrusted.length > shown.length ? '; …' : ''}`,
+    );
+  }
+  // An `inactive` someone else posted changes nothing (ours stays), and GitHub adds its own to every
+  // record a later success retires, under a creator it does not document: not worth a warning.
+  const said = (r: DeploymentRecord) => (r.ignoredStatuses ?? []).filter((s) => s.state !== 'inactive');
+  const others = trusted.filter((r) => said(r).length > 0);
+  if (others.length > 0) {
+    const shown = others.slice(0, 5).map((r) => `${r.id} (${said(r).slice(0, 3).map((s) => `${s.state} by ${JSON.stringify(s.creator ?? 'nobody')}`).join(', ')})`);
+    core.warning(
+      `Ignored statuses that ${TRUSTED_CREATOR} did not post on ${others.length} deploy-action record(s) of ${environment}; each record's state is that of its newest status ${TRUSTED_CREATOR} posted: ` +
+        `${shown.join('; ')}${others.length > shown.length ? '; …' : ''}`,
     );
   }
   return trusted;

@@ -4,11 +4,12 @@
 //   gates       approval: may this run touch the environment at all
 //   pre-flight  every host and load balancer connected (Connected)
 //   target      what runs and ran, and the release that follows (Chosen), pulled on every host
-//   lock        the deploy lock (HeldLock); then the target chosen again under it
+//   lock        the deploy lock (TakenLock) and the journal kept next to it (JournalWriter),
+//               refreshed while the run lives; what a run whose stale lock was taken over left
+//               is finished first (the interrupted-run repair); then the target chosen again
 //   gates       promotion: the very image the other environment runs
 //   pre-flight  the servers to drive (Servers), HTTP counters for a canary, the receipt's
 //               baseline, the deployment record
-//   journal     what the post step must finish if this run is cut short (JournalWriter)
 //   rollOut     the plan executed, rolled back or settled (RolledOut)
 //   finish      summary; the job's failure, or the success record and the image prune; the lock
 //
@@ -21,17 +22,18 @@ import type { GitHubApi } from '../drivers/github.js';
 import { readSecretValues, type Inputs } from '../inputs.js';
 import { ReceiptRecorder } from '../receipt/recorder.js';
 import { renderReceipt } from '../receipt/render.js';
-import { rolloutSummary, writeSummary } from '../report/summary.js';
+import { preformatted, rolloutSummary, writeSummary } from '../report/summary.js';
+import type { HostTarget } from '../rollout/plan.js';
 import type { Release } from '../rollout/ports.js';
 import { outcomeFailure, tidyUp } from './finish.js';
 import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, trustedHistory } from './gates.js';
-import { repairInterrupted } from './interrupted.js';
+import { repairInterrupted, type Settled } from './interrupted.js';
 import { JOURNAL_STATE, JournalWriter, type Journal } from './journal.js';
 import { releaseLeftoverLock, releaseLock, takeLock, type HeldLock } from './lock.js';
 import { lockHost } from '../rollout/lock.js';
 import { canaryRefusal, connect, findServers, pinRelease, PreflightError, pullEverywhere, readHosts, type Connected, type Servers } from './preflight.js';
 import { rollOut, rolloutDeps } from './rollout.js';
-import { historyFor, runningVersion, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
+import { historyFor, runningVersion, targetChanged, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
 
 /** Pre-flight's look at whether the canary has HTTP counters to judge: any answer will do. */
 const CANARY_CHECK_TIMEOUT_MS = 10_000;
@@ -43,6 +45,10 @@ export class DeployFailed extends Error {
 /** What this run holds: the failure path and the end of the run must see it, however far pre-flight got. */
 interface Held {
   lock?: HeldLock;
+  /** Kept from the moment the lock is held: in the step state and next to the lock. */
+  journal?: JournalWriter;
+  /** Refreshes the journal's sign of life while the run holds the lock. */
+  heartbeat?: NodeJS.Timeout;
   record?: GitHubDeployment;
   /**
    * The load balancers' counters for the receipt, read from pre-flight on (with a haproxy
@@ -82,21 +88,21 @@ export async function runPipeline(
   // Until the hosts are known to be settled, the post step must finish what this run started.
   let leftForPostStep = false;
   try {
-    const prepared = await core.group('Pre-flight', () => preFlight(inputs, config, connected, request, github, held, signal));
+    const prepared = await core.group('Pre-flight', () => preFlight(inputs, config, connected, request, github, held, secrets, signal));
     core.info(`Pre-flight took ${((performance.now() - started) / 1000).toFixed(2)} s (connections, gates, reads, pulls, lock): the first container changes now`);
     const { record } = held;
-    const journal = new JournalWriter({ environment: env.name, touched: [], outOfService: [], heldOn: prepared.lb?.heldOn ?? [], ...(record ? { deploymentId: record.id } : {}) });
+    const journal = held.journal!;
     leftForPostStep = true;
     const deps = { ...rolloutDeps(inputs, config, env, connected, prepared.lb, secrets), ...(signal ? { signal } : {}), journal };
     const { result, receipt } = await rollOut(env, prepared, deps, held.recorder);
     // A cancel not settled in time, or a rollback that could not put every server back.
     leftForPostStep = (result.cancelled !== undefined && !result.cancelled.settled) || journal.pending();
-    if (!leftForPostStep) journal.clear();
     await writeSummary((s) => {
       rolloutSummary(s, { environment: env.name, target: prepared.target, result });
       if (receipt) s.addRaw(renderReceipt(receipt), true);
     });
     const failure = outcomeFailure(env, prepared.target, result);
+    if (failure && leftForPostStep) await journal.ended(result.cancelled ? 'cancelled' : 'failed', failure.split('\n')[0]!);
     if (failure) throw new DeployFailed(failure);
     succeeded = true;
     await tidyUp(config, env, connected, prepared, record, receipt);
@@ -118,18 +124,23 @@ export async function runPipeline(
     throw error;
   } finally {
     held.recorder?.stop();
+    clearInterval(held.heartbeat);
     // A lock over hosts left unsettled is the post step's to release, once it has settled them.
+    if (!leftForPostStep) held.journal?.clear();
     if (held.lock && !leftForPostStep) await releaseLock(connected, held.lock);
     connected.dispose();
   }
 }
+
+/** How often a run holding the lock refreshes its sign of life: well within lock.stale-after. */
+const heartbeatMs = (env: EnvironmentConfig) => Math.max(5, Math.min(60, env.lock['stale-after'] / 4)) * 1000;
 
 /**
  * The connections, opened while GitHub is asked whether this run was approved: nothing is read
  * from a host before the answer, and a refusal closes them.
  */
 async function connectOnceApproved(inputs: Inputs, config: Config, env: EnvironmentConfig, github: GitHubApi | undefined): Promise<Connected> {
-  const [approval, connection] = await Promise.allSettled([checkApproval(github, env, inputs.run.runId), connect(inputs, config, env)]);
+  const [approval, connection] = await Promise.allSettled([checkApproval(github, env, inputs.run.runId, inputs.run.runAttempt), connect(inputs, config, env)]);
   if (approval.status === 'rejected') {
     if (connection.status === 'fulfilled') connection.value.dispose();
     throw approval.reason;
@@ -162,6 +173,7 @@ async function preFlight(
   request: RolloutRequest,
   github: GitHubApi | undefined,
   held: Held,
+  secrets: Record<string, string>,
   signal?: AbortSignal,
 ): Promise<Prepared> {
   const env = connected.env;
@@ -171,15 +183,36 @@ async function preFlight(
   // A first reading picks what to pull: the lock is a container created from that image,
   // which must be on its host first, and pulls change no container.
   const guess = await choose(config, connected, request, github);
+  await showTarget(env, guess, request);
   const pulls = pullEverywhere(connected, guess.target);
   try {
     // A failed pull on the lock's host: every host's failure, named together.
     await pulls.of(lockHost(env.hosts)).catch(() => pulls.all());
     stopIfCancelled();
-    held.lock = await takeLock(inputs, config, connected, guess.target, github);
+    const taken = await takeLock(inputs, config, connected, guess.target, github, signal);
+    held.lock = taken.held;
+    const fresh = (): Journal => ({ environment: env.name, version: guess.target.version, touched: [], outOfService: [], heldOn: [] });
+    const store = { host: connected.hosts.get(taken.held.host)!, lock: taken.held.name, warn: (line: string) => core.warning(line) };
+    const journal = (held.journal = new JournalWriter(taken.leftBehind ? { ...taken.leftBehind, environment: env.name } : fresh(), store));
+    await journal.save();
+    held.heartbeat = setInterval(() => void journal.save(), heartbeatMs(env));
+    held.heartbeat.unref();
+    stopIfCancelled();
+    if (taken.leftBehind) {
+      // The run whose lock this is now died mid-rollout: what it left is finished first, from
+      // the journal it kept next to the lock, before anything is planned.
+      await core.group('Finish what the run whose lock was taken over left', () =>
+        finishLeftBehind(inputs, config, connected, taken.leftBehind!, journal, secrets),
+      );
+      await journal.restart(fresh());
+      stopIfCancelled();
+    }
     // Another run may have finished in between: everything the plan depends on is read again.
     const chosen = await choose(config, connected, request, github, guess);
-    const tookOverLock = held.lock.tookOver;
+    const changed = targetChanged(request, guess.target, chosen.target, env.name);
+    if (changed) throw new PreflightError(changed);
+    // What a dead run whose lock was taken over left is finished: what is still out is the operator's.
+    const tookOverLock = taken.held.tookOver && !taken.leftBehind;
     const [, lb] = await allOf(
       (async () => {
         await pulls.all();
@@ -200,7 +233,9 @@ async function preFlight(
       })(),
       request.task === 'deploy' || chosen.wanted.neverRan ? checkPromotionGate(github, env, chosen.target) : Promise.resolve(),
     );
+    await journal.note({ version: chosen.target.version, heldOn: lb?.heldOn ?? [] });
     held.record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
+    if (held.record) await journal.note({ deploymentId: held.record.id });
     stopIfCancelled();
     return { ...chosen, ...(lb ? { lb } : {}) };
   } finally {
@@ -223,7 +258,6 @@ async function choose(config: Config, connected: Connected, request: RolloutRequ
   );
   const state: EnvironmentState = { environment: env.name, current, ...(records ? { records } : {}) };
   const wanted = wantedRelease(request, state);
-  core.info(`Target: ${wanted.reason}`);
   const same = before && before.wanted.tag === wanted.tag && before.wanted.digest === wanted.digest;
   const pinned = same
     ? { version: before.target.version, digest: before.target.digest, ref: before.target.ref }
@@ -233,10 +267,40 @@ async function choose(config: Config, connected: Connected, request: RolloutRequ
 }
 
 /**
+ * The target, as first resolved: in the log, and for a rollback in the job summary too, with
+ * where it comes from and where GitHub's records disagree, before any host changes.
+ */
+async function showTarget(env: EnvironmentConfig, { wanted, target }: Chosen, request: RolloutRequest): Promise<void> {
+  core.info(`Target: ${wanted.reason}`);
+  for (const disagreement of wanted.disagreements ?? []) core.warning(disagreement);
+  if (request.task !== 'rollback') return;
+  const lines = [
+    `${request.version} resolved to ${target.version} (${target.digest})`,
+    `from: ${wanted.source ?? wanted.reason}`,
+    ...(wanted.disagreements?.length ? wanted.disagreements.map((d) => `disagreeing: ${d}`) : ["GitHub's deployment records: no disagreement"]),
+  ];
+  core.info(`Rollback target, before any host changes:\n  ${lines.join('\n  ')}`);
+  await writeSummary((s) => s.addHeading(`Rollback target in ${env.name}`, 3).addRaw(preformatted(lines.join('\n'))));
+}
+
+/**
+ * A run that took over the stale lock of a run whose runner died: that run's journal, read from
+ * the lock, says which hosts it left half-way, which servers it took out (the rest out of
+ * service stay the operator's) and which adopted containers it set aside; the interrupted-run
+ * repair finishes them, under this run's lock, with `journal` kept true as it goes.
+ */
+async function finishLeftBehind(inputs: Inputs, config: Config, connected: Connected, left: Journal, journal: JournalWriter, secrets: Record<string, string>): Promise<void> {
+  const current = await readHosts(connected, config.app);
+  const lb = await findServers(connected, { tookOverLock: true, leftBy: left });
+  await repairInterrupted(left, current, { ...rolloutDeps(inputs, config, connected.env, connected, lb, secrets), journal });
+}
+
+/**
  * The post step: a run cut short (the job cancelled, the runner killed) leaves a journal, its
  * lock, or both. From the journal, the interrupted-run repair settles the hosts it names; then
- * the lock goes and the record says so. A repair that fails leaves the lock, which the next
- * deploy reports as stale (its run has ended) and may take over.
+ * the lock goes and the record says what became of each host. A repair that fails leaves the
+ * lock, which the next deploy reports as stale (its run has ended) and may take over, finishing
+ * from the journal kept in it.
  */
 export async function finishCutShort(inputs: Inputs, config: Config, saved: { journal: string; lock: string }): Promise<void> {
   const lock = saved.lock ? (JSON.parse(saved.lock) as HeldLock) : undefined;
@@ -248,21 +312,37 @@ export async function finishCutShort(inputs: Inputs, config: Config, saved: { jo
   const env = config.environments[journal.environment];
   if (!env) return;
   const connected = await connect(inputs, config, env);
+  let settled: Settled;
+  let after: Map<string, HostTarget>;
   try {
     const current = await readHosts(connected, config.app);
-    const lb = await findServers(connected, { tookOverLock: false, heldBefore: journal.heldOn });
+    const lb = await findServers(connected, { tookOverLock: false, leftBy: journal });
     const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
-    await repairInterrupted(journal, current, { ...rolloutDeps(inputs, config, env, connected, lb, secrets), rollBackOnFailure: false });
-    core.saveState(JOURNAL_STATE, '');
+    const lockHost = lock && connected.hosts.get(lock.host);
+    const writer = new JournalWriter(journal, lockHost ? { host: lockHost, lock: lock.name, warn: (line) => core.warning(line) } : undefined);
+    settled = await repairInterrupted(journal, current, { ...rolloutDeps(inputs, config, env, connected, lb, secrets), journal: writer });
+    after = new Map([...current, ...settled]);
+    writer.clear();
     if (lock) await releaseLeftoverLock(connected, lock, inputs.run.runAttempt);
   } finally {
     connected.dispose();
   }
   const github = gitHub(inputs);
   if (github && journal.deploymentId) {
-    await GitHubDeployment.existing(github, inputs, env, journal.deploymentId).set('failure', 'cancelled; the post step settled every host');
+    await GitHubDeployment.existing(github, inputs, env, journal.deploymentId).set('failure', postStepRecord(journal, settled, after));
   }
 }
+
+/** The post step's deployment status: how the main step ended, and what each host it settled runs now. */
+export function postStepRecord(journal: Journal, settled: Settled, after: Map<string, HostTarget>): string {
+  const how = journal.ended?.how === 'cancelled' ? 'Cancelled' : journal.ended?.how === 'failed' ? 'Failed, rollback unfinished' : 'Runner stopped mid-rollout';
+  if (settled.size === 0) return `${how}; nothing had changed`;
+  const runs = [...settled.keys()].map((host) => `${host} ${describeHost(after.get(host) ?? {})}`).join(', ');
+  const everywhere = journal.version && [...after.values()].every((h) => h.master?.version === journal.version && h.backup?.version === journal.version);
+  return `${how}; the post step settled ${runs}${everywhere ? ` (every host runs ${journal.version})` : ''}`;
+}
+
+const describeHost = (h: HostTarget) => (h.master?.version === h.backup?.version ? (h.master?.version ?? 'nothing') : `${h.master?.version ?? 'nothing'}/${h.backup?.version ?? 'nothing'}`);
 
 /** A cancelled job's lock with nothing to repair: only the lock's host is connected. */
 async function releaseOnly(inputs: Inputs, config: Config, lock: HeldLock): Promise<void> {

@@ -1,38 +1,95 @@
-// The interrupted-run repair, the post step's stage for a rollout cut short (the job cancelled,
-// the runner killed): from the journal the main step kept (journal.ts), it brings the hosts
-// touched to both roles on one release, in service on every load balancer. It has no time limit.
+// The interrupted-run repair: what the post step (the job cancelled, the runner killed) or a run
+// that took the lock over after a dead runner does with the journal the cut-short run kept
+// (journal.ts). It first finishes any container change that run had in flight, then brings each
+// host it touched to both roles on one release, in service on every load balancer, restoring or
+// discarding the adopted containers it set aside. It has no time limit.
 import * as core from '@actions/core';
 import { executeRollout, type RolloutDeps } from '../rollout/execute.js';
 import { planHost, settleTarget, type HostPlan, type HostTarget } from '../rollout/plan.js';
+import type { Role } from '../rollout/ports.js';
 import type { Journal } from './journal.js';
 
-/** The hosts a journal leaves to settle: those touched, and those with a server out of service. */
+const split = (entry: string) => [entry.slice(0, entry.lastIndexOf('/')), entry.slice(entry.lastIndexOf('/') + 1) as Role] as const;
+
+/** The hosts a journal leaves to settle: those touched, and those with a server out of service or a container mid-change or set aside. */
 export function hostsToSettle(journal: Journal): string[] {
   const fromServers = journal.outOfService.map((server) => server.slice(0, server.lastIndexOf(':')));
-  return [...new Set([...journal.touched, ...fromServers])];
+  const fromRoles = [...(journal.changing ?? []), ...(journal.asides ?? [])].map((entry) => split(entry)[0]);
+  return [...new Set([...journal.touched, ...fromServers, ...fromRoles])];
 }
 
+/** What each host the repair settled runs at its end. */
+export type Settled = Map<string, HostTarget>;
+
 /**
- * Each journaled host back to both roles on one release (the master's when it is in service on
- * every load balancer, else the backup's), every server it took out put back once its container
- * is healthy. `current` is what the hosts run now; `deps` drive them (no rollback on failure:
- * a failure here is reported, and the lock stays).
+ * Each journaled host back to both roles on one release: the master's when it is proven (in
+ * service on every load balancer, not a canary left unjudged, not mid-change), else what the
+ * host ran before the cut-short run; every server that run took out put back once its container
+ * is healthy (those the operator held stay held: `deps.lb.held`). `current` is what the hosts
+ * run now; `deps` drive them, with a journal that stays true as the repair goes (no rollback on
+ * failure: a failure here is reported, and the lock stays).
  */
-export async function repairInterrupted(journal: Journal, current: Map<string, HostTarget>, deps: RolloutDeps): Promise<void> {
+export async function repairInterrupted(journal: Journal, current: Map<string, HostTarget>, deps: RolloutDeps): Promise<Settled> {
   const hosts = hostsToSettle(journal).filter((host) => deps.hosts.has(host));
   core.info(`The rollout of ${journal.environment} was cut short: settling ${hosts.join(', ') || 'nothing'}`);
+  const now = new Map(hosts.map((host) => [host, { ...current.get(host) }]));
+  await finishChanges(journal, now, deps);
   const { lb } = deps;
   const plans: HostPlan[] = [];
   for (const host of hosts) {
-    const now = current.get(host) ?? {};
+    const state = now.get(host)!;
     const server = lb?.servers.get(host)?.master;
-    // A canary killed during its hold is unproven, in service or not.
-    const unproven = journal.unproven?.includes(host) ?? false;
-    const masterInService = !unproven && (!lb || !server ? true : (await lb.driver.status(server)).status.startsWith('UP'));
-    plans.push(planHost(host, now, settleTarget(now, masterInService && now.master !== undefined)));
+    const proven =
+      state.master !== undefined &&
+      !(journal.unproven ?? []).includes(host) &&
+      !(journal.changing ?? []).includes(`${host}/master`) &&
+      (!lb || !server || (await lb.driver.status(server)).status.startsWith('UP'));
+    plans.push(planHost(host, state, settleTarget(state, proven, journal.before?.[host])));
   }
   const target = plans.map((p) => p.target.master ?? p.target.backup).find((r) => r !== undefined);
-  if (!target) return;
-  const result = await executeRollout({ target, hosts: plans, batches: plans.map((p) => [p.host]) }, deps);
-  if (!result.ok) throw new Error(`could not settle ${result.failures.map((f) => f.message).join('; ')}`);
+  if (target) {
+    const result = await executeRollout({ target, hosts: plans, batches: plans.map((p) => [p.host]) }, { ...deps, rollBackOnFailure: false });
+    if (!result.ok) throw new Error(`could not settle ${result.failures.map((f) => f.message).join('; ')}`);
+  }
+  // Adopted containers the cut-short run set aside: a host that went back has them in service
+  // again (restored above); one that settled on a release of ours no longer needs them.
+  for (const [host, role] of (journal.asides ?? []).map(split)) {
+    const plan = plans.find((p) => p.host === host);
+    if (!plan || plan.target[role]?.adopted) continue;
+    await deps.hosts.get(host)!.stopAndRemove(deps.asideName(role), 0);
+    await deps.journal?.aside(host, role, false);
+    deps.log.info(`[${host}] removed the adopted ${role} container the cut-short run had set aside`);
+  }
+  return new Map(plans.map((p) => [p.host, p.target]));
 }
+
+/**
+ * A role the cut-short run was changing while its server was out of service may have a stop in
+ * flight: the engine carries a stop through after its caller is gone, so a container that still
+ * runs now may die a stop-timeout later. It is stopped for good before anything judges it; an
+ * adopted one not yet set aside is set aside whole (never removed), to be restored.
+ */
+async function finishChanges(journal: Journal, now: Map<string, HostTarget>, deps: RolloutDeps): Promise<void> {
+  for (const [host, role] of (journal.changing ?? []).map(split)) {
+    const driver = deps.hosts.get(host);
+    const state = now.get(host);
+    if (!driver || !state) continue;
+    const server = deps.lb?.servers.get(host)?.[role];
+    // Back in service: the change got past its stop and its new container was proven healthy.
+    if (server && !journal.outOfService.includes(server)) continue;
+    const name = deps.containerName(role);
+    if (journal.before?.[host]?.[role]?.adopted && !(journal.asides ?? []).includes(`${host}/${role}`)) {
+      deps.log.info(`[${host}] ${role}: finishing the set-aside of the adopted container the cut-short run was stopping`);
+      await driver.setAside(name, deps.asideName(role), deps.stopTimeoutSeconds).catch((error: Error) =>
+        // Already renamed (the run died before it could journal it): it is set aside all the same.
+        deps.log.info(`[${host}] ${role}: ${error.message}`),
+      );
+      await deps.journal?.aside(host, role, true);
+    } else {
+      deps.log.info(`[${host}] ${role}: stopping the container the cut-short run was changing before judging it`);
+      await driver.stopAndRemove(name, deps.stopTimeoutSeconds);
+    }
+    delete state[role];
+  }
+}
+

@@ -1,60 +1,160 @@
-// What a rollout leaves for its post step, written as it goes: which hosts it touched, which
-// servers it has out of service, what the operator had out of service before it. The post step
-// of a job killed mid-rollout (interrupted.ts) finishes from it.
+// What a rollout leaves for whoever finishes it, written as it goes, before each change it
+// announces: which hosts it touched and what they ran before, which roles it is changing, which
+// servers it has out of service, which adopted containers it set aside, which canary is not yet
+// judged, what the operator had out of service before it. Kept twice: in the step's saved state
+// (for this job's post step) and in the lock container on the lock host (for a run that takes
+// the lock over after this one's runner died), where it also carries the run's last sign of life.
 import * as core from '@actions/core';
 import type { HeldSnapshot } from '../drivers/load-balancers.js';
 import type { RolloutJournal } from '../rollout/execute.js';
+import type { HostTarget } from '../rollout/plan.js';
+import type { HostDriver, Role } from '../rollout/ports.js';
 
 export const JOURNAL_STATE = 'rollout-journal';
 
 export interface Journal {
   environment: string;
+  /** The release the run was putting on the hosts. */
+  version?: string;
   touched: string[];
+  /** What each touched host ran before the run changed it: where a host goes back to. */
+  before?: Record<string, HostTarget>;
   /** Fleet server names (`host:port`) this run has out of service right now. */
   outOfService: string[];
   /** What the operator had out of service before the deploy, per load balancer: left so. */
   heldOn: HeldSnapshot;
   deploymentId?: number;
-  /** Hosts whose new master is a canary not yet judged: the post step does not finish them on it. */
+  /** Hosts whose new master is a canary not yet judged: never finished on it. */
   unproven?: string[];
+  /** `host/role` whose container the run is changing: a stop may be in flight, nothing is proven. */
+  changing?: string[];
+  /** `host/role` whose adopted container the run set aside (stopped, renamed): restored or discarded by whoever finishes. */
+  asides?: string[];
+  /** How the main step ended, when it could say (absent: its runner died mid-step). */
+  ended?: { how: 'cancelled' | 'failed'; message: string };
+  /** The run's last sign of life (ISO 8601), refreshed while it runs: a lock's age counts from it. */
+  aliveAt?: string;
+  /** Writes so far: of the lock host's two copies, the higher is the newer. */
+  seq?: number;
 }
 
-/** Keeps the journal in the step's saved state, rewritten on every change. */
+/** Where the journal is kept besides the step state: the lock container on the lock host. */
+export interface LockJournalStore {
+  host: HostDriver;
+  lock: string;
+  warn(line: string): void;
+}
+
+const key = (host: string, role: Role) => `${host}/${role}`;
+const toggle = (list: string[] | undefined, item: string, on: boolean) => [...(list ?? []).filter((i) => i !== item), ...(on ? [item] : [])];
+
+/** Keeps the journal in the step's saved state and the lock container, rewritten on every change. */
 export class JournalWriter implements RolloutJournal {
-  constructor(private readonly data: Journal) {
-    this.save();
+  private written: Promise<void> = Promise.resolve();
+  private warned = false;
+
+  constructor(
+    private readonly data: Journal,
+    private readonly store?: LockJournalStore,
+    private readonly saveState: (text: string) => void = (text) => core.saveState(JOURNAL_STATE, text),
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** Writes the journal as it is now (the first write, and each sign of life). */
+  async save(): Promise<void> {
+    this.data.aliveAt = this.now().toISOString();
+    this.data.seq = (this.data.seq ?? 0) + 1;
+    const text = JSON.stringify(this.data);
+    this.saveState(text);
+    const { store } = this;
+    if (!store) return;
+    const slot = (this.data.seq % 2) as 0 | 1;
+    // Written in order, one at a time; a host that does not take it costs a warning, not the deploy.
+    this.written = this.written.then(() =>
+      store.host.writeLockJournal(store.lock, slot, text).catch((error: Error) => {
+        if (!this.warned) store.warn(`Could not keep the journal next to the deploy lock on ${store.host.host} (a run taking the lock over would know less): ${error.message}`);
+        this.warned = true;
+      }),
+    );
+    await this.written;
   }
 
-  touched(host: string): void {
-    if (!this.data.touched.includes(host)) this.data.touched.push(host);
-    this.save();
+  /** Adds what the run learns as it goes (the servers the operator holds, the deployment record) and saves it. */
+  async note(fields: Partial<Pick<Journal, 'heldOn' | 'deploymentId' | 'version'>>): Promise<void> {
+    Object.assign(this.data, fields);
+    await this.save();
   }
 
-  outOfService(server: string, out: boolean): void {
-    const has = this.data.outOfService.includes(server);
-    if (out === has) return;
-    this.data.outOfService = out ? [...this.data.outOfService, server] : this.data.outOfService.filter((s) => s !== server);
-    this.save();
+  /** Starts over with `data` (a run that took a lock over, once it finished what that run left). */
+  async restart(data: Journal): Promise<void> {
+    const seq = this.data.seq;
+    for (const field of Object.keys(this.data)) delete (this.data as unknown as Record<string, unknown>)[field];
+    Object.assign(this.data, data, seq === undefined ? {} : { seq: Math.max(seq, data.seq ?? 0) });
+    await this.save();
   }
 
-  unproven(host: string, holding: boolean): void {
-    const rest = (this.data.unproven ?? []).filter((h) => h !== host);
-    this.data.unproven = holding ? [...rest, host] : rest;
-    this.save();
+  snapshot(): Journal {
+    return JSON.parse(JSON.stringify(this.data)) as Journal;
   }
 
-  /** Whether servers this run took out of service are still out (a rollback that failed). */
+  async touched(host: string, before: HostTarget): Promise<void> {
+    if (this.data.touched.includes(host)) return;
+    this.data.touched.push(host);
+    this.data.before = { ...this.data.before, [host]: before };
+    await this.save();
+  }
+
+  async outOfService(server: string, out: boolean): Promise<void> {
+    if (out === this.data.outOfService.includes(server)) return;
+    this.data.outOfService = toggle(this.data.outOfService, server, out);
+    await this.save();
+  }
+
+  async unproven(host: string, holding: boolean): Promise<void> {
+    this.data.unproven = toggle(this.data.unproven, host, holding);
+    await this.save();
+  }
+
+  async changing(host: string, role: Role, yes: boolean): Promise<void> {
+    if (yes === (this.data.changing ?? []).includes(key(host, role))) return;
+    this.data.changing = toggle(this.data.changing, key(host, role), yes);
+    await this.save();
+  }
+
+  async aside(host: string, role: Role, yes: boolean): Promise<void> {
+    if (yes === (this.data.asides ?? []).includes(key(host, role))) return;
+    this.data.asides = toggle(this.data.asides, key(host, role), yes);
+    await this.save();
+  }
+
+  /** How the main step ended, for the post step's record. */
+  async ended(how: 'cancelled' | 'failed', message: string): Promise<void> {
+    this.data.ended = { how, message };
+    await this.save();
+  }
+
+  /** Whether anything is left to finish: a server still out, a container mid-change or set aside, a canary unjudged. */
   pending(): boolean {
-    return this.data.outOfService.length > 0;
+    const { outOfService, changing = [], asides = [], unproven = [] } = this.data;
+    return outOfService.length + changing.length + asides.length + unproven.length > 0;
   }
 
   /** Nothing left to finish. */
   clear(): void {
-    core.saveState(JOURNAL_STATE, '');
-  }
-
-  private save(): void {
-    core.saveState(JOURNAL_STATE, JSON.stringify(this.data));
+    this.saveState('');
   }
 }
 
+/** The newest whole journal of those a lock container holds (two copies, one possibly cut off mid-write). */
+export function newestJournal(texts: string[]): Journal | undefined {
+  let newest: Journal | undefined;
+  for (const text of texts) {
+    try {
+      const journal = JSON.parse(text) as Journal;
+      if (typeof journal.environment === 'string' && Array.isArray(journal.touched) && (newest === undefined || (journal.seq ?? 0) > (newest.seq ?? 0))) newest = journal;
+    } catch {
+      // A copy cut off mid-write: the other one is whole.
+    }
+  }
+  return newest;
+}

@@ -1,6 +1,7 @@
 // The deploy lock as a run takes and releases it: who this run is (run id and attempt), where
 // the lock lives (rollout/lock.ts: lockHost), GitHub's word on whether a holder's run has
 // ended, and the state the post step of a cancelled job needs to release it.
+import { setTimeout as delay } from 'node:timers/promises';
 import * as core from '@actions/core';
 import type { Config } from '../config/schema.js';
 import type { GitHubApi } from '../drivers/github.js';
@@ -10,11 +11,11 @@ import { acquireDeployLock, lockHost } from '../rollout/lock.js';
 import type { DeployLock, Release } from '../rollout/ports.js';
 import { lockName } from '../rollout/spec.js';
 import { runUrl } from './gates.js';
+import { newestJournal, type Journal } from './journal.js';
 import type { Connected } from './preflight.js';
 
 /** Saved for the post step, which releases the lock when the job was cancelled mid-deploy. */
 export const LOCK_STATE = 'deploy-lock';
-const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
 
 export interface HeldLock {
   host: string;
@@ -25,7 +26,24 @@ export interface HeldLock {
   tookOver: boolean;
 }
 
-export async function takeLock(inputs: Inputs, config: Config, connected: Connected, target: Release, github: GitHubApi | undefined): Promise<HeldLock> {
+/** What taking the lock gives the next stage: the lock, and what a run whose lock was taken over left. */
+export interface TakenLock {
+  held: HeldLock;
+  /** The journal the run whose stale lock was taken over kept in it (undefined: it kept none). */
+  leftBehind?: Journal;
+}
+
+/** A sleep that ends at once when `signal` aborts. */
+const abortableSleep = (signal?: AbortSignal) => (ms: number) => delay(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
+
+export async function takeLock(
+  inputs: Inputs,
+  config: Config,
+  connected: Connected,
+  target: Release,
+  github: GitHubApi | undefined,
+  signal?: AbortSignal,
+): Promise<TakenLock> {
   const host = connected.hosts.get(lockHost(connected.env.hosts))!;
   const { actor, workflow, runId, runAttempt } = inputs.run;
   const mine: DeployLock = {
@@ -37,16 +55,16 @@ export async function takeLock(inputs: Inputs, config: Config, connected: Connec
     since: new Date(),
   };
   const name = lockName(config.app);
-  const { tookOverFrom } = await acquireDeployLock(host, name, mine, target.ref, {
+  const { tookOverFrom, journal } = await acquireDeployLock(host, name, mine, target.ref, {
     config: connected.env.lock,
-    runEnded: async (id) => {
-      if (!github || !/^\d+$/.test(id)) return undefined;
-      return github.runEnded(id).catch((error: Error) => {
-        core.info(`Could not ask GitHub whether run ${id} has ended: ${error.message}`);
-        return undefined;
-      });
+    // Without a token or a GitHub run id GitHub cannot be asked; an error from it is no answer.
+    runEnded: async (id) => (github && /^\d+$/.test(id) ? github.runEnded(id) : undefined),
+    signOfLife: (texts) => {
+      const aliveAt = newestJournal(texts)?.aliveAt;
+      return aliveAt ? new Date(aliveAt) : undefined;
     },
-    sleep,
+    ...(signal ? { signal } : {}),
+    sleep: abortableSleep(signal),
     now: () => new Date(),
     warn: (line) => core.warning(line),
     // Lock labels are whatever another run wrote.
@@ -55,7 +73,8 @@ export async function takeLock(inputs: Inputs, config: Config, connected: Connec
   const held = { host: host.host, name, runId: mine.runId, attempt: mine.attempt, tookOver: tookOverFrom !== undefined };
   core.saveState(LOCK_STATE, JSON.stringify(held));
   core.info(`Took the deploy lock ${name} on ${host.host}`);
-  return held;
+  const leftBehind = journal && newestJournal(journal);
+  return leftBehind ? { held, leftBehind } : { held };
 }
 
 export async function releaseLock(connected: Connected, held: HeldLock): Promise<void> {

@@ -3,6 +3,7 @@
 // and find each host's servers in HAProxy. Nothing here changes a host.
 import * as core from '@actions/core';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
+import { ConnectionPool, pooled } from '../drivers/connection-pool.js';
 import { connectHost, type DockerHost } from '../drivers/docker/host.js';
 import { connectLoadBalancer, type HaproxyRuntime } from '../drivers/haproxy.js';
 import { LoadBalancers, type HeldSnapshot } from '../drivers/load-balancers.js';
@@ -62,31 +63,48 @@ export function requireSshInputs(inputs: Inputs): void {
   }
 }
 
-/** Opens every connection at once; any failure closes the others and names each host at fault. */
+/**
+ * Opens every connection at once (with ssh.max-connections, the load balancers' only: the hosts
+ * then go through a pool that opens at most that many at once, each when a call needs it, and
+ * pre-flight's first reading of every host says which cannot be reached).
+ */
 export async function connect(inputs: Inputs, config: Config, env: EnvironmentConfig): Promise<Connected> {
   requireSshInputs(inputs);
   const { username, password } = inputs.registry;
   const auth = username ? { username, password, serveraddress: splitRepository(config.image).registry } : undefined;
-  const hostAttempts = env.hosts.map((host) => connectHost(sshOptions(inputs, env, host)));
+  const max = env.ssh['max-connections'];
+  const pool = max === undefined ? undefined : new ConnectionPool<DockerHost>(max, (host) => connectHost(sshOptions(inputs, env, host)), (host) => host.dispose());
   const balancers = env.haproxy?.hosts ?? [];
-  const lbAttempts = balancers.map((lb) => connectLoadBalancer(sshOptions(inputs, env, lb), env.haproxy!));
-  const settled = await Promise.allSettled([...hostAttempts, ...lbAttempts]);
-  const opened = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-  const failures = settled.flatMap((s) => (s.status === 'rejected' ? [String((s.reason as Error).message ?? s.reason)] : []));
-  if (failures.length > 0) {
-    for (const connection of opened) connection.dispose();
-    throw new PreflightError(`cannot reach the ${env.name} environment:\n  ${failures.join('\n  ')}`);
-  }
-  const hosts = new Map(env.hosts.map((host, i) => [host, opened[i] as DockerHost]));
-  const lbs = balancers.map((host, i) => ({ host, runtime: opened[env.hosts.length + i] as HaproxyRuntime }));
+  const opened = await openAll(env, [
+    ...(pool ? [] : env.hosts.map((host) => connectHost(sshOptions(inputs, env, host)))),
+    ...balancers.map((lb) => connectLoadBalancer(sshOptions(inputs, env, lb), env.haproxy!)),
+  ]);
+  const hostCount = pool ? 0 : env.hosts.length;
+  const hosts = new Map(env.hosts.map((host, i) => [host, pool ? pooled<DockerHost>(host, pool, { host, dispose: () => undefined }) : (opened[i] as DockerHost)]));
+  const lbs = balancers.map((host, i) => ({ host, runtime: opened[hostCount + i] as HaproxyRuntime }));
   return {
     env,
     image: config.image,
     hosts,
     lbs,
     ...(auth ? { auth } : {}),
-    dispose: () => opened.forEach((c) => c.dispose()),
+    dispose: () => {
+      pool?.dispose();
+      opened.forEach((c) => c.dispose());
+    },
   };
+}
+
+/** Every connection opened, or none: any failure closes the others and names each host at fault. */
+async function openAll(env: EnvironmentConfig, attempts: Promise<DockerHost | HaproxyRuntime>[]): Promise<(DockerHost | HaproxyRuntime)[]> {
+  const settled = await Promise.allSettled(attempts);
+  const opened = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failures = settled.flatMap((s) => (s.status === 'rejected' ? [String((s.reason as Error).message ?? s.reason)] : []));
+  if (failures.length > 0) {
+    for (const connection of opened) connection.dispose();
+    throw new PreflightError(`cannot reach the ${env.name} environment:\n  ${failures.join('\n  ')}`);
+  }
+  return opened;
 }
 
 /** Runs `operation` on every host at once; all failures are reported together. */
@@ -154,15 +172,20 @@ export async function pinRelease(connected: Connected, image: string, tag: strin
 /** The servers a rollout drives; heldOn: what the operator had out of service before this run, for the journal to leave so. */
 export type Servers = LoadBalancing & { heldOn: HeldSnapshot };
 
+/** What a run cut short left, as findServers needs it: the servers it took out, and what the operator held before it. */
+export type LeftBehind = { outOfService: string[]; heldOn: HeldSnapshot };
+
 /**
  * Each host's master and backup server on every load balancer, found by address and port, and
- * which of them are out of service before the deploy. Those an operator put there stay there;
- * after taking over the lock of a run that ended, they are that run's leftovers instead, and go
- * back in service once healthy.
+ * which of them are out of service before the deploy: those an operator put there stay there.
+ * `leftBy`, the journal of a run cut short (read by its post step, or by a run that took its
+ * lock over): the servers that run took out are its leftovers and go back in service once
+ * healthy, unless the operator had them out before it (its `heldOn`). After a takeover of a lock
+ * whose run kept no journal, every server out of service counts as the operator's.
  */
 export async function findServers(
   connected: Connected,
-  { tookOverLock, heldBefore, running }: { tookOverLock: boolean; heldBefore?: HeldSnapshot; running?: Map<string, HostTarget> },
+  { tookOverLock, leftBy, running }: { tookOverLock: boolean; leftBy?: LeftBehind; running?: Map<string, HostTarget> },
 ): Promise<Servers | undefined> {
   const { env, lbs } = connected;
   if (lbs.length === 0 || !env.haproxy) return undefined;
@@ -172,14 +195,9 @@ export async function findServers(
       `HAProxy backend ${env.haproxy.backend}: ${missing.join('; ')}; add them (command: haproxy-config prints a backend that fits)`,
     );
   }
-  if (heldBefore) {
-    // The post step of a killed run: what the operator had then, not what that run left.
-    const held = fleet.loadHeld(heldBefore);
-    return { driver: fleet, servers, held, heldOn: heldBefore, drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
-  }
-  const held = new Map<string, 'maint' | 'drain'>();
   const roleOf = new Map([...servers].flatMap(([host, roles]) => (['master', 'backup'] as const).map((role) => [roles[role], { host, role }] as const)));
-  for (const [server, { state, where }] of await fleet.readHeld()) {
+  const heldBefore = new Set((leftBy?.heldOn ?? []).map(([server]) => server));
+  for (const [server, { where }] of await fleet.readHeld()) {
     const { host, role } = roleOf.get(server)!;
     if (running && !running.get(host)?.[role]) {
       // No container serves there: nothing for an operator to hold; a rollback of a first deploy
@@ -188,18 +206,21 @@ export async function findServers(
       fleet.forgetHeld(server);
       continue;
     }
-    if (tookOverLock) {
-      core.warning(`${server} is out of service (${where}), left so by the run whose lock was taken over: it goes back in service once healthy`);
-    } else {
-      held.set(server, state);
-      core.warning(
-        `${server} is out of service (${where}), not READY: its containers are updated, and it is left as the operator set it ` +
-          `(to put it back: set server ${env.haproxy.backend}/<server> state ready on that load balancer)`,
-      );
+    if (leftBy?.outOfService.includes(server) && !heldBefore.has(server)) {
+      core.info(`${server} is out of service (${where}), taken out by the run cut short: it goes back in service once healthy`);
+      fleet.forgetHeld(server);
+      continue;
     }
+    core.warning(
+      `${server} is out of service (${where}), not READY: its containers are updated, and it is left as the operator set it ` +
+        `(to put it back: set server ${env.haproxy.backend}/<server> state ready on that load balancer)` +
+        (tookOverLock && !leftBy ? '; the run whose lock was taken over kept no journal saying otherwise' : ''),
+    );
   }
-  if (tookOverLock) fleet.forgetHeld();
-  return { driver: fleet, servers, held, heldOn: fleet.heldSnapshot(), drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
+  // Held before the run cut short: the state the operator set then, not the one that run left.
+  const snapshot = fleet.heldSnapshot().map(([server, members]) => [server, heldBefore.has(server) ? leftBy!.heldOn.find(([s]) => s === server)![1] : members] as HeldSnapshot[number]);
+  const held = fleet.loadHeld(snapshot);
+  return { driver: fleet, servers, held, heldOn: snapshot, drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
 }
 
 /**

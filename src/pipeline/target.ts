@@ -1,6 +1,10 @@
 // Which release a deploy or rollback puts on the hosts, decided from what the environment runs
 // and ran: the deploy's tag (pinned to the build job's digest when given), or for a rollback a
-// release this environment ran, at the digest it ran. Pure: the state is read under the lock.
+// release this environment ran, at the digest it ran. What it ran is what the hosts' own history
+// says (the `deploy-action.history` label, written over SSH with the environment's key, which
+// nobody without the environment's secrets has); GitHub's deployment records, which any workflow
+// with `deployments: write` can add to, are the audit trail: cross-checked, never the authority.
+// Pure: the state is read under the lock.
 import semver from 'semver';
 import { InputError } from '../inputs.js';
 import {
@@ -45,7 +49,14 @@ export interface WantedRelease {
   reason: string;
   /** A rollback to a release the environment never ran (allow-never-deployed). */
   neverRan: boolean;
+  /** A rollback's: where the release and its digest come from, for the log and the summary. */
+  source?: string;
+  /** A rollback's: where GitHub's records say otherwise than the hosts (a warning each). */
+  disagreements?: string[];
 }
+
+/** Where a rollback's target comes from: the one authority for what an environment ran. */
+export const HOSTS_HISTORY = "the hosts' history (the deploy-action.history label)";
 
 /** The releases the hosts' masters run (each host's backup where it has no master), hosts in name order. */
 function runningReleases(current: Map<string, HostTarget>): Release[] {
@@ -96,32 +107,61 @@ export function wantedRelease(request: RolloutRequest, state: EnvironmentState):
 function previous(state: EnvironmentState): WantedRelease {
   const running = runningVersion(state.current);
   if (!running) throw new InputError(`version: previous: nothing with a release tag runs in ${state.environment} yet; give a tag`);
-  const found = (state.records && previousRelease(state.records, running)) ?? previousInLabel(runningHistory(state.current), running);
+  const found = previousInLabel(runningHistory(state.current), running);
+  const claimed = state.records && previousRelease(state.records, running);
+  const disagreements =
+    claimed && (!found || historyEntry(claimed) !== historyEntry(found))
+      ? [
+          `GitHub's deployment records of ${state.environment} say the release before ${running} is ${historyEntry(claimed)}, ` +
+            `${HOSTS_HISTORY} says ${found ? historyEntry(found) : 'there is none'}: the hosts decide. A record that disagrees ` +
+            `was written by a run that did not deploy it there (any workflow with deployments: write can write one); look at who wrote it`,
+        ]
+      : [];
   if (!found) {
     throw new InputError(
-      `version: previous: the history of ${state.environment} has no release before ${running} ` +
-        '(repeated rollbacks walk it back to its start); give the tag of a release this environment ran',
+      `version: previous: ${HOSTS_HISTORY} in ${state.environment} has no release before ${running} ` +
+        '(repeated rollbacks walk it back to its start); give the tag of a release this environment ran' +
+        (claimed ? ` (GitHub's records name ${claimed.version}, but only what the hosts ran counts)` : ''),
     );
   }
-  const source = state.records && previousRelease(state.records, running) ? 'its deployment history' : 'its containers\' history labels';
   return {
     tag: found.version,
     digest: found.digest,
     pinnedBy: `the digest ${found.version} ran at in ${state.environment}`,
-    reason: `previous: ${found.version}, the release before ${running} in ${source}`,
+    reason: `previous: ${found.version}, the release before ${running} in ${HOSTS_HISTORY}`,
     neverRan: false,
+    source: HOSTS_HISTORY,
+    disagreements,
   };
 }
 
 function earlier(tag: string, allowNeverDeployed: boolean, state: EnvironmentState): WantedRelease {
   const histories = [...state.current.values()].flatMap((host) => [host.master?.history ?? [], host.backup?.history ?? []]);
-  const digest = (state.records && ranDigest(state.records, tag)) ?? histories.map((h) => ranDigestInLabel(h, tag)).find(Boolean);
+  const digest = histories.map((h) => ranDigestInLabel(h, tag)).find(Boolean);
+  const claimed = state.records && ranDigest(state.records, tag);
+  const disagreements =
+    claimed && claimed !== digest
+      ? [
+          `GitHub's deployment records of ${state.environment} say ${tag} ran there at ${claimed}, ${HOSTS_HISTORY} ` +
+            `${digest ? `says at ${digest}` : 'does not have it'}: the hosts decide. A record that disagrees was written by a run ` +
+            'that did not deploy it there (any workflow with deployments: write can write one); look at who wrote it',
+        ]
+      : [];
   if (digest) {
-    return { tag, digest, pinnedBy: `the digest ${tag} ran at in ${state.environment}`, reason: `${tag}, which ${state.environment} ran`, neverRan: false };
+    return {
+      tag,
+      digest,
+      pinnedBy: `the digest ${tag} ran at in ${state.environment}`,
+      reason: `${tag}, which ${state.environment} ran (${HOSTS_HISTORY})`,
+      neverRan: false,
+      source: HOSTS_HISTORY,
+      disagreements,
+    };
   }
   if (!allowNeverDeployed) {
     throw new InputError(
-      `version: ${tag} never ran in ${state.environment} (neither its deployment history nor its containers' labels have it): ` +
+      `version: ${tag} never ran in ${state.environment} (${HOSTS_HISTORY} does not have it` +
+        `${claimed ? "; GitHub's records claim it did, but a record is not proof: only what the hosts ran counts" : ''}): ` +
         'a rollback goes back to a release this environment ran. To deploy it there anyway, set allow-never-deployed: true',
     );
   }
@@ -131,5 +171,20 @@ function earlier(tag: string, allowNeverDeployed: boolean, state: EnvironmentSta
     pinnedBy: '',
     reason: `${tag}, which ${state.environment} NEVER ran (allow-never-deployed: true)`,
     neverRan: true,
+    source: 'the version input (allow-never-deployed: true)',
+    disagreements,
   };
+}
+
+/**
+ * A rollback's target is shown once it is resolved, before any host changes; under the lock it is
+ * resolved again, and a target that changed in between (another run deployed or rolled back
+ * meanwhile) stops the rollback: what the user was shown is what it does, or nothing.
+ */
+export function targetChanged(request: RolloutRequest, shown: RanRelease, now: RanRelease, environment: string): string | undefined {
+  if (request.task !== 'rollback' || (shown.version === now.version && shown.digest === now.digest)) return undefined;
+  return (
+    `the rollback target changed between resolving it (${historyEntry(shown)}) and acting on it under the deploy lock ` +
+    `(${historyEntry(now)}): another run changed ${environment} meanwhile. Nothing was changed; run the rollback again to go to what ${request.version} means now`
+  );
 }

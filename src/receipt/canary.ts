@@ -133,12 +133,16 @@ export class Canary {
 
   /**
    * After a container of `release` went in service: why the error budget is spent, or undefined.
-   * Judges on a reading begun now when one lands within two periods, else on the last.
+   * A release that has erred, or answered too few requests to judge, is judged on a reading
+   * begun now (landing within two periods, else on the last). One without an error in enough
+   * requests goes on at once, judged on the last reading (at most a period old): the reading
+   * under way lands alongside the next step, and the next check sees it.
    */
   async check(release: Release, signal?: AbortSignal): Promise<string | undefined> {
     if (release.digest !== this.target.digest) return undefined;
     const ledger = this.recorder.deploy;
-    await this.recorder.readNow(signal, Date.now() + 2 * this.everyMs);
+    const sofar = ledger.ofRelease(release.digest);
+    if (errorsOf(sofar) > 0 || trials(sofar) < this.policy.minRequests) await this.recorder.readNow(signal, Date.now() + 2 * this.everyMs);
     if (signal?.aborted) return undefined;
     const verdict = judge(this.target.version, ledger.ofRelease(release.digest), ledger.ofOthers(release.digest), this.policy, 'since the rollout began');
     if (verdict.ok) return undefined;

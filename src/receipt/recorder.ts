@@ -120,10 +120,12 @@ export class ReceiptRecorder {
       const started = this.clock();
       // Bounded by the fleet (each load balancer's answer within the period); never rejects.
       const counters = await this.fleet.counters(this.everyMs).catch((error: Error) => ({ read: new Map(), failed: new Map([['every load balancer', error.message]]) }));
-      const at = this.clock();
-      this.cost.ms += at - started;
+      const arrived = this.clock();
+      this.cost.ms += arrived - started;
       this.cost.readings++;
-      for (const ledger of into) ledger.take(at, counters, started);
+      // HAProxy took its counters somewhere between the question and the answer: the middle is
+      // the best guess (a slow answer would otherwise stretch the window's start or end).
+      for (const ledger of into) ledger.take(started + (arrived - started) / 2, counters, started);
     })().finally(() => {
       if (this.inFlight === reading) this.inFlight = undefined;
     });

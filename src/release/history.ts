@@ -18,7 +18,10 @@ export interface DeploymentRecord {
   creator?: string;
   /** What the action recorded; empty for records the action did not make (GitHub's per-job ones). */
   payload: { version?: string; image?: string; digest?: string; recordedBy?: string };
+  /** The state of its newest status that GITHUB_TOKEN posted (release/trust.ts: statusState). */
   state: DeploymentState;
+  /** Statuses others posted on it, which count for nothing; reported in a warning. */
+  ignoredStatuses?: { state: DeploymentState; creator?: string | undefined }[];
 }
 
 /**
@@ -102,20 +105,35 @@ export function ranDigest(records: DeploymentRecord[], version: string): string 
 // ---------------------------------------------------------------- the containers' history label
 
 const ENTRY = /^(.+)@(sha256:[a-f0-9]{64})$/;
+/**
+ * Marks an entry a rollback undid: the release ran here, but is no longer in the stack `previous`
+ * walks. Kept so that "it ran here" stays provable by the hosts alone (a rollback back to it, or
+ * forward again, at the digest it ran). Action versions before it read such an entry as junk and
+ * drop it.
+ */
+const UNDONE = '~';
 /** Releases a history label keeps: enough to walk back a long way, short enough for a label. */
 export const HISTORY_LENGTH = 20;
 
 export const historyEntry = (release: RanRelease) => `${release.version}@${release.digest}`;
 
 function readEntry(entry: string): RanRelease {
-  const [, version, digest] = ENTRY.exec(entry)!;
+  const [, version, digest] = ENTRY.exec(entry.startsWith(UNDONE) ? entry.slice(UNDONE.length) : entry)!;
   return { version: version!, digest: digest! };
 }
 
-/** The entries of a `deploy-action.history` label (space-separated `version@digest`); anything else is dropped. */
+/** The stack `previous` walks: the entries no rollback undid, oldest first. */
+export function inEffect(history: string[]): string[] {
+  return history.filter((entry) => !entry.startsWith(UNDONE));
+}
+
+/**
+ * The entries of a `deploy-action.history` label (space-separated `version@digest`, those a
+ * rollback undid prefixed with `~`); anything else is dropped.
+ */
 export function parseHistoryLabel(label: string): string[] {
   return label.split(/\s+/).filter((entry) => {
-    const match = ENTRY.exec(entry);
+    const match = ENTRY.exec(entry.startsWith(UNDONE) ? entry.slice(UNDONE.length) : entry);
     return match !== null && isReleaseTag(match[1]!);
   });
 }
@@ -123,25 +141,36 @@ export function parseHistoryLabel(label: string): string[] {
 /**
  * The history the containers of `target` carry: a deploy puts it on top, a rollback to a
  * release in the history undoes every release above it (as the GitHub history is replayed).
+ * What a rollback undid is kept apart (`~`, up to HISTORY_LENGTH of them, the stack first
+ * bounded alike): no longer in the stack, still proof that it ran.
  */
 export function nextHistory(base: string[], target: RanRelease, task: 'deploy' | 'rollback'): string[] {
   const entry = historyEntry(target);
-  let stack = [...base];
+  let stack = inEffect(base);
+  let undone = base.filter((e) => e.startsWith(UNDONE)).map((e) => e.slice(UNDONE.length));
   const at = stack.lastIndexOf(entry);
-  if (task === 'rollback' && at >= 0) stack = stack.slice(0, at);
-  else if (stack.at(-1) === entry) stack.pop();
+  if (task === 'rollback' && at >= 0) {
+    // Those above it; the rest stay in the stack (the filter below drops them from `undone`, so
+    // `...stack` whole would do the same: an equivalent mutant).
+    undone = [...undone, ...stack.slice(at + 1)];
+    stack = stack.slice(0, at);
+  } else if (stack.at(-1) === entry) stack.pop();
   stack.push(entry);
-  return stack.slice(-HISTORY_LENGTH);
+  stack = stack.slice(-HISTORY_LENGTH);
+  // Each release once, at its newest place; none that is in the stack again.
+  undone = undone.filter((e, i) => !stack.includes(e) && undone.lastIndexOf(e) === i).slice(-HISTORY_LENGTH);
+  return [...undone.map((e) => `${UNDONE}${e}`), ...stack];
 }
 
 /** In a history label: the release before `currentVersion`, as previousRelease does for records. */
 export function previousInLabel(history: string[], currentVersion: string): RanRelease | undefined {
-  const entries = history.map(readEntry);
+  const entries = inEffect(history).map(readEntry);
   const current = entries.findLastIndex((r) => r.version === currentVersion);
   return entries.slice(0, current < 0 ? entries.length : current).findLast((r) => r.version !== currentVersion);
 }
 
-/** In a history label: the digest `version` ran at, if it is there. */
+/** In a history label: the digest `version` ran at (in effect or undone since), if it is there. */
 export function ranDigestInLabel(history: string[], version: string): string | undefined {
-  return history.map(readEntry).findLast((r) => r.version === version)?.digest;
+  const found = (entries: string[]) => entries.map(readEntry).findLast((r) => r.version === version)?.digest;
+  return found(inEffect(history)) ?? found(history);
 }

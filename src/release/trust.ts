@@ -2,7 +2,7 @@
 // records) the action may use. They end up in outputs (a workflow's `run:` may interpolate
 // them), in the deployment ref and in Docker API paths, so they are held to the rules the
 // inputs are held to; anything else is untrusted: reported, and treated as unknown. Pure.
-import type { DeploymentRecord } from './history.js';
+import type { DeploymentRecord, DeploymentState } from './history.js';
 import { parseRelease } from './version.js';
 
 /** A manifest digest as the registry and Docker write it; also the `digest` input's rule. */
@@ -22,6 +22,28 @@ export const RECORD_MARKER = { key: 'recorded_by', value: 'clay/deploy-action' }
  * trusted: the action cannot learn its own token's login (GET /user refuses GITHUB_TOKEN).
  */
 export const TRUSTED_CREATOR = 'github-actions[bot]';
+
+/** One status of a deployment as GitHub lists it: its state and who posted it. */
+export interface StatusRecord {
+  state: DeploymentState;
+  creator?: string | undefined;
+}
+
+/**
+ * A record's state by the statuses GITHUB_TOKEN posted (statuses newest first), and the others,
+ * which count for nothing: GitHub lets anyone with push access post a status on any deployment
+ * ("Users with push access can create deployment statuses"), each with its own creator, so a
+ * person's `success` on a failed record would otherwise make it a success. An `inactive` counts
+ * only over a `success` of ours: GitHub adds it to a deployment that succeeded, and one posted
+ * on a failed record is not that.
+ */
+export function statusState(statuses: StatusRecord[]): { state: DeploymentState; ignored: StatusRecord[] } {
+  const ours = statuses.filter((s) => s.creator === TRUSTED_CREATOR);
+  const ignored = statuses.filter((s) => s.creator !== TRUSTED_CREATOR);
+  const settled = ours.find((s) => s.state !== 'inactive')?.state ?? 'none';
+  const state = ours[0]?.state === 'inactive' && settled === 'success' ? 'inactive' : settled;
+  return { state, ignored };
+}
 
 /** A value the action may use, or why it may not. */
 export type Checked<T> = { trusted: T } | { untrusted: string };

@@ -58,14 +58,15 @@ export function rolloutSummary(
   ]);
   if (result.failure) {
     s.addRaw(`<p>${htmlText(`Failed on ${result.failure.host}: ${result.failure.role} ${result.failure.reason}.`)}</p>`, true);
-    s.addRaw(
-      `<p>${htmlText(
-        result.rollbackErrors.length === 0
-          ? `Rolled back: ${result.hosts.filter((h) => h.rolledBack).map((h) => h.host).join(', ') || 'nothing had changed'}.`
-          : `Rollback incomplete: ${result.rollbackErrors.join('; ')}`,
-      )}</p>`,
-      true,
-    );
+    const rolledBack = result.hosts.filter((h) => h.rolledBack).map((h) => h.host);
+    const after = result.cancelled
+      ? // A cancel stops the rollback (or comes before it): each host in flight is settled, those done stay.
+        `Cancelled${rolledBack.length ? ` after rolling back ${rolledBack.join(', ')}` : ' before the rollback'}: ` +
+        (result.cancelled.settled ? 'each host runs one release, in service (see the table).' : `the post step settles ${result.cancelled.unsettled.join(', ')}.`)
+      : result.rollbackErrors.length === 0
+        ? `Rolled back: ${rolledBack.join(', ') || 'nothing had changed'}.`
+        : `Rollback incomplete: ${result.rollbackErrors.join('; ')}`;
+    s.addRaw(`<p>${htmlText(after)}</p>`, true);
     if (result.failure.logs) s.addDetails('Last log lines of the failing container', `\n${preformatted(result.failure.logs)}`);
   }
 }

@@ -36,13 +36,24 @@ export interface LoadBalancing {
   onDrainTimeout: 'fail' | 'cut';
 }
 
-/** Told of every change the post step may have to finish when the job is killed mid-rollout. */
+/**
+ * Told of every change the post step (or a run taking the lock over) may have to finish when
+ * this run is cut short; each is awaited before the change it announces is made.
+ */
 export interface RolloutJournal {
-  touched(host: string): void;
+  /** The host's first change in this run; `before`: what it ran until then. */
+  touched(host: string, before: HostTarget): void | Promise<void>;
   /** A server this rollout took out of service (true) or put back (false). */
-  outOfService(server: string, out: boolean): void;
-  /** The host's new master is a canary on hold (true), or judged or gone (false). */
-  unproven(host: string, holding: boolean): void;
+  outOfService(server: string, out: boolean): void | Promise<void>;
+  /** The host's new master is a canary not yet judged (true: from before it goes in service), or judged or gone (false). */
+  unproven(host: string, holding: boolean): void | Promise<void>;
+  /**
+   * A role whose container this run is changing (true: from before its server goes out of
+   * service, so a stop may be in flight), or done: proven in service, or put back unchanged (false).
+   */
+  changing(host: string, role: Role, yes: boolean): void | Promise<void>;
+  /** An adopted container this run set aside (true), or restored or discarded (false). */
+  aside(host: string, role: Role, yes: boolean): void | Promise<void>;
 }
 
 /** Told of each change of what serves behind a server: the receipt's attribution and chart. */
@@ -170,6 +181,10 @@ class HostRun {
   readonly asides = new Set<Role>();
   /** Roles proven healthy and in service during this run. */
   readonly verified = new Set<Role>();
+  /** The master is a canary not yet judged: never settled on, even once in service. */
+  unproven = false;
+  /** This host was put back on the release it ran before by the automatic rollback. */
+  rolledBack = false;
   /** The cancellation this run's waits obey (swapped for a deadline while settling). */
   signal: AbortSignal | undefined;
 
@@ -193,16 +208,16 @@ class HostRun {
   async run(steps: Step[], target: HostTarget): Promise<void> {
     const started = Date.now();
     try {
-      for (const step of steps) {
+      for (const [i, step] of steps.entries()) {
         this.checkCancelled();
-        await this.step(step, target);
+        await this.step(step, target, steps[i + 1]);
       }
     } finally {
       this.seconds += (Date.now() - started) / 1000;
     }
   }
 
-  private async step(step: Step, target: HostTarget): Promise<void> {
+  private async step(step: Step, target: HostTarget, next?: Step): Promise<void> {
     this.role = step.role;
     switch (step.kind) {
       case 'check':
@@ -210,7 +225,7 @@ class HostRun {
       case 'replace':
         // A sick backup repaired earlier in this run may already be on this release.
         if (this.verified.has(step.role) && sameRelease(this.current[step.role], step.to)) return;
-        return this.replace(step.role, step.to);
+        return this.replace(step.role, step.to, next?.kind === 'hold');
       case 'remove':
         return this.remove(step.role);
       case 'hold':
@@ -219,14 +234,17 @@ class HostRun {
   }
 
   private async hold(): Promise<void> {
-    this.deps.journal?.unproven(this.plan.host, true);
+    if (!this.unproven) {
+      this.unproven = true;
+      await this.deps.journal?.unproven(this.plan.host, true);
+    }
     const failed = await this.deps.canary?.hold(this.plan.host, this.signal);
-    // A canary cut short is unproven: settling takes the host back to what its backup runs.
-    if (this.signal?.aborted) this.verified.delete('master');
+    // A canary cut short is unproven: settling takes the host back to what it ran.
     this.checkCancelled();
     // The release's version is in the reason already.
     if (failed) throw new StepFailed(this.plan.host, 'master', undefined, failed);
-    this.deps.journal?.unproven(this.plan.host, false);
+    this.unproven = false;
+    await this.deps.journal?.unproven(this.plan.host, false);
   }
 
   private async check(role: Role, target: HostTarget): Promise<void> {
@@ -244,11 +262,18 @@ class HostRun {
     await this.replace(role, repair);
   }
 
-  private async replace(role: Role, to: Release): Promise<void> {
+  private async replace(role: Role, to: Release, canary = false): Promise<void> {
     const name = this.deps.containerName(role);
+    if (canary) {
+      // The canary is unjudged from before it goes in service until its hold ends: a cancel or
+      // a kill anywhere in between takes the host back, never onto the new release.
+      this.unproven = true;
+      await this.deps.journal?.unproven(this.plan.host, true);
+    }
     const from = this.current[role];
     this.log(`${role}: ${from?.version ?? 'nothing'} → ${to.version}`);
-    this.markTouched();
+    await this.markTouched();
+    await this.deps.journal?.changing(this.plan.host, role, true);
     const times: PhaseTimes = { role, drain: 0, stop: 0, start: 0, healthy: 0, inService: 0 };
     const timed = async <T>(phase: Exclude<keyof PhaseTimes, 'role'>, run: () => Promise<T>): Promise<T> => {
       const started = Date.now();
@@ -264,6 +289,7 @@ class HostRun {
         // Kept whole, so that a rollback puts back the very container that served.
         await this.driver.setAside(name, this.deps.asideName(role), this.deps.stopTimeoutSeconds);
         this.asides.add(role);
+        await this.deps.journal?.aside(this.plan.host, role, true);
       } else {
         await this.driver.stopAndRemove(name, this.deps.stopTimeoutSeconds);
       }
@@ -277,6 +303,7 @@ class HostRun {
       if (to.adopted) {
         await this.driver.restore(this.deps.asideName(role), name);
         this.asides.delete(role);
+        await this.deps.journal?.aside(this.plan.host, role, false);
       } else {
         await this.driver.run(this.deps.spec(role, to));
       }
@@ -295,6 +322,12 @@ class HostRun {
     await noted;
     await timed('inService', () => this.ensureInService(role));
     this.verified.add(role);
+    await this.deps.journal?.changing(this.plan.host, role, false);
+    if (role === 'master' && this.unproven && !canary) {
+      // The canary's replacement (a rollback, a settle) is in service: nothing unjudged is left.
+      this.unproven = false;
+      await this.deps.journal?.unproven(this.plan.host, false);
+    }
     this.phases.push(times);
     this.log(describePhases(times));
     this.deps.observer?.serving(this.plan.host, role, to);
@@ -302,18 +335,20 @@ class HostRun {
     if (spent) throw new StepFailed(this.plan.host, role, undefined, spent);
   }
 
-  private markTouched(): void {
-    if (!this.touched) this.deps.journal?.touched(this.plan.host);
+  private async markTouched(): Promise<void> {
+    if (!this.touched) await this.deps.journal?.touched(this.plan.host, this.plan.before);
     this.touched = true;
   }
 
   private async remove(role: Role): Promise<void> {
-    this.markTouched();
+    await this.markTouched();
+    await this.deps.journal?.changing(this.plan.host, role, true);
     await this.takeOutOfService(role);
     await this.driver.stopAndRemove(this.deps.containerName(role), this.deps.stopTimeoutSeconds);
     await this.deps.observer?.changing(this.plan.host, role, undefined);
     delete this.current[role];
     this.verified.delete(role);
+    await this.deps.journal?.changing(this.plan.host, role, false);
     this.log(`${role}: removed`);
   }
 
@@ -340,7 +375,7 @@ class HostRun {
     if (!lb || !server) return;
     const held = lb.held.get(server);
     const putBack = () => (held ? lb.driver.restoreState(server) : lb.driver.setState(server, 'ready'));
-    this.deps.journal?.outOfService(server, true);
+    await this.deps.journal?.outOfService(server, true);
     if (this.current[role]) {
       // A server the operator had in MAINT everywhere gets no drain: nothing reaches it.
       await lb.driver.setState(server, 'drain');
@@ -350,7 +385,8 @@ class HostRun {
         if (this.signal?.aborted) {
           // Nothing was stopped: the container serves on.
           await putBack();
-          this.deps.journal?.outOfService(server, false);
+          await this.deps.journal?.outOfService(server, false);
+          await this.deps.journal?.changing(this.plan.host, role, false);
           throw new Cancelled();
         }
         await this.deps.sleep(this.deps.pollMs);
@@ -361,7 +397,8 @@ class HostRun {
         this.deps.log.warning(`[${this.plan.host}] ${server} still had ${left} sessions after the ${lb.drainTimeoutSeconds}s drain timeout: cutting them (haproxy.on-drain-timeout: cut)`);
       } else if (left > 0) {
         await putBack();
-        this.deps.journal?.outOfService(server, false);
+        await this.deps.journal?.outOfService(server, false);
+        await this.deps.journal?.changing(this.plan.host, role, false);
         throw new StepFailed(
           this.plan.host,
           role,
@@ -397,19 +434,19 @@ class HostRun {
     const held = lb.held.get(server);
     if (held) {
       await lb.driver.restoreState(server);
-      this.deps.journal?.outOfService(server, false);
+      await this.deps.journal?.outOfService(server, false);
       this.log(`${server} left out of service (${held.toUpperCase()}), as it was before the deploy`);
       return;
     }
     let status = await lb.driver.status(server);
     if (status.status.startsWith('UP')) {
-      this.deps.journal?.outOfService(server, false);
+      await this.deps.journal?.outOfService(server, false);
       return;
     }
     await lb.driver.setState(server, 'ready');
     const deadline = Date.now() + this.deps.health.timeoutSeconds * 1000;
     status = await lb.driver.status(server);
-    this.deps.journal?.outOfService(server, false);
+    await this.deps.journal?.outOfService(server, false);
     while (!status.status.startsWith('UP')) {
       this.checkCancelled();
       if (Date.now() >= deadline) {
@@ -439,7 +476,7 @@ class HostRun {
       if (status.startsWith('UP')) continue;
       this.role = role;
       this.deps.log.warning(`[${this.plan.host}] ${server} is ${status} after it was put in service (a load balancer reloaded from an older server state?): putting it back`);
-      this.deps.journal?.outOfService(server, true);
+      await this.deps.journal?.outOfService(server, true);
       await this.ensureInService(role);
     }
   }
@@ -449,6 +486,7 @@ class HostRun {
     for (const role of this.asides) {
       await this.driver.stopAndRemove(this.deps.asideName(role), 0);
       this.asides.delete(role);
+      await this.deps.journal?.aside(this.plan.host, role, false);
       this.log(`removed the adopted ${role} container it had set aside`);
     }
   }
@@ -505,16 +543,26 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
     for (const run of interrupted) if (!(await settle(run, deps))) unsettled.push(run.plan.host);
     cancelled = { settled: unsettled.length === 0, unsettled };
   } else if (failure && deps.rollBackOnFailure !== false) {
-    for (const run of [...started].reverse()) {
-      if (!run.touched) continue;
+    const touched = [...started].reverse().filter((run) => run.touched);
+    for (const run of touched) {
+      if (deps.signal?.aborted) break;
       try {
         await deps.log.group(`Roll back ${run.plan.host}`, () => {
           const back = planHost(run.plan.host, run.current, run.plan.before);
           return run.run(back.steps, back.target);
         });
+        run.rolledBack = true;
       } catch (error) {
+        if (error instanceof Cancelled) break;
         rollbackErrors.push(error instanceof Error ? error.message : String(error));
       }
+    }
+    if (deps.signal?.aborted) {
+      // Cancelled during the rollback: each host not yet back is settled like a host in flight
+      // (a host half rolled back would otherwise stay split, every server in service).
+      const unsettled: string[] = [];
+      for (const run of touched) if (!run.rolledBack && !(await settle(run, deps))) unsettled.push(run.plan.host);
+      cancelled = { settled: unsettled.length === 0, unsettled };
     }
   } else if (!failure) {
     for (const run of started) {
@@ -530,7 +578,7 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
       seconds: run.seconds,
       phases: run.phases,
       health: run.health,
-      rolledBack: failure !== undefined && run.touched,
+      rolledBack: run.rolledBack,
     };
   });
   return {
@@ -546,7 +594,7 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
 /** Brings a host cut short by a cancel to both roles on one release, in service, within settleMs. */
 async function settle(run: HostRun, deps: RolloutDeps): Promise<boolean> {
   run.signal = AbortSignal.timeout(deps.settleMs ?? DEFAULT_SETTLE_MS);
-  const target = settleTarget(run.current, run.verified.has('master'));
+  const target = settleTarget(run.current, run.verified.has('master') && !run.unproven, run.plan.before);
   const plan = planHost(run.plan.host, run.current, target);
   try {
     await deps.log.group(`Settle ${run.plan.host} after the cancel`, () => run.run(plan.steps, plan.target));

@@ -20,8 +20,16 @@ export class LockError extends Error {
 
 export interface LockPolicy {
   config: LockConfig;
-  /** Whether the run holding a lock has ended (GitHub knows); undefined when it cannot tell. */
+  /**
+   * Whether the run holding a lock has ended, as GitHub says; undefined when GitHub cannot be
+   * asked (no token, not a GitHub run id). Throws when GitHub was asked and gave no answer (an
+   * error, a rate limit, a missing permission): that never counts as ended.
+   */
   runEnded(runId: string): Promise<boolean | undefined>;
+  /** The holder's last sign of life, from the journal kept in its lock (`readLockJournal`'s texts). */
+  signOfLife?(journal: string[]): Date | undefined;
+  /** Cancellation: the wait for a live lock ends at once. */
+  signal?: AbortSignal;
   sleep(ms: number): Promise<void>;
   now(): Date;
   warn(line: string): void;
@@ -35,18 +43,39 @@ export function describeLock(lock: DeployLock): string {
 /**
  * Why a lock is stale, or undefined while it is live. GitHub's word wins over age: a run that
  * GitHub reports as running holds its lock however old it is (a long wait for reviewers, a slow
- * pull), and an earlier attempt of a run that is running again has surely ended.
+ * pull), and an earlier attempt of a run that is running again has surely ended. An error from
+ * GitHub is no word at all: the lock stays live. Only when GitHub cannot be asked does age
+ * count, from the holder's last sign of life (`signOfLife`: a run refreshes it while it rolls out).
  */
-export async function staleReason(lock: DeployLock, mine: DeployLock, policy: LockPolicy): Promise<string | undefined> {
+export async function staleReason(lock: DeployLock, mine: DeployLock, policy: LockPolicy, signOfLife?: Date): Promise<string | undefined> {
   if (lock.runId === mine.runId && lock.attempt !== mine.attempt) {
     return `it belongs to attempt ${lock.attempt || '?'} of this run, and this is attempt ${mine.attempt}`;
   }
-  const ended = await policy.runEnded(lock.runId);
+  let ended: boolean | undefined;
+  try {
+    ended = await policy.runEnded(lock.runId);
+  } catch (error) {
+    policy.info(`GitHub gave no answer on whether run ${lock.runId} has ended (${error instanceof Error ? error.message : String(error)}): its lock counts as live`);
+    return undefined;
+  }
   if (ended === true) return 'its run has ended';
   if (ended === false) return undefined;
-  const ageSeconds = (policy.now().getTime() - lock.since.getTime()) / 1000;
-  if (ageSeconds > policy.config['stale-after']) return `it is older than lock.stale-after (${policy.config['stale-after']}s) and GitHub cannot tell whether its run has ended`;
-  return undefined;
+  const refreshed = signOfLife !== undefined && signOfLife > lock.since;
+  const last = refreshed ? signOfLife : lock.since;
+  const ageSeconds = (policy.now().getTime() - last.getTime()) / 1000;
+  if (ageSeconds <= policy.config['stale-after']) return undefined;
+  const age = refreshed ? `its holder's last sign of life (${last.toISOString()}) is older than` : 'it is older than';
+  return `${age} lock.stale-after (${policy.config['stale-after']}s) and GitHub cannot tell whether its run has ended`;
+}
+
+/** The journal texts a lock holds; none when they cannot be read (a takeover then knows nothing of what its holder did). */
+async function journalOf(host: HostDriver, name: string, policy: LockPolicy): Promise<string[]> {
+  try {
+    return await host.readLockJournal(name);
+  } catch (error) {
+    policy.info(`Could not read the journal kept in the deploy lock: ${error instanceof Error ? error.message : String(error)}`);
+    return [];
+  }
 }
 
 const POLL_MS = 5000;
@@ -56,7 +85,8 @@ const POLL_MS = 5000;
  * staleReason) is taken over only with lock.takeover: true, except one of an earlier attempt of
  * this very run, which is taken over always (its holder is this run's past self); otherwise
  * the deploy stops and says so, since a stale lock can also mean a deploy died half-way.
- * Returns the lock it took over, if any: what that run left is then no one's intent.
+ * Returns the lock it took over, if any, with the journal its run kept in it (what that run left
+ * is for the taker to finish). The wait ends at once when `policy.signal` aborts.
  */
 export async function acquireDeployLock(
   host: HostDriver,
@@ -64,14 +94,16 @@ export async function acquireDeployLock(
   mine: DeployLock,
   image: string,
   policy: LockPolicy,
-): Promise<{ tookOverFrom?: DeployLock }> {
+): Promise<{ tookOverFrom?: DeployLock; journal?: string[] }> {
   const deadline = policy.now().getTime() + policy.config.wait * 1000;
-  let tookOverFrom: DeployLock | undefined;
+  let tookOver: { tookOverFrom: DeployLock; journal: string[] } | undefined;
   for (;;) {
+    if (policy.signal?.aborted) throw new LockError('cancelled while waiting for the deploy lock; nothing was changed');
     const attempt = await host.acquireLock(name, mine, image);
-    if (attempt.acquired) return tookOverFrom ? { tookOverFrom } : {};
+    if (attempt.acquired) return tookOver ?? {};
     const held = attempt.current;
-    const stale = await staleReason(held, mine, policy);
+    const journal = await journalOf(host, name, policy);
+    const stale = await staleReason(held, mine, policy, policy.signOfLife?.(journal));
     if (stale) {
       const ownEarlierAttempt = held.runId === mine.runId;
       if (!policy.config.takeover && !ownEarlierAttempt) {
@@ -82,7 +114,7 @@ export async function acquireDeployLock(
       }
       policy.warn(`Taking over a stale deploy lock (${stale}) held by ${describeLock(held)}`);
       await host.releaseLock(name, held);
-      tookOverFrom = held;
+      tookOver = { tookOverFrom: held, journal };
       continue;
     }
     if (policy.now().getTime() >= deadline) {

@@ -95,12 +95,16 @@ export function planHost(host: string, current: HostTarget, target: HostTarget):
 
 /**
  * What a host goes back to after a cancel or a kill mid-rollout: both roles on one release. The
- * master's when it is proven in service (the host had moved on), else the backup's (the backup
- * moves last, so it still runs what the host ran), else whatever runs. Finishing a half-replaced
- * master would mean waiting on an unproven release; going back needs a release that served.
+ * master's when it is proven in service (the host had moved on); else what the host ran before
+ * this run (`before`, when known: adopted containers set aside are put back whole), else the
+ * backup's (the backup moves last, so it still runs what the host ran), else whatever runs.
+ * Finishing a half-replaced master would mean waiting on an unproven release; going back needs
+ * a release that served.
  */
-export function settleTarget(current: HostTarget, masterInService: boolean): HostTarget {
-  const release = masterInService && current.master ? current.master : (current.backup ?? current.master);
+export function settleTarget(current: HostTarget, masterInService: boolean, before?: HostTarget): HostTarget {
+  if (masterInService && current.master) return { master: current.master, backup: current.master };
+  if (before?.master) return { master: before.master, backup: before.backup ?? before.master };
+  const release = current.backup ?? current.master;
   return release ? { master: release, backup: release } : {};
 }
 

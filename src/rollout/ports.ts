@@ -124,6 +124,13 @@ export interface HostDriver {
   acquireLock(name: string, lock: DeployLock, image: string): Promise<{ acquired: true } | { acquired: false; current: DeployLock }>;
   /** Removes the lock when it is ours (run id and attempt match); returns whether it removed one. */
   releaseLock(name: string, owner: LockOwner): Promise<boolean>;
+  /**
+   * Writes the run's journal into its lock `name` (one of two slots, written in turn): what the
+   * run is doing, kept next to the lock, for a run that takes the lock over after this one died.
+   */
+  writeLockJournal(name: string, slot: 0 | 1, text: string): Promise<void>;
+  /** The journal texts the lock `name` holds (empty without a lock or a journal). */
+  readLockJournal(name: string): Promise<string[]>;
   /** Removes unused images of the repository beyond the newest `keep`, never those in `protect`. */
   pruneImages(repository: string, keep: number, protect: string[]): Promise<string[]>;
 }

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { APP_SECRET, clearHosts, containersOn, runDeploy, versionsOn } from './support/deploy.js';
 import { connectHost } from '../../src/drivers/docker/host.js';
-import { execIn, loadEstate, sshOptions, type Estate } from './support/estate.js';
+import { execIn, loadEstate, nodeOf, sshOptions, type Estate } from './support/estate.js';
 import { startGitHub, type GitHubStandIn } from './support/github.js';
 import { pushTestApp, type TestAppRelease } from './support/images.js';
 import { underLoad as underLoadOf } from './support/load.js';
@@ -113,6 +113,21 @@ describe('command: deploy, backup-first behind HAProxy', () => {
     // The second host was never touched: same containers as before.
     expect((await containersOn(estate, hosts[1]!)).map((c) => c.id)).toEqual(before[1]!.map((c) => c.id));
     expect(run.summary).toContain('Failed on');
+  }, 300_000);
+
+  it('with ssh.max-connections: 1, one connection to the hosts at a time, zero failed requests there and back', async () => {
+    const dir = process.env.ESTATE_DIR || '/var/lib/deploy-action-estate';
+    const logins = () =>
+      hosts.reduce((n, h) => n + readFileSync(join(dir, `hosts/dae-${nodeOf(estate, h)}`, 'sshd.log'), 'utf8').split('\n').filter((l) => l.includes('Accepted publickey for deploy')).length, 0);
+    for (const version of ['v1.0.0', 'v1.1.0']) {
+      const before = logins();
+      const [run, load] = await underLoad(() => runDeploy(estate, { environment: 'staging', version, githubUrl: github.url, ssh: 'max-connections: 1' }));
+      expect(run.code, run.log).toBe(0);
+      expect(load.failures).toEqual([]);
+      expect(await versionsOn(estate, hosts)).toEqual(everywhere(version));
+      // Held for the whole run, it would be one login per host; taking turns, the hosts log in again.
+      expect(logins() - before).toBeGreaterThan(hosts.length);
+    }
   }, 300_000);
 });
 

@@ -2,7 +2,8 @@
 // load balancer (lb-bare) that `estate.sh bare up` builds from scratch: Docker, sshd and HAProxy
 // as their Debian packages install them, no deploy user, no app container, no backend. Every `sh`
 // block of the page runs where its first line says, in the page's order; the page's config is
-// the one deployed; `check` must pass and the first deploy must fail no request.
+// the one deployed; `check` must pass, and the first deploy and the next release must fail no
+// request.
 //
 // Where the estate is not a real machine, and only there, the test stands in (nothing else of
 // the page is changed or added):
@@ -147,11 +148,11 @@ describe('docs/getting-started.md, followed on a clean host and load balancer', 
     const blocks = shBlocks(PAGE);
     // The sections the test acts in for GitHub (the workflows): the page must still have them.
     const sections = [...PAGE.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
-    for (const section of ['4. HAProxy on the load balancers', '9. Check', '10. The first deploy']) expect(sections).toContain(section);
+    for (const section of ['4. HAProxy on the load balancers', '9. Check', '10. The first deploy', '11. The next release']) expect(sections).toContain(section);
 
     writeFileSync(join(workspace, '.github/deploy.yml'), onEstate(pageConfig()).replace('registry.example.com/team/myapp', repository()));
     let checked: ActionRun | undefined;
-    let deployed: [ActionRun, Awaited<ReturnType<typeof underLoad>>[1]] | undefined;
+    const deployed: Array<{ version: string; run: ActionRun; load: Awaited<ReturnType<typeof underLoad>>[1] }> = [];
     for (const section of sections) {
       if (section === '4. HAProxy on the load balancers') {
         // examples/workflows/haproxy-config.yml (no secret); its output saved as deploy-action.cfg.
@@ -161,14 +162,18 @@ describe('docs/getting-started.md, followed on a clean host and load balancer', 
       }
       for (const block of blocks.filter((b) => b.section === section)) {
         if (block.where === 'repository') {
-          // git tag v1.0.0 && git push: the release workflow's build job, then its staging job.
-          expect(block.script).toContain('git tag v1.0.0');
-          const release = await pushTestApp(estate, { repository: repository(), version: 'v1.0.0' });
-          deployed = await underLoad(
+          // git tag vX && git push: the release workflow's build job, then its staging job, under
+          // load through the load balancer (for the first deploy, counted from the first answer:
+          // empty hosts serve nothing before it).
+          const version = /git tag (v\S+)/.exec(block.script)?.[1];
+          expect(version, block.script).toBeDefined();
+          const release = await pushTestApp(estate, { repository: repository(), version: version! });
+          const [run, load] = await underLoad(
             `http://${LB.address}/`,
-            () => runStep({ command: 'deploy', environment: 'staging', version: 'v1.0.0', digest: release.digest, ...secrets() }, 'refs/tags/v1.0.0'),
-            true,
+            () => runStep({ command: 'deploy', environment: 'staging', version: version!, digest: release.digest, ...secrets() }, `refs/tags/${version}`),
+            deployed.length === 0,
           );
+          deployed.push({ version: version!, run, load });
           continue;
         }
         const out = await runBlock(block);
@@ -190,15 +195,18 @@ describe('docs/getting-started.md, followed on a clean host and load balancer', 
     expect(ran.length).toBe(blocks.filter((b) => b.where !== 'repository').length);
     expect(checked?.code, checked?.log).toBe(0);
     expect(checked!.outputs.check).not.toMatch(/^FAIL/m);
-    expect(deployed, 'the page has no release step (# on your machine, in your repository)').toBeDefined();
-    const [deploy, load] = deployed!;
-    expect(deploy.code, deploy.log).toBe(0);
-    console.info(`first deploy through ${LB.address}: ${load.sent} requests sent, ${load.failed} failed over ${load.seconds.toFixed(1)} s (${JSON.stringify(load.versions)})`);
-    expect(load.failed, load.failures.join('\n')).toBe(0);
-    expect(Object.keys(load.versions)).toEqual(['v1.0.0']);
-    expect(load.ok).toBeGreaterThan(0);
+    expect(deployed.map((d) => d.version), 'the release steps (# on your machine, in your repository)').toEqual(['v1.0.0', 'v1.1.0']);
+    for (const { version, run, load } of deployed) {
+      expect(run.code, run.log).toBe(0);
+      console.info(`deploy ${version} through ${LB.address}: ${load.sent} requests sent, ${load.failed} failed over ${load.seconds.toFixed(1)} s (${JSON.stringify(load.versions)})`);
+      expect(load.failed, load.failures.join('\n')).toBe(0);
+      expect(load.ok).toBeGreaterThan(0);
+    }
+    expect(Object.keys(deployed[0]!.load.versions)).toEqual(['v1.0.0']);
+    // The next release: the old one served until the new one took over, no request failed.
+    expect(Object.keys(deployed[1]!.load.versions)).toEqual(['v1.0.0', 'v1.1.0']);
     const running = await execIn(HOST.node, 'docker', 'ps', '--format', '{{.Names}} {{.Label "deploy-action.version"}}');
-    expect(running.split('\n').filter(Boolean).sort()).toEqual(['myapp v1.0.0', 'myapp-backup v1.0.0']);
+    expect(running.split('\n').filter(Boolean).sort()).toEqual(['myapp v1.1.0', 'myapp-backup v1.1.0']);
   }, 600_000);
 });
 

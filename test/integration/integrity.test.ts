@@ -171,7 +171,7 @@ describe('rollback integrity', () => {
     // v3.9.0 was put on top of v3.2.0 (rolled back to), whose history went back to v3.0.0.
     const run = await rollback('previous');
     expect(run.code, run.log).toBe(0);
-    expect(run.log).toContain("Target: previous: v3.2.0, the release before v3.9.0 in its containers' history labels");
+    expect(run.log).toContain("Target: previous: v3.2.0, the release before v3.9.0 in the hosts' history (the deploy-action.history label)");
     expect(await versionsOn(estate, hosts)).toEqual(everywhere('v3.2.0'));
   }, 300_000);
 });

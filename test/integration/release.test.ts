@@ -172,7 +172,7 @@ describe('command: rollback', () => {
     const run = await rollback('previous');
     const report = await load.stop();
     expect(run.code, run.log).toBe(0);
-    expect(run.log).toContain('Target: previous: v2.0.0, the release before v2.1.0 in its deployment history');
+    expect(run.log).toContain("Target: previous: v2.0.0, the release before v2.1.0 in the hosts' history (the deploy-action.history label)");
     expect(report.failures).toEqual([]);
     expect(report.versions['v2.0.0']).toBeGreaterThan(0);
     expect(await versionsOn(estate, production())).toEqual(Object.fromEntries(production().map((h) => [h, { demo: 'v2.0.0 running', 'demo-backup': 'v2.0.0 running' }])));

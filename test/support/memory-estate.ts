@@ -89,6 +89,7 @@ export class Estate {
   boxes = new Map<string, Box>(); // host/role → container named app / app-backup
   asides = new Map<string, Box>(); // host/role → adopted container set aside (stopped)
   locks = new Map<string, DeployLock>(); // host/lock name → lock container
+  lockJournals = new Map<string, string[]>(); // host/lock name → the journal files in the lock container
   /** Load balancer → server → admin state, and the state its configuration file gives a server. */
   lbs = new Map<string, Map<string, AdminState>>();
   lbConfig = new Map<string, Map<string, AdminState>>();
@@ -306,8 +307,21 @@ export class MemoryHost implements HostDriver {
     const current = this.world.locks.get(`${this.host}/${name}`);
     if (!current || current.runId !== owner.runId || current.attempt !== owner.attempt) return false;
     this.world.locks.delete(`${this.host}/${name}`);
+    this.world.lockJournals.delete(`${this.host}/${name}`);
     this.world.events.push(`unlock ${this.host}/${name} ${owner.runId}`);
     return true;
+  }
+  async writeLockJournal(name: string, slot: 0 | 1, text: string) {
+    await this.world.enter({ at: this.host, op: 'journal', subject: name });
+    const key = `${this.host}/${name}`;
+    if (!this.world.locks.has(key)) throw new Error(`${this.host}: no lock ${name} to write the journal into`);
+    const files = this.world.lockJournals.get(key) ?? [];
+    files[slot] = text;
+    this.world.lockJournals.set(key, files);
+  }
+  async readLockJournal(name: string) {
+    await this.world.enter({ at: this.host, op: 'journal', subject: name });
+    return (this.world.lockJournals.get(`${this.host}/${name}`) ?? []).filter((t) => t !== undefined);
   }
   async pruneImages() {
     await this.world.enter({ at: this.host, op: 'prune' });

@@ -24,6 +24,38 @@ describe('approvalFor', () => {
   ])('%s', (_case, reviews, expected) => {
     expect(approvalFor(reviews, 'production')).toEqual(expected);
   });
+
+  describe('a re-run attempt (reviews of every attempt are listed together, with no attempt or time)', () => {
+    it.each<[string, RunReview[], ReturnType<typeof approvalFor>]>([
+      ['every review of production approved: the newest did', [approved('alice', 'production'), approved('bob', 'production')], { approved: true, by: ['alice', 'bob'] }],
+      ['only rejections', [rejected('bob', 'production')], { approved: false, reason: "this run's deployment to production was rejected by bob" }],
+      [
+        'an approval and a rejection: the newest cannot be told, so it is refused',
+        [approved('alice', 'production'), rejected('bob', 'production')],
+        {
+          approved: false,
+          reason: 'this is attempt 3 of the run, and its reviews of production disagree (approved by alice; rejected by bob)',
+          fix: 'GitHub does not say which attempt each review belongs to, so the newest cannot be told: start a new workflow run instead of re-running this one',
+        },
+      ],
+      [
+        'several of each, every reviewer named',
+        [approved('alice', 'production'), approved('carol', 'production'), rejected('bob', 'production'), rejected('dave', 'production')],
+        {
+          approved: false,
+          reason: 'this is attempt 3 of the run, and its reviews of production disagree (approved by alice, carol; rejected by bob, dave)',
+          fix: 'GitHub does not say which attempt each review belongs to, so the newest cannot be told: start a new workflow run instead of re-running this one',
+        },
+      ],
+      ['a rejection of staging only does not count', [approved('alice', 'production'), rejected('bob', 'staging')], { approved: true, by: ['alice'] }],
+    ])('%s', (_case, reviews, expected) => {
+      expect(approvalFor(reviews, 'production', 3)).toEqual(expected);
+    });
+
+    it('the first attempt keeps its rule: a rejection does not undo another job\'s approval', () => {
+      expect(approvalFor([approved('alice', 'production'), rejected('bob', 'production')], 'production', 1)).toEqual({ approved: true, by: ['alice'] });
+    });
+  });
 });
 
 const github: GitHubStandIn = await startGitHub();

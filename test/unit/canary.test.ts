@@ -86,6 +86,14 @@ class Balancers implements Pick<LoadBalancerFleet, 'counters'> {
   }
 }
 
+/** A recorder over `lbs`, every server on `running`, opened and started (readings every second). */
+async function recording(lbs: Balancers, running: Release): Promise<ReceiptRecorder> {
+  const recorder = new ReceiptRecorder(lbs, servers, () => running);
+  await Promise.all([recorder.open(), vi.advanceTimersByTimeAsync(20)]);
+  await Promise.all([recorder.start(), vi.advanceTimersByTimeAsync(20)]);
+  return recorder;
+}
+
 describe('issue 20: each defect, reproduced', () => {
   beforeEach(() => {
     vi.useFakeTimers();
@@ -107,9 +115,7 @@ describe('issue 20: each defect, reproduced', () => {
 
   it('2. a load balancer that missed the reading at a container change credits nothing of the old release to the new one', async () => {
     const lbs = new Balancers(['lb1', 'lb2'], old);
-    const recorder = new ReceiptRecorder(lbs, servers, () => old);
-    await Promise.all([recorder.open(), vi.advanceTimersByTimeAsync(20)]);
-    await Promise.all([recorder.start(), vi.advanceTimersByTimeAsync(20)]);
+    const recorder = await recording(lbs, old);
     await vi.advanceTimersByTimeAsync(5_000);
     // lb2 answers nothing from 3 s before the change to 2 s after it.
     lbs.silent.add('lb2');
@@ -150,9 +156,7 @@ describe('issue 20: each defect, reproduced', () => {
 
   it('4. a hold ends on time, and at once when cancelled, whatever the readings take', async () => {
     const lbs = new Balancers(['lb1', 'lb2'], old);
-    const recorder = new ReceiptRecorder(lbs, servers, () => old);
-    await Promise.all([recorder.open(), vi.advanceTimersByTimeAsync(20)]);
-    await Promise.all([recorder.start(), vi.advanceTimersByTimeAsync(20)]);
+    const recorder = await recording(lbs, old);
     await lbs.change(recorder, 'h1', fresh);
     lbs.readMs = 8_000;
     const canary = new Canary(recorder, policy, fresh, quiet);
@@ -186,9 +190,7 @@ describe('issue 20: each defect, reproduced', () => {
     const rebuilt = release('v1.4.0', 'sha256:cccc');
     const lbs = new Balancers(['lb1'], old);
     lbs.failing.add(old.digest);
-    const recorder = new ReceiptRecorder(lbs, servers, () => old);
-    await Promise.all([recorder.open(), vi.advanceTimersByTimeAsync(20)]);
-    await Promise.all([recorder.start(), vi.advanceTimersByTimeAsync(20)]);
+    const recorder = await recording(lbs, old);
     await lbs.change(recorder, 'h1', rebuilt);
     const canary = new Canary(recorder, { ...policy, maxErrorRate: 1 }, rebuilt, quiet);
     await vi.advanceTimersByTimeAsync(10_000);
@@ -199,6 +201,37 @@ describe('issue 20: each defect, reproduced', () => {
     const receipt = buildReceipt({ environment: 'e', version: 'v1.4.0', outcome: 'success', baseline: recorder.baseline, deploy: recorder.deploy, hosts: [], cost: recorder.cost });
     expect(Object.keys(receipt.releases).sort()).toEqual(['v1.4.0+aaaa', 'v1.4.0+cccc']);
     expect(receipt.releases['v1.4.0+cccc']!.errors).toBe(0);
+  });
+
+  it('a check after a container goes in service waits for a fresh reading only for a release that erred or is too little known, and never past its signal', async () => {
+    const lbs = new Balancers(['lb1'], old);
+    const recorder = await recording(lbs, old);
+    await lbs.change(recorder, 'h1', fresh);
+    lbs.readMs = 500;
+    const canary = new Canary(recorder, policy, fresh, quiet);
+    const settledAt = async (check: Promise<string | undefined>) => {
+      const asked = Date.now();
+      let at: number | undefined;
+      void check.then(() => (at = Date.now()));
+      await vi.advanceTimersByTimeAsync(2_000);
+      return at! - asked;
+    };
+    // Nothing counted for it yet: judged on a reading begun now.
+    expect(await settledAt(canary.check(fresh))).toBeGreaterThanOrEqual(500);
+    await vi.advanceTimersByTimeAsync(3_000);
+    // Hundreds of requests without an error: on at once.
+    expect(await settledAt(canary.check(fresh))).toBe(0);
+    lbs.failing.add(fresh.digest);
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(await settledAt(canary.check(fresh))).toBeGreaterThanOrEqual(500);
+    // Settling a cancelled run: its deadline ends the wait, with no verdict.
+    lbs.readMs = 8_000;
+    const deadline = new AbortController();
+    setTimeout(() => deadline.abort(), 100);
+    const check = canary.check(fresh, deadline.signal);
+    expect(await settledAt(check)).toBe(100);
+    expect(await check).toBeUndefined();
+    recorder.stop();
   });
 
   describe('6. the series, the chart and reloads', () => {

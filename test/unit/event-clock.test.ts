@@ -37,4 +37,10 @@ describe('the scale simulation', () => {
     expect(row.violations).toBe(0);
     expect(row.ssh).toBe(202);
   });
+
+  it('with ssh.max-connections, never holds more host connections than the bound', async () => {
+    const row = await simulate(200, 1, 20);
+    expect(row.violations).toBe(0);
+    expect(row.ssh).toBe(21);
+  });
 });

@@ -8,15 +8,7 @@ const api = new GitHubApi('test-token', github.url, 'clay/demo');
 const DIGEST = `sha256:${'c'.repeat(64)}`;
 
 afterAll(() => github.close());
-beforeEach(() => {
-  github.requests.length = 0;
-  github.deployments.length = 0;
-  github.environments.clear();
-  github.reviews.clear();
-  github.overrides.clear();
-  github.creator.login = 'github-actions[bot]';
-  github.runs.clear();
-});
+beforeEach(() => github.reset());
 // Every request the driver sent, and every answer the stand-in gave, was what GitHub's description allows.
 afterEach(() => {
   expect(github.violations.splice(0)).toEqual([]);
@@ -49,13 +41,13 @@ async function post(path: string, body: unknown) {
 describe('environmentReviewers', () => {
   it('counts the reviewers of the required-reviewers rule, not other rules', async () => {
     github.environments.set('production', { reviewers: 2, waitTimer: 30 });
-    expect(await api.environmentReviewers('production')).toEqual({ exists: true, reviewers: 2 });
+    expect(await api.environmentReviewers('production')).toEqual({ exists: true, reviewers: 2, otherRules: ['a wait timer (30 minutes)'] });
     expect(github.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /repos/clay/demo/environments/production']);
   });
 
   it('an environment without reviewers exists with 0', async () => {
     github.environments.set('staging', { reviewers: 0, waitTimer: 5 });
-    expect(await api.environmentReviewers('staging')).toEqual({ exists: true, reviewers: 0 });
+    expect(await api.environmentReviewers('staging')).toEqual({ exists: true, reviewers: 0, otherRules: ['a wait timer (5 minutes)'] });
   });
 
   it('a missing environment (404) does not exist', async () => {
@@ -190,14 +182,14 @@ describe('deployments', () => {
     expect(states[elsewhere]).toEqual(['in_progress', 'success']);
   });
 
-  it('asks for one page of the environment and one status per deployment', async () => {
+  it('asks for one page of the environment and one page of statuses per deployment', async () => {
     for (const version of ['v1.1.0', 'v1.2.0', 'v1.3.0']) await deployed(version, 'success');
     github.requests.length = 0;
     const records = await api.deployments('staging', 2);
     expect(records.map((r) => r.ref)).toEqual(['v1.3.0', 'v1.2.0']);
     const [list, ...statuses] = github.requests;
     expect(list).toMatchObject({ method: 'GET', path: '/repos/clay/demo/deployments', query: { environment: 'staging', per_page: '2' } });
-    expect(statuses.map((r) => r.query)).toEqual([{ per_page: '1' }, { per_page: '1' }]);
+    expect(statuses.map((r) => r.query)).toEqual([{ per_page: '100' }, { per_page: '100' }]);
   });
 
   it('reads payloads sent as JSON strings, and ignores what it cannot read', async () => {
@@ -290,10 +282,11 @@ describe('what GitHub\'s description allows to be null or left out', () => {
 
   it('an environment with no protection rules, and one with rules of other types only', async () => {
     github.environments.set('staging', { reviewers: 0 });
-    github.environments.set('production', { reviewers: 0, waitTimer: 10, branchPolicy: true });
+    github.environments.set('production', { reviewers: 0, waitTimer: 10, branchPolicy: true, customRule: 'deployment_protection_rule' });
     expect(await raw('/environments/staging')).not.toHaveProperty('protection_rules');
     expect(await api.environmentReviewers('staging')).toEqual({ exists: true, reviewers: 0 });
-    expect(await api.environmentReviewers('production')).toEqual({ exists: true, reviewers: 0 });
+    // A branch policy gates no job once it runs: not named.
+    expect(await api.environmentReviewers('production')).toEqual({ exists: true, reviewers: 0, otherRules: ['a wait timer (10 minutes)', 'a custom protection rule (deployment_protection_rule)'] });
   });
 });
 

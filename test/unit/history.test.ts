@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   checkPromotion,
+  inEffect,
   nextHistory,
   parseHistoryLabel,
   previousInLabel,
@@ -132,7 +133,10 @@ describe('the history label', () => {
   it.each<[string, string[], string, 'deploy' | 'rollback', string[]]>([
     ['a deploy goes on top', [e('v1.0.0')], 'v1.1.0', 'deploy', [e('v1.0.0'), e('v1.1.0')]],
     ['the same release again counts once', [e('v1.0.0'), e('v1.1.0')], 'v1.1.0', 'deploy', [e('v1.0.0'), e('v1.1.0')]],
-    ['a rollback undoes what came after', [e('v1.0.0'), e('v1.1.0'), e('v1.2.0')], 'v1.0.0', 'rollback', [e('v1.0.0')]],
+    ['a rollback undoes what came after, keeping it apart as ran here', [e('v1.0.0'), e('v1.1.0'), e('v1.2.0')], 'v1.0.0', 'rollback', [`~${e('v1.1.0')}`, `~${e('v1.2.0')}`, e('v1.0.0')]],
+    ['a release undone once and deployed again is in the stack only', [`~${e('v1.1.0')}`, e('v1.0.0')], 'v1.1.0', 'deploy', [e('v1.0.0'), e('v1.1.0')]],
+    ['a rollback forward to an undone release goes on top', [`~${e('v1.1.0')}`, e('v1.0.0')], 'v1.1.0', 'rollback', [e('v1.0.0'), e('v1.1.0')]],
+    ['an undone release undone again counts once', [`~${e('v1.1.0')}`, e('v1.0.0'), e('v1.1.0')], 'v1.0.0', 'rollback', [`~${e('v1.1.0')}`, e('v1.0.0')]],
     ['a rollback to a release not in it goes on top', [e('v1.1.0')], 'v0.9.0', 'rollback', [e('v1.1.0'), e('v0.9.0')]],
     ['starting empty', [], 'v1.0.0', 'deploy', [e('v1.0.0')]],
   ])('%s', (_case, base, version, task, expected) => {
@@ -159,5 +163,21 @@ describe('the history label', () => {
   it('finds the digest a release ran at', () => {
     expect(ranDigestInLabel([e('v1.0.0', B), e('v1.1.0')], 'v1.0.0')).toBe(B);
     expect(ranDigestInLabel([e('v1.1.0')], 'v1.0.0')).toBeUndefined();
+  });
+
+  it('a release a rollback undid still ran there, at its digest; previous never goes to it', () => {
+    const label = nextHistory([e('v1.0.0'), e('v1.1.0', B)], { version: 'v1.0.0', digest: A }, 'rollback');
+    expect(parseHistoryLabel(label.join(' '))).toEqual(label);
+    expect(ranDigestInLabel(label, 'v1.1.0')).toBe(B);
+    expect(previousInLabel(label, 'v1.0.0')).toBeUndefined();
+    expect(inEffect(label)).toEqual([e('v1.0.0')]);
+  });
+
+  it('keeps a bounded number of undone releases', () => {
+    const long = Array.from({ length: 30 }, (_, i) => e(`v1.${i}.0`));
+    const back = nextHistory([e('v0.1.0'), ...long.slice(-HISTORY_LENGTH + 1)], { version: 'v0.1.0', digest: A }, 'rollback');
+    expect(back.filter((entry) => entry.startsWith('~'))).toHaveLength(HISTORY_LENGTH - 1);
+    const again = nextHistory([...long.slice(0, 5).map((entry) => `~${entry}`), ...back], { version: 'v0.1.0', digest: A }, 'deploy');
+    expect(again.filter((entry) => entry.startsWith('~'))).toHaveLength(HISTORY_LENGTH);
   });
 });

@@ -34,7 +34,7 @@ function policy(ended: boolean | undefined, config: Partial<LockPolicy['config']
 }
 
 /** A lock slot that someone else holds for good. */
-const heldBy = (holder: DeployLock) => ({ host: 'h1', acquireLock: async () => ({ acquired: false as const, current: holder }), releaseLock: async () => false }) as unknown as HostDriver;
+const heldBy = (holder: DeployLock) => ({ host: 'h1', acquireLock: async () => ({ acquired: false as const, current: holder }), releaseLock: async () => false, readLockJournal: async () => [] }) as unknown as HostDriver;
 
 describe('staleReason', () => {
   it("on a re-run (attempt 2), another run's live lock is live", async () => {

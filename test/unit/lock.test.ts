@@ -13,8 +13,9 @@ const lock = (runId: string, since = t0, attempt = '1'): DeployLock => ({
 });
 
 /** One lock slot with Docker's semantics: create fails while a lock exists. */
-function lockHost(existing?: DeployLock) {
+function lockHost(existing?: DeployLock, journalTexts: string[] = []) {
   let held = existing;
+  let journal = journalTexts;
   const host = {
     host: 'h1',
     acquireLock: async (_name: string, mine: DeployLock) => {
@@ -25,8 +26,10 @@ function lockHost(existing?: DeployLock) {
     releaseLock: async (_name: string, owner: LockOwner) => {
       if (held?.runId !== owner.runId || held.attempt !== owner.attempt) return false;
       held = undefined;
+      journal = [];
       return true;
     },
+    readLockJournal: async () => journal,
   } as unknown as HostDriver;
   return { host, held: () => held };
 }

@@ -62,6 +62,15 @@ describe('the ledger', () => {
     expect(l.series).toEqual([{ at: 2000, requests: 45, errors: 0 }, { at: 2600, requests: 5, errors: 0 }, { at: 3000, requests: 22, errors: 10 }]);
   });
 
+  it('a load balancer that missed the deploy\'s first reading counts from its baseline reading', () => {
+    const [baseline, deploy] = [ledger(), ledger()];
+    baseline.take(1000, reading({ lb1: { 'h1:50000': counters(0) }, lb2: { 'h1:50000': counters(0) } }));
+    deploy.take(2000, reading({ lb1: { 'h1:50000': counters(10) } }, { lb2: 'no answer within 1 s' }));
+    deploy.carryFrom(baseline);
+    deploy.take(3000, reading({ lb1: { 'h1:50000': counters(20) }, lb2: { 'h1:50000': counters(30) } }));
+    expect(deploy.total.requests).toBe(40);
+  });
+
   it('a load balancer that does not answer leaves a gap; its requests count when it answers again', () => {
     const l = ledger();
     l.take(1000, reading({ lb1: { 'h1:50000': counters(0) } }));

@@ -315,14 +315,23 @@ const journalOf = () => {
   const out = new Set<string>();
   const touched: string[] = [];
   const unproven = new Set<string>();
+  const judged: string[] = [];
   return {
     out,
     touched,
     unproven,
+    /** Every unproven/judged mark, in order. */
+    judged,
     journal: {
       touched: (h: string) => void touched.push(h),
       outOfService: (s: string, o: boolean) => void (o ? out.add(s) : out.delete(s)),
-      unproven: (h: string, holding: boolean) => void (holding ? unproven.add(h) : unproven.delete(h)),
+      unproven: (h: string, holding: boolean) => {
+        judged.push(`${h} ${holding ? 'unproven' : 'judged or gone'}`);
+        if (holding) unproven.add(h);
+        else unproven.delete(h);
+      },
+      changing: () => undefined,
+      aside: () => undefined,
     },
   };
 };
@@ -466,11 +475,12 @@ describe('the canary and the error budget', () => {
     const { rollout } = await withCanary(env, v2, 60);
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 300);
-    const { unproven, journal } = journalOf();
+    const { judged, journal } = journalOf();
     const result = await executeRollout(await env.plan(v2, 60), { ...rollout, signal: controller.signal, journal });
     expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
-    // Had the runner killed it instead, the post step would know the canary was never judged.
-    expect([...unproven]).toEqual(['h1']);
+    // Had the runner killed it instead, the post step would know the canary was never judged;
+    // once the host is back on v1.0.0, nothing unjudged is left.
+    expect(judged).toEqual(['h1 unproven', 'h1 judged or gone']);
     expect(Object.values(served(env.world))).toEqual(Array(4).fill('v1.0.0'));
     expect(env.world.violations).toEqual([]);
   });

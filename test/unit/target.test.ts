@@ -1,6 +1,6 @@
 // Which release a deploy or rollback goes to, from what the environment runs and ran.
 import { describe, expect, it } from 'vitest';
-import { runningVersion, wantedRelease, historyFor, type EnvironmentState } from '../../src/pipeline/target.js';
+import { runningVersion, targetChanged, wantedRelease, historyFor, type EnvironmentState } from '../../src/pipeline/target.js';
 import type { DeploymentRecord } from '../../src/release/history.js';
 import type { HostTarget } from '../../src/rollout/plan.js';
 import type { Release } from '../../src/rollout/ports.js';
@@ -54,24 +54,34 @@ describe('wantedRelease', () => {
   });
 
   describe('rollback to previous', () => {
-    it('from the deployment history, at the digest it ran', () => {
-      const records = [record(2, 'deploy', 'v1.3.0', 'c', 'success'), record(1, 'deploy', 'v1.2.0', 'e')];
-      expect(wantedRelease({ task: 'rollback', version: 'previous', allowNeverDeployed: false }, state({ h1: both(v13) }, records))).toMatchObject({
-        tag: 'v1.2.0',
-        digest: digest('e'),
-      });
+    it("from the hosts' history label, at the digest it ran there; GitHub's records only cross-checked", () => {
+      const agreeing = [record(2, 'deploy', 'v1.3.0', 'c', 'success'), record(1, 'deploy', 'v1.2.0', 'b')];
+      const wanted = wantedRelease({ task: 'rollback', version: 'previous', allowNeverDeployed: false }, state({ h1: both(v13) }, agreeing));
+      expect(wanted).toMatchObject({ tag: 'v1.2.0', digest: digest('b'), source: "the hosts' history (the deploy-action.history label)", disagreements: [] });
+      expect(wanted.reason).toBe("previous: v1.2.0, the release before v1.3.0 in the hosts' history (the deploy-action.history label)");
     });
 
-    it('from the containers history label when GitHub has none (no token)', () => {
-      const wanted = wantedRelease({ task: 'rollback', version: 'previous', allowNeverDeployed: false }, state({ h1: both(v13) }));
+    it('reports records that disagree, and goes where the hosts say', () => {
+      const other = [record(2, 'deploy', 'v1.3.0', 'c', 'success'), record(1, 'deploy', 'v1.2.0', 'e')];
+      const wanted = wantedRelease({ task: 'rollback', version: 'previous', allowNeverDeployed: false }, state({ h1: both(v13) }, other));
       expect(wanted).toMatchObject({ tag: 'v1.2.0', digest: digest('b') });
-      expect(wanted.reason).toContain("containers' history labels");
+      expect(wanted.disagreements).toEqual([
+        `GitHub's deployment records of production say the release before v1.3.0 is ${entry('v1.2.0', 'e')}, the hosts' history (the deploy-action.history label) says ${entry('v1.2.0', 'b')}: ` +
+          'the hosts decide. A record that disagrees was written by a run that did not deploy it there (any workflow with deployments: write can write one); look at who wrote it',
+      ]);
     });
 
-    it('stops where the history ends, never going forward to a newer image the hosts keep', () => {
+    it('from the label alone when GitHub has none (no token)', () => {
+      const wanted = wantedRelease({ task: 'rollback', version: 'previous', allowNeverDeployed: false }, state({ h1: both(v13) }));
+      expect(wanted).toMatchObject({ tag: 'v1.2.0', digest: digest('b'), disagreements: [] });
+    });
+
+    it('stops where the hosts\' history ends, never going forward to a newer image the hosts keep, whatever the records say', () => {
       const first = release('v1.2.0', 'b', [entry('v1.2.0', 'b')]);
-      expect(() => wantedRelease({ task: 'rollback', version: 'previous', allowNeverDeployed: false }, state({ h1: both(first) }, []))).toThrow(
-        'version: previous: the history of production has no release before v1.2.0',
+      const records = [record(2, 'deploy', 'v1.2.0', 'b', 'success'), record(1, 'deploy', 'v1.1.0', 'a')];
+      expect(() => wantedRelease({ task: 'rollback', version: 'previous', allowNeverDeployed: false }, state({ h1: both(first) }, records))).toThrow(
+        "version: previous: the hosts' history (the deploy-action.history label) in production has no release before v1.2.0 (repeated rollbacks walk it back to its start); " +
+          "give the tag of a release this environment ran (GitHub's records name v1.1.0, but only what the hosts ran counts)",
       );
     });
 
@@ -81,13 +91,19 @@ describe('wantedRelease', () => {
   });
 
   describe('rollback to a tag', () => {
-    it('one the environment ran, at the digest it ran (history)', () => {
+    it('one the environment ran, at the digest the hosts ran it; a record claiming another digest is reported', () => {
+      const records = [record(2, 'deploy', 'v1.3.0', 'c', 'success'), record(1, 'deploy', 'v1.2.0', 'e')];
+      const wanted = wantedRelease({ task: 'rollback', version: 'v1.2.0', allowNeverDeployed: false }, state({ h1: both(v13) }, records));
+      expect(wanted).toMatchObject({ tag: 'v1.2.0', digest: digest('b'), neverRan: false });
+      expect(wanted.disagreements).toHaveLength(1);
+      expect(wanted.disagreements![0]).toContain(`say v1.2.0 ran there at ${digest('e')}, the hosts' history (the deploy-action.history label) says at ${digest('b')}`);
+    });
+
+    it('one only GitHub\'s records claim is refused as never ran', () => {
       const records = [record(2, 'deploy', 'v1.3.0', 'c', 'success'), record(1, 'deploy', 'v1.1.0', 'a')];
-      expect(wantedRelease({ task: 'rollback', version: 'v1.1.0', allowNeverDeployed: false }, state({ h1: both(v13) }, records))).toMatchObject({
-        tag: 'v1.1.0',
-        digest: digest('a'),
-        neverRan: false,
-      });
+      expect(() => wantedRelease({ task: 'rollback', version: 'v1.1.0', allowNeverDeployed: false }, state({ h1: both(v13) }, records))).toThrow(
+        "version: v1.1.0 never ran in production (the hosts' history (the deploy-action.history label) does not have it; GitHub's records claim it did",
+      );
     });
 
     it('one the environment ran, from the labels', () => {
@@ -105,6 +121,24 @@ describe('wantedRelease', () => {
       expect(wanted).toMatchObject({ tag: 'v1.0.0', digest: '', neverRan: true });
       expect(wanted.reason).toContain('NEVER ran');
     });
+  });
+});
+
+describe('targetChanged', () => {
+  const shown = { version: 'v1.2.0', digest: digest('b') };
+  const rollback = { task: 'rollback' as const, version: 'previous', allowNeverDeployed: false };
+
+  it('stops a rollback whose target changed between resolving and acting', () => {
+    expect(targetChanged(rollback, shown, { version: 'v1.1.0', digest: digest('a') }, 'production')).toBe(
+      `the rollback target changed between resolving it (${entry('v1.2.0', 'b')}) and acting on it under the deploy lock (${entry('v1.1.0', 'a')}): ` +
+        'another run changed production meanwhile. Nothing was changed; run the rollback again to go to what previous means now',
+    );
+    expect(targetChanged(rollback, shown, { version: 'v1.2.0', digest: digest('e') }, 'production')).toMatch(/^the rollback target changed/);
+  });
+
+  it('lets an unchanged rollback, and any deploy, go on', () => {
+    expect(targetChanged(rollback, shown, { ...shown }, 'production')).toBeUndefined();
+    expect(targetChanged({ task: 'deploy', tag: 'v1.2.0', digest: '' }, shown, { version: 'v1.2.0', digest: digest('e') }, 'production')).toBeUndefined();
   });
 });
 

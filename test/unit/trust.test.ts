@@ -2,7 +2,7 @@
 // and for deployment records the creator and the marker.
 import { describe, expect, it } from 'vitest';
 import type { DeploymentRecord } from '../../src/release/history.js';
-import { checkContainerRelease, checkImageRelease, digestProblem, recordProblem, trustedRecords, versionProblem } from '../../src/release/trust.js';
+import { checkContainerRelease, checkImageRelease, digestProblem, recordProblem, statusState, trustedRecords, versionProblem, type StatusRecord } from '../../src/release/trust.js';
 
 const A = `sha256:${'a'.repeat(64)}`;
 const B = `sha256:${'b'.repeat(64)}`;
@@ -109,5 +109,23 @@ describe('trustedRecords', () => {
     const { trusted, untrusted } = trustedRecords(records, REPO);
     expect(trusted.map((r) => r.id)).toEqual([4, 1]);
     expect(untrusted).toEqual([{ id: 3, reason: 'created by "mallory", not github-actions[bot]' }]);
+  });
+});
+
+describe('statusState', () => {
+  const bot = 'github-actions[bot]';
+  const s = (state: StatusRecord['state'], creator?: string): StatusRecord => ({ state, creator });
+
+  it.each<[string, StatusRecord[], StatusRecord['state'], number]>([
+    ['our newest status', [s('success', bot), s('in_progress', bot)], 'success', 0],
+    ["a person's success over our failure counts for nothing", [s('success', 'mallory'), s('failure', bot), s('in_progress', bot)], 'failure', 1],
+    ['an inactive GitHub added over our success', [s('inactive', bot), s('success', bot)], 'inactive', 0],
+    ['an inactive over our failure is not a success', [s('inactive', bot), s('failure', bot)], 'failure', 0],
+    ["a person's inactive over our failure", [s('inactive', 'mallory'), s('failure', bot)], 'failure', 1],
+    ['no status of ours at all', [s('success', 'mallory'), s('success', undefined)], 'none', 2],
+    ['no status', [], 'none', 0],
+  ])('%s', (_case, statuses, state, ignored) => {
+    expect(statusState(statuses)).toEqual({ state, ignored: statuses.filter((x) => x.creator !== bot) });
+    expect(statusState(statuses).ignored).toHaveLength(ignored);
   });
 });

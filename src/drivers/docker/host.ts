@@ -18,7 +18,7 @@ import { Engine, type DockerTimeouts, type Tunnel } from './engine.js';
 import { waitHealthy } from './health.js';
 import { containerState, engineVersion, portUse, storage, type ContainerState } from './inspection.js';
 import { runContainer, restore, setAside, stopAndRemove } from './lifecycle.js';
-import { acquireLock, readLock, releaseLock } from './lock.js';
+import { acquireLock, readLock, readLockJournal, releaseLock, writeLockJournal } from './lock.js';
 import { pruneImages } from './prune.js';
 import { pull, resolveDigest } from './pull.js';
 
@@ -77,6 +77,14 @@ export class DockerHost implements HostDriver {
 
   releaseLock(name: string, owner: LockOwner): Promise<boolean> {
     return releaseLock(this.engine, name, owner);
+  }
+
+  writeLockJournal(name: string, slot: 0 | 1, text: string): Promise<void> {
+    return writeLockJournal(this.engine, name, slot, text);
+  }
+
+  readLockJournal(name: string): Promise<string[]> {
+    return readLockJournal(this.engine, name);
   }
 
   /** Who holds the deploy lock `name`, or undefined when no one does (read-only: check, status). */

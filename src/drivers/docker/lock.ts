@@ -1,7 +1,9 @@
 // The deploy lock of an environment as a container on one host: created (atomically, Docker's
 // container names being unique), never started, its labels saying who holds it.
+import type { Readable } from 'node:stream';
 import type { DeployLock, LockOwner } from '../../rollout/ports.js';
-import { DockerHostError, statusOf, type Engine } from './engine.js';
+import { firstFileOf, oneFileTar } from './archive.js';
+import { DockerHostError, statusOf, tolerate, type Engine } from './engine.js';
 
 /** Labels of a lock container (never started): who holds the deploy lock of an environment. */
 export const LOCK_LABELS = {
@@ -74,4 +76,35 @@ function lockOf(host: string, name: string, labels: Record<string, string>): Dep
     version: labels[LOCK_LABELS.version] ?? '',
     since: new Date(labels[LOCK_LABELS.since] ?? 0),
   };
+}
+
+/** The two files of the journal kept in a lock container: written in turn, so a write cut off mid-way leaves the other whole. */
+const journalFile = (slot: 0 | 1) => `deploy-action-journal-${slot}.json`;
+
+/**
+ * Writes `text` into the lock container `name` (created, never started: its filesystem takes
+ * files all the same), as one of its two journal files. It goes with the lock when the lock is
+ * removed. Fails when there is no such container.
+ */
+export async function writeLockJournal(engine: Engine, name: string, slot: 0 | 1, text: string): Promise<void> {
+  const archive = oneFileTar(journalFile(slot), Buffer.from(text, 'utf8'));
+  await engine.call(`write the journal into the lock ${name}`, (abortSignal) =>
+    engine.docker.getContainer(name).putArchive(archive, { path: '/', abortSignal } as object),
+  );
+}
+
+/** The journal files the lock container `name` holds (none when there is no lock or no journal). */
+export async function readLockJournal(engine: Engine, name: string): Promise<string[]> {
+  const texts: string[] = [];
+  for (const slot of [0, 1] as const) {
+    const text = await engine.call(`read the journal of the lock ${name}`, async (abortSignal) => {
+      const stream = (await tolerate(engine.docker.getContainer(name).getArchive({ path: `/${journalFile(slot)}`, abortSignal }), 404)) as Readable | undefined;
+      if (!stream) return undefined;
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      return firstFileOf(Buffer.concat(chunks))?.toString('utf8');
+    });
+    if (text !== undefined) texts.push(text);
+  }
+  return texts;
 }

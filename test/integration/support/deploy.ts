@@ -16,6 +16,8 @@ export interface DeployConfigOptions {
   ssh?: string;
   /** The haproxy section's keys after hosts, socket and backend (default `drain-timeout: 10`). */
   haproxy?: string;
+  /** container.stop-timeout (default 10). */
+  stopTimeout?: number;
   /** Hosts of the environment to use (default: the first two). */
   hosts?: string[];
   /** Load balancers of the environment to drive (default: all of the estate's). */
@@ -44,7 +46,7 @@ export function deployConfig(estate: Estate, options: DeployConfigOptions): stri
     : environment(options.environment, '');
   return `app: demo
 image: ${options.repository ?? `${estate.registry.address}/clay/demo`}
-container: { port: 3000, stop-timeout: 10, init: true, env: { GREETING: hello }, secrets: [APP_SECRET] }
+container: { port: 3000, stop-timeout: ${options.stopTimeout ?? 10}, init: true, env: { GREETING: hello }, secrets: [APP_SECRET] }
 ports: { master: 50000, backup: 50001 }
 health: { path: /healthcheck, timeout: 20, interval: 1 }
 ssh: { user: ${estate.sshUser}, port: 22, connect-timeout: 5${options.ssh ? `, ${options.ssh}` : ''} }
@@ -63,6 +65,8 @@ export interface DeployRunOptions extends DeployConfigOptions {
   knownHosts?: string;
   registryPassword?: string;
   runId?: string;
+  /** GITHUB_RUN_ATTEMPT: 2 and up for a re-run (default 1). */
+  runAttempt?: string;
   /** command: rollback's version input (the run itself is a workflow_dispatch on main). */
   rollbackTo?: string;
   /** command: rollback's allow-never-deployed input. */
@@ -96,6 +100,7 @@ export async function runDeploy(estate: Estate, options: DeployRunOptions): Prom
     env: {
       APP_SECRET,
       GITHUB_RUN_ID: options.runId ?? String(2000 + Math.floor(Math.random() * 1e6)),
+      ...(options.runAttempt ? { GITHUB_RUN_ATTEMPT: options.runAttempt } : {}),
       ...(options.githubUrl ? { GITHUB_API_URL: options.githubUrl } : {}),
     },
     ...(options.onStart ? { onStart: options.onStart } : {}),

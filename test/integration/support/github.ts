@@ -30,6 +30,11 @@ export interface StoredStatus {
   log_url: string;
   environment_url: string;
   created_at: string;
+  /**
+   * Who posted it (GitHub's `creator.login`): the token's actor, as for a deployment. GitHub lets
+   * anyone with push access post a status on any deployment, so each status has its own.
+   */
+  creator: string | null;
 }
 
 export interface StoredDeployment {
@@ -68,9 +73,10 @@ export interface GitHubStandIn {
   /**
    * Environments by name; one missing is answered 404, as GitHub does. An environment with no
    * rule is answered without `protection_rules` (optional in GitHub's description);
-   * `branchPolicy` adds a rule of that other type.
+   * `branchPolicy` adds a rule of that other type, `customRule` one of a type the description
+   * does not name (a custom deployment protection rule's app).
    */
-  environments: Map<string, { reviewers: number; waitTimer?: number; branchPolicy?: boolean }>;
+  environments: Map<string, { reviewers: number; waitTimer?: number; branchPolicy?: boolean; customRule?: string }>;
   /**
    * The reviews of each run (GET .../actions/runs/{id}/approvals); a run without an entry has
    * none, the answer GitHub gives for a run whose jobs waited for no reviewer.
@@ -79,8 +85,8 @@ export interface GitHubStandIn {
   /** Every deployment created, oldest first. */
   deployments: StoredDeployment[];
   /**
-   * Who the next POST .../deployments is created by (the token's actor): GITHUB_TOKEN's
-   * `github-actions[bot]` unless set, e.g. to a user whose personal token made the record.
+   * Who the next POST .../deployments or .../statuses is created by (the token's actor):
+   * GITHUB_TOKEN's `github-actions[bot]` unless set, e.g. to a user whose personal token made it.
    */
   creator: { login: string | null };
   /** A canned answer for `METHOD /path` (e.g. a 403), taking the place of the usual one; held to the description too. */
@@ -90,6 +96,8 @@ export interface GitHubStandIn {
    * requests the description does not define or that break it, and answers that break it.
    */
   violations: string[];
+  /** Back to a stand-in that has seen nothing and holds nothing (violations excepted: tests check those). */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -204,7 +212,7 @@ function statusJson(d: StoredDeployment, s: StoredStatus) {
     id: s.id,
     node_id: `DES_${s.id}`,
     state: s.state,
-    creator: user('github-actions[bot]'),
+    creator: s.creator === null ? null : user(s.creator),
     description: s.description,
     environment: d.environment,
     target_url: s.log_url,
@@ -264,7 +272,7 @@ export async function startGitHub(): Promise<GitHubStandIn> {
   const ids = { deployment: 1, status: 1 };
 
   const addStatus = (d: StoredDeployment, state: StatusState, fields: Partial<StoredStatus> = {}) => {
-    const status: StoredStatus = { id: ids.status++, state, description: '', log_url: '', environment_url: '', created_at: timestamp(), ...fields };
+    const status: StoredStatus = { id: ids.status++, state, description: '', log_url: '', environment_url: '', created_at: timestamp(), creator: creator.login, ...fields };
     d.statuses.push(status);
     return status;
   };
@@ -292,6 +300,7 @@ export async function startGitHub(): Promise<GitHubStandIn> {
           ...(env.waitTimer ? [{ id: 2, node_id: 'GA_2', type: 'wait_timer', wait_timer: env.waitTimer }] : []),
           ...(env.reviewers ? [{ id: 3, node_id: 'GA_3', type: 'required_reviewers', prevent_self_review: false, reviewers }] : []),
           ...(env.branchPolicy ? [{ id: 4, node_id: 'GA_4', type: 'branch_policy' }] : []),
+          ...(env.customRule ? [{ id: 5, node_id: 'GA_5', type: env.customRule }] : []),
         ];
         return [
           200,
@@ -409,6 +418,15 @@ export async function startGitHub(): Promise<GitHubStandIn> {
     creator,
     overrides,
     violations,
+    reset: () => {
+      requests.length = 0;
+      deployments.length = 0;
+      environments.clear();
+      reviews.clear();
+      overrides.clear();
+      runs.clear();
+      creator.login = 'github-actions[bot]';
+    },
     close: async () => {
       await new Promise<void>((done) => server.close(() => done()));
       if (violations.length > 0) throw new Error(`GitHub stand-in: requests or answers that GitHub's description does not allow:\n${violations.join('\n')}`);
