@@ -9,7 +9,7 @@ import type { Config } from './config/schema.js';
 import { DIGEST } from './release/trust.js';
 import { maskSecret } from './report/secrets.js';
 
-export const COMMANDS = ['build', 'deploy', 'rollback', 'plan', 'haproxy-config', 'check', 'status'] as const;
+export const COMMANDS = ['build', 'deploy', 'rollback', 'plan', 'haproxy-config', 'check', 'status', 'unlock', 'logs', 'run'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export class InputError extends Error {
@@ -27,6 +27,8 @@ export interface RunContext {
   runAttempt: string;
   actor: string;
   workflow: string;
+  /** GITHUB_WORKFLOW_REF: `owner/repo/<workflow file>@<ref>`, what promote-from holds records' runs to. */
+  workflowRef: string;
   workspace: string;
   /** Where temporary files go: RUNNER_TEMP on a runner. */
   tempDir: string;
@@ -43,6 +45,14 @@ export interface Inputs {
   digest: string;
   /** Rollback only: a release the environment never ran may be rolled back to. */
   allowNeverDeployed: boolean;
+  /** unlock: why the lock is cleared (recorded with who cleared it). */
+  reason: string;
+  /** logs: how many of each container's last lines. */
+  lines: number;
+  /** run: the command of the one-off task, as arguments (never shell text); empty for other commands. */
+  task: string[];
+  /** run: seconds the task may take before it is stopped. */
+  timeoutSeconds: number;
   registry: { username: string; password: string };
   ssh: { privateKey: string; knownHosts: string };
   githubToken: string;
@@ -77,6 +87,38 @@ function booleanInput(name: string): boolean {
   throw new InputError(`${name}: expected true or false, got ${JSON.stringify(value)}`);
 }
 
+function integerInput(name: string, fallback: number, min: number, max: number): number {
+  const value = core.getInput(name);
+  if (value === '') return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new InputError(`${name}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
+
+/**
+ * A command as arguments: a JSON list of strings (`["bin/rails", "db:migrate"]`), or words
+ * separated by spaces (`bin/rails db:migrate`). It never goes through a shell: a command that
+ * needs one says so itself (`["sh", "-c", "..."]`).
+ */
+export function commandWords(value: string, key: string): string[] {
+  const text = value.trim();
+  let words: unknown;
+  if (text.startsWith('[')) {
+    try {
+      words = JSON.parse(text);
+    } catch {
+      throw new InputError(`${key}: not a JSON list of strings: ${JSON.stringify(value)}`);
+    }
+  } else {
+    words = text.split(/\s+/).filter(Boolean);
+  }
+  if (!Array.isArray(words) || words.length === 0 || !words.every((w) => typeof w === 'string' && w !== '' && !w.includes('\0'))) {
+    throw new InputError(`${key}: expected a command, as words (bin/rails db:migrate) or a JSON list of non-empty strings (["bin/rails", "db:migrate"])`);
+  }
+  return words as string[];
+}
+
 export function readInputs(): Inputs {
   const command = core.getInput('command', { required: true }) as Command;
   if (!COMMANDS.includes(command)) {
@@ -96,6 +138,10 @@ export function readInputs(): Inputs {
     version: core.getInput('version'),
     digest,
     allowNeverDeployed: booleanInput('allow-never-deployed'),
+    reason: core.getInput('reason'),
+    lines: integerInput('lines', 100, 1, 10_000),
+    task: command === 'run' ? commandWords(core.getInput('task'), 'task') : [],
+    timeoutSeconds: integerInput('timeout', 3600, 1, 86_400),
     registry: registryInputs(),
     ssh: { privateKey: secretInput('ssh-private-key'), knownHosts: core.getInput('ssh-known-hosts') },
     githubToken: secretInput('github-token'),
@@ -109,6 +155,7 @@ export function readInputs(): Inputs {
       runAttempt: env('GITHUB_RUN_ATTEMPT', '1'),
       actor: env('GITHUB_ACTOR'),
       workflow: env('GITHUB_WORKFLOW'),
+      workflowRef: env('GITHUB_WORKFLOW_REF'),
       workspace,
       tempDir: env('RUNNER_TEMP') || '/tmp',
     },

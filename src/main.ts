@@ -12,6 +12,10 @@ import { GateError } from './pipeline/gates.js';
 import { haproxyConfig } from './commands/haproxy-config.js';
 import { CheckFailed, check } from './commands/check.js';
 import { status } from './commands/status.js';
+import { logs } from './commands/logs.js';
+import { run } from './commands/run.js';
+import { unlock } from './commands/unlock.js';
+import { ONE_OFF_STATE, removeLeftoverOneOff } from './pipeline/one-off.js';
 import { ConfigError } from './config/fields.js';
 import type { Config } from './config/schema.js';
 import { readConfig, readInputs, readState, type Command, type Inputs } from './inputs.js';
@@ -27,6 +31,9 @@ const handlers: Record<Command, Handler> = {
   'haproxy-config': haproxyConfig,
   check,
   status,
+  unlock,
+  logs,
+  run,
 };
 
 async function fail(error: unknown, configFile: string | undefined): Promise<void> {
@@ -85,10 +92,14 @@ export async function post(): Promise<void> {
   }
   const lock = readState(LOCK_STATE);
   const journal = readState(JOURNAL_STATE);
-  if (!lock && !journal) return;
+  const oneOff = readState(ONE_OFF_STATE);
+  if (!lock && !journal && !oneOff) return;
   try {
     const inputs = readInputs();
     const config = await readConfig(inputs);
+    // A release command or task still running: stop it before its lock goes.
+    if (oneOff) await removeLeftoverOneOff(inputs, config, oneOff);
+    if (!lock && !journal) return;
     await finishCutShort(inputs, config, { journal, lock });
   } catch (error) {
     core.warning(`Could not finish the rollout cut short, nor release its lock: ${error instanceof Error ? error.message : String(error)}`);

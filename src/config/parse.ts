@@ -85,6 +85,7 @@ function resolveEnvironment(
     env.canary = complete('canary');
     if (!haproxy) problems.push({ path: sections.canary ? `${path}.canary` : 'canary', message: 'needs a haproxy section: the canary is judged by the load balancers\' counters' });
   }
+  if (top.sections['release-command'] || sections['release-command']) env.releaseCommand = complete('release-command');
   if (env.container.bind === 'host') {
     for (const [i, listed] of env.hosts.entries()) {
       if (isIP(listed) === 0) problems.push({ path: `${path}.hosts[${i}]`, message: 'container.bind: host needs every host listed by IP address' });

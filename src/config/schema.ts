@@ -162,6 +162,29 @@ export const canarySchema = {
   'min-requests': withDefault(integer(1, 1_000_000), 20, 'Requests the new release must have answered before its error rate is judged: fewer prove nothing either way. To catch a release at 5× the budget 99 % of the time, about 500 ÷ max-error-rate (docs/receipt-and-canary.md).'),
 };
 
+/**
+ * A command as words, never shell text: a list (`[bin/rails, db:migrate]`), or one string split
+ * on spaces (`bin/rails db:migrate`). A command that needs a shell says so (`[sh, -c, "..."]`).
+ */
+const WORD = /^[^\0]+$/;
+const commandWords: Reader<string[]> = reader((value, path, problems) => {
+  const words = typeof value === 'string' ? value.split(/\s+/).filter(Boolean) : value;
+  if (Array.isArray(words) && words.length > 0 && words.every((w) => typeof w === 'string' && WORD.test(w))) return words as string[];
+  problems.push({ path, message: 'expected a command: words in one string (bin/rails db:migrate) or a list of non-empty strings ([bin/rails, db:migrate])' });
+  return undefined;
+}, { oneOf: [{ type: 'string', pattern: '\\S' }, { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 }] });
+
+/**
+ * The release command (migrations, any release task): run once per deploy in a one-off container
+ * of the new image, on the host holding the deploy lock, after the pull and before any traffic
+ * moves (pipeline/release-command.ts). Absent: nothing runs.
+ */
+export const releaseCommandSchema = {
+  command: required(commandWords, 'The command, as words (bin/rails db:migrate) or a list ([bin/rails, db:migrate]); no shell. It runs with the image\'s entrypoint, the app\'s env, secrets and volumes. Required with a release-command section.'),
+  timeout: withDefault(seconds(86400), 600, 'Seconds it may take; then it is stopped and the deploy stops with no container changed.'),
+  'on-rollback': withDefault(boolean, false, 'Run it on a rollback too. Off: migrations go forward, so a rollback runs the old release against the new schema (see expand/contract in the docs).'),
+};
+
 /** Sections an environment may override (deep merge), as Kamal destinations do. */
 export const overridable = {
   container: containerSchema,
@@ -171,6 +194,7 @@ export const overridable = {
   haproxy: haproxySchema,
   lock: lockSchema,
   canary: canarySchema,
+  'release-command': releaseCommandSchema,
 } as const;
 
 /** What each section is, for deploy.schema.json. */
@@ -182,6 +206,7 @@ export const SECTION_DESCRIPTIONS: Record<keyof typeof overridable | 'build', st
   ssh: 'How the action logs in to hosts and load balancers.',
   haproxy: 'The load balancers in front of the hosts. Absent: containers are replaced in place, with a gap.',
   lock: 'The deploy lock: one deploy per environment at a time.',
+  'release-command': 'A command run once per deploy (database migrations, any release task) in a one-off container of the new image, after the pull and before any traffic moves; a non-zero exit stops the deploy with no container changed.',
   canary: 'The canary hold and the error budget, judged by the load balancers\' counters; needs haproxy. Absent: no hold, no rollback for errors.',
 };
 
@@ -209,6 +234,7 @@ export type SshConfig = Complete<typeof sshSchema>;
 export type HaproxyConfig = Omit<Complete<typeof haproxySchema>, 'host' | 'hosts'> & { hosts: string[] };
 export type LockConfig = Complete<typeof lockSchema>;
 export type CanaryConfig = Complete<typeof canarySchema>;
+export type ReleaseCommandConfig = Complete<typeof releaseCommandSchema>;
 
 /** Everything a deploy to one environment needs, after that environment's overrides. */
 export interface EnvironmentConfig {
@@ -226,6 +252,8 @@ export interface EnvironmentConfig {
   lock: LockConfig;
   /** Absent: no canary hold and no error budget (the receipt is written all the same). */
   canary?: CanaryConfig;
+  /** Absent: no release command. */
+  releaseCommand?: ReleaseCommandConfig;
   retainImages: number;
   /** Hosts updated at once, max-parallel resolved against the number of hosts. */
   maxParallel: number;

@@ -10,6 +10,8 @@
 //   gates       promotion: the very image the other environment runs
 //   pre-flight  the servers to drive (Servers), HTTP counters for a canary, the receipt's
 //               baseline, the deployment record
+//   release     the release command (migrations), once, in a one-off container of the new
+//               image (ReleaseCommandReport); a failure here still changes no container
 //   rollOut     the plan executed, rolled back or settled (RolledOut)
 //   finish      summary; the job's failure, or the success record and the image prune; the lock
 //
@@ -32,6 +34,7 @@ import { JOURNAL_STATE, JournalWriter, type Journal } from './journal.js';
 import { releaseLeftoverLock, releaseLock, takeLock, type HeldLock } from './lock.js';
 import { lockHost } from '../rollout/lock.js';
 import { canaryRefusal, connect, findServers, pinRelease, PreflightError, pullEverywhere, readHosts, type Connected, type Servers } from './preflight.js';
+import { runReleaseCommand, runsReleaseCommand } from './release-command.js';
 import { rollOut, rolloutDeps } from './rollout.js';
 import { historyFor, runningVersion, targetChanged, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
 
@@ -89,12 +92,13 @@ export async function runPipeline(
   let leftForPostStep = false;
   try {
     const prepared = await core.group('Pre-flight', () => preFlight(inputs, config, connected, request, github, held, secrets, signal));
-    core.info(`Pre-flight took ${((performance.now() - started) / 1000).toFixed(2)} s (connections, gates, reads, pulls, lock): the first container changes now`);
+    core.info(`Pre-flight took ${((performance.now() - started) / 1000).toFixed(2)} s (connections, gates, reads, pulls, lock): ${runsReleaseCommand(env, request.task) ? 'the release command runs now' : 'the first container changes now'}`);
+    const release = await runReleaseCommand({ inputs, config, connected, target: prepared.target, task: request.task, secrets }, signal);
     const { record } = held;
     const journal = held.journal!;
     leftForPostStep = true;
     const deps = { ...rolloutDeps(inputs, config, env, connected, prepared.lb, secrets), ...(signal ? { signal } : {}), journal };
-    const { result, receipt } = await rollOut(env, prepared, deps, held.recorder);
+    const { result, receipt } = await rollOut(env, prepared, deps, held.recorder, release);
     // A cancel not settled in time, or a rollback that could not put every server back.
     leftForPostStep = (result.cancelled !== undefined && !result.cancelled.settled) || journal.pending();
     await writeSummary((s) => {
@@ -231,7 +235,7 @@ async function preFlight(
         }
         return lb;
       })(),
-      request.task === 'deploy' || chosen.wanted.neverRan ? checkPromotionGate(github, env, chosen.target) : Promise.resolve(),
+      request.task === 'deploy' || chosen.wanted.neverRan ? checkPromotionGate(github, env, chosen.target, inputs.run) : Promise.resolve(),
     );
     await journal.note({ version: chosen.target.version, heldOn: lb?.heldOn ?? [] });
     held.record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);

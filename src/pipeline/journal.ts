@@ -135,14 +135,24 @@ export class JournalWriter implements RolloutJournal {
 
   /** Whether anything is left to finish: a server still out, a container mid-change or set aside, a canary unjudged. */
   pending(): boolean {
-    const { outOfService, changing = [], asides = [], unproven = [] } = this.data;
-    return outOfService.length + changing.length + asides.length + unproven.length > 0;
+    return unfinished(this.data).length > 0;
   }
 
   /** Nothing left to finish. */
   clear(): void {
     this.saveState('');
   }
+}
+
+/** What a journal says is left to finish, one phrase each: servers out, containers mid-change or set aside, canaries unjudged. */
+export function unfinished(journal: Journal): string[] {
+  const { outOfService, changing = [], asides = [], unproven = [] } = journal;
+  return [
+    ...(outOfService.length ? [`out of service: ${outOfService.join(', ')}`] : []),
+    ...(changing.length ? [`mid-change: ${changing.join(', ')}`] : []),
+    ...(asides.length ? [`set aside: ${asides.join(', ')}`] : []),
+    ...(unproven.length ? [`canary unjudged on ${unproven.join(', ')}`] : []),
+  ];
 }
 
 /** The newest whole journal of those a lock container holds (two copies, one possibly cut off mid-write). */

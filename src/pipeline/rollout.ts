@@ -6,6 +6,7 @@ import type { Config, EnvironmentConfig } from '../config/schema.js';
 import type { Inputs } from '../inputs.js';
 import { Canary } from '../receipt/canary.js';
 import { buildReceipt, receiptLine, type Receipt } from '../receipt/document.js';
+import type { ReleaseCommandReport } from './release-command.js';
 import type { ReceiptRecorder } from '../receipt/recorder.js';
 import { executeRollout, type LoadBalancing, type RolloutDeps, type RolloutResult } from '../rollout/execute.js';
 import { describePlan, planRollout } from '../rollout/plan.js';
@@ -28,6 +29,7 @@ export async function rollOut(
   { state, target }: { state: EnvironmentState; target: Release },
   deps: RolloutDeps,
   recorder: ReceiptRecorder | undefined,
+  releaseCommand?: ReleaseCommandReport,
 ): Promise<RolledOut> {
   const policy = env.canary && { holdSeconds: env.canary.hold, maxErrorRate: env.canary['max-error-rate'], minRequests: env.canary['min-requests'] };
   const canary = recorder && policy && new Canary(recorder, policy, target, deps.log);
@@ -46,6 +48,7 @@ export async function rollOut(
     deploy: recorder.deploy,
     hosts: result.hosts,
     ...(policy && canary ? { canary: { ...policy, verdicts: canary.verdicts } } : {}),
+    ...(releaseCommand ? { releaseCommand } : {}),
     cost: recorder.cost,
   });
   core.info(`Receipt: ${receiptLine(receipt, env.hosts.length)} (baseline: ${receipt.baseline.totals.errors} errors in ${receipt.baseline.totals.requests} requests over ${receipt.baseline.seconds} s)`);

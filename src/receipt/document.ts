@@ -31,6 +31,8 @@ export interface Receipt {
   releases: Record<string, Totals>;
   hosts: { host: string; seconds: number; phases: PhaseTimes[]; releases: Record<string, Totals> }[];
   canary?: { holdSeconds: number; maxErrorRate: number; minRequests: number; verdicts: string[] };
+  /** The release command, run before the rollout's window (with a release-command section, not on a rollback unless on-rollback). */
+  releaseCommand?: { host: string; command: string[]; outcome: string; exitCode?: number; seconds: number };
   /** Load balancers that did not answer a reading: their counts land in the next one. */
   gaps: { at: string; loadBalancer: string; why: string }[];
   /**
@@ -79,6 +81,7 @@ export function buildReceipt(input: {
   deploy: Ledger;
   hosts: HostOutcome[];
   canary?: Receipt['canary'];
+  releaseCommand?: Receipt['releaseCommand'];
   cost: { ms: number; waitedMs: number; readings: number };
 }): Receipt {
   const { baseline, deploy } = input;
@@ -100,6 +103,7 @@ export function buildReceipt(input: {
     releases: byLabel(deploy.byRelease),
     hosts: input.hosts.map((h) => ({ host: h.host, seconds: round(h.seconds, 2), phases: h.phases, releases: byLabel(deploy.byHost.get(h.host) ?? new Map()) })),
     ...(input.canary ? { canary: input.canary } : {}),
+    ...(input.releaseCommand ? { releaseCommand: input.releaseCommand } : {}),
     gaps: deploy.gaps.map((g) => ({ at: iso(g.at), loadBalancer: g.lb, why: g.why })),
     unattributed: deploy.unattributed.map((u) => ({ at: iso(u.at), loadBalancer: u.lb, server: u.server, from: u.from, to: u.to, requests: u.requests, errors: u.errors })),
     notices: deploy.notices.map((n) => ({ at: iso(n.at), loadBalancer: n.lb, why: n.why })),

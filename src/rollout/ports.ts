@@ -12,6 +12,8 @@ export const LABELS = {
   version: 'deploy-action.version',
   digest: 'deploy-action.digest',
   deployedAt: 'deploy-action.deployed-at',
+  /** On a one-off container: what it is for (release-command, run). */
+  oneOff: 'deploy-action.one-off',
   runUrl: 'deploy-action.run-url',
   history: 'deploy-action.history',
 } as const;
@@ -59,6 +61,21 @@ export interface ContainerSpec {
   volumes: string[];
   restart: string;
   stopTimeout: number;
+  init: boolean;
+  labels: Record<string, string>;
+}
+
+/**
+ * A one-off container of a release (a release command, a `command: run` task): the app's image,
+ * environment and volumes, no published port, a command of its own (arguments, never shell text).
+ */
+export interface OneOffSpec {
+  name: string;
+  release: Release;
+  command: string[];
+  /** Plain and secret variables, merged; never logged. */
+  env: Record<string, string>;
+  volumes: string[];
   init: boolean;
   labels: Record<string, string>;
 }

@@ -1,7 +1,7 @@
 // The container each role runs: the same spec for master and backup but for name and host port,
 // and the labels that let a later deploy read what is running. Pure.
 import type { EnvironmentConfig } from '../config/schema.js';
-import { LABELS, type ContainerSpec, type Release, type Role } from './ports.js';
+import { LABELS, type ContainerSpec, type OneOffSpec, type Release, type Role } from './ports.js';
 
 export interface SpecContext {
   app: string;
@@ -16,6 +16,36 @@ export const containerName = (app: string, role: Role) => (role === 'master' ? a
 export const lockName = (app: string) => `${app}-deploy-lock`;
 /** Where an adopted container waits, stopped, until the rollout that replaced it has succeeded. */
 export const asideName = (app: string, role: Role) => `${containerName(app, role)}-adopted`;
+
+/** What a one-off container is for; its name is APP-PURPOSE, one at a time per host. */
+export type OneOffPurpose = 'release-command' | 'run';
+export const oneOffName = (app: string, purpose: OneOffPurpose) => `${app}-${purpose}`;
+
+/** A one-off container of `release`: the app's environment and volumes, and `command`. */
+export function oneOffSpec(ctx: SpecContext, purpose: OneOffPurpose, release: Release, command: string[]): OneOffSpec {
+  const { container } = ctx.environment;
+  return {
+    name: oneOffName(ctx.app, purpose),
+    release,
+    command,
+    env: { ...container.env, ...ctx.secrets },
+    volumes: container.volumes,
+    init: container.init,
+    labels: { ...releaseLabels(ctx, release), [LABELS.oneOff]: purpose },
+  };
+}
+
+/** What every container of a release carries: whose, where, which release, when and by which run. */
+function releaseLabels(ctx: SpecContext, release: Release): Record<string, string> {
+  return {
+    [LABELS.app]: ctx.app,
+    [LABELS.environment]: ctx.environment.name,
+    [LABELS.version]: release.version,
+    [LABELS.digest]: release.digest,
+    [LABELS.deployedAt]: ctx.now().toISOString(),
+    [LABELS.runUrl]: ctx.runUrl,
+  };
+}
 
 export function containerSpec(ctx: SpecContext, role: Role, release: Release): ContainerSpec {
   const { container, ports } = ctx.environment;
@@ -32,13 +62,8 @@ export function containerSpec(ctx: SpecContext, role: Role, release: Release): C
     stopTimeout: container['stop-timeout'],
     init: container.init,
     labels: {
-      [LABELS.app]: ctx.app,
+      ...releaseLabels(ctx, release),
       [LABELS.role]: role,
-      [LABELS.environment]: ctx.environment.name,
-      [LABELS.version]: release.version,
-      [LABELS.digest]: release.digest,
-      [LABELS.deployedAt]: ctx.now().toISOString(),
-      [LABELS.runUrl]: ctx.runUrl,
       ...(release.history?.length ? { [LABELS.history]: release.history.join(' ') } : {}),
     },
   };

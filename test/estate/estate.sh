@@ -248,7 +248,14 @@ launch_node() {
   # Neither nsenter (no --pid) nor unshare (no --fork) nor setsid (not a group leader here)
   # forks, so $! is the supervisor itself.
   (
-    exec {lock_fd}<&-
+    # Every descriptor beyond stdio goes, not only our own lock's: a caller's (the
+    # `flock /tmp/estate.lock estate.sh up` of COORD.md) would otherwise be held by the
+    # daemons for as long as the estate runs, and nobody could take that lock again.
+    local fd
+    for fd in /proc/"$BASHPID"/fd/*; do
+      fd=${fd##*/}
+      ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+    done
     echo "$BASHPID" >"$cg/cgroup.procs"
     exec setsid "${enter[@]}" bash "$SCRIPT" _node "$name"
   ) </dev/null >>"$dir/node.log" 2>&1 &

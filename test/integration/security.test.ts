@@ -1,6 +1,7 @@
 // On the estate, run as the runner runs it: an app's own log cannot issue workflow commands or
 // break out of the job summary, and container.bind publishes the app on one address only.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { outsideStopCommands } from './support/action.js';
 import { clearHosts, runDeploy } from './support/deploy.js';
 import { execIn, loadEstate, nodeOf, type Estate } from './support/estate.js';
 import { pushTestApp } from './support/images.js';
@@ -8,22 +9,6 @@ import { pushTestApp } from './support/images.js';
 let estate: Estate;
 let host: string;
 let repository: string;
-
-/** The lines of `log` the runner reads for commands: those outside every stop-commands block. */
-function outsideStopCommands(log: string): string[] {
-  const lines: string[] = [];
-  let token: string | undefined;
-  for (const line of log.split(/\r\n|\r|\n/)) {
-    const command = line.trimStart();
-    if (token !== undefined) {
-      if (command === `::${token}::`) token = undefined;
-      continue;
-    }
-    token = /^::stop-commands::(.+)$/.exec(command)?.[1];
-    if (token === undefined) lines.push(line);
-  }
-  return lines;
-}
 
 /** A GET from inside the host itself (its own network namespace), or the error. */
 async function getFromHost(url: string): Promise<string> {

@@ -86,6 +86,17 @@ describe('parseConfig: valid files', () => {
       minimal.replace('container:', 'build: { cache: registry, cache-mode: min, cache-ref: "localhost:5000/team/cache:demo-buildcache" }\ncontainer:'),
       (c: any) => expect(c.build).toMatchObject({ cache: 'registry', 'cache-mode': 'min', 'cache-ref': 'localhost:5000/team/cache:demo-buildcache' }),
     ],
+    ['no release command by default', minimal, (c: any) => expect(c.environments.staging.releaseCommand).toBeUndefined()],
+    [
+      'a release command as one string, with its defaults',
+      minimal.replace('container:', 'release-command: { command: bin/rails  db:migrate }\ncontainer:'),
+      (c: any) => expect(c.environments.staging.releaseCommand).toEqual({ command: ['bin/rails', 'db:migrate'], timeout: 600, 'on-rollback': false }),
+    ],
+    [
+      'a release command as a list, keeping spaces inside words; an environment overrides its timeout',
+      minimal.replace('container:', 'release-command: { command: [sh, -c, "echo a b"], on-rollback: true }\ncontainer:') + '    release-command: { timeout: 30 }\n',
+      (c: any) => expect(c.environments.staging.releaseCommand).toEqual({ command: ['sh', '-c', 'echo a b'], timeout: 30, 'on-rollback': true }),
+    ],
   ])('%s', (_name, yaml, check) => {
     check(parseConfig('deploy.yml', yaml));
   });
@@ -120,6 +131,10 @@ describe('parseConfig: invalid files name the key and what is expected', () => {
     ['a canary without a haproxy section', `${minimal}    canary: { hold: 5 }\n`, "environments.staging.canary: needs a haproxy section: the canary is judged by the load balancers' counters"],
     ['a budget over 100%', minimal.replace('container:', 'haproxy: { host: lb0, backend: app }\ncanary: { max-error-rate: 150 }\ncontainer:'), 'canary.max-error-rate: expected a number from 0 to 100, got number 150'],
     ['an unknown canary key', minimal.replace('container:', 'haproxy: { host: lb0, backend: app }\ncanary: { steps: 3 }\ncontainer:'), 'canary.steps: unknown key'],
+    ['a release command without its command', `${minimal}    release-command: { timeout: 5 }\n`, 'release-command.command: is required (at the top level or under environments.staging)'],
+    ['an empty release command', minimal.replace('container:', 'release-command: { command: [] }\ncontainer:'), 'release-command.command: expected a command'],
+    ['a release command word that is not text', minimal.replace('container:', 'release-command: { command: [migrate, 3] }\ncontainer:'), 'release-command.command: expected a command'],
+    ['a release timeout of 0', minimal.replace('container:', 'release-command: { command: migrate, timeout: 0 }\ncontainer:'), 'release-command.timeout: expected a whole number from 1 to 86400'],
     ['bad volume', minimal.replace('{ port: 3000 }', '{ port: 3000, volumes: ["relative/dir:/x"] }'), 'container.volumes[0]: "relative/dir:/x" is not a volume'],
     ['bad secret name', minimal.replace('{ port: 3000 }', '{ port: 3000, secrets: [API-KEY] }'), 'container.secrets[0]: "API-KEY" is not an environment variable name'],
     ['env value is a list', minimal.replace('{ port: 3000 }', '{ port: 3000, env: { A: [1] } }'), 'container.env.A: expected a string, got a list'],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { releaseOf } from '../../src/drivers/container-state.js';
-import { demuxLogs } from '../../src/drivers/docker/health.js';
+import { demuxLogs } from '../../src/drivers/docker/logs.js';
 import { restartPolicy } from '../../src/drivers/docker/lifecycle.js';
 import { imagesToPrune, type PrunableImage } from '../../src/drivers/docker/prune.js';
 import { LABELS } from '../../src/rollout/ports.js';

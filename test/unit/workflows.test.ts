@@ -13,6 +13,8 @@ import { problems } from './support/workflow-check.js';
 const ROOT = resolve(import.meta.dirname, '../..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 const EXAMPLES = ['examples/workflows/release.yml', 'examples/workflows/rollback.yml', 'examples/workflows/check.yml', 'examples/workflows/haproxy-config.yml'];
+/** The day-2 commands' examples: each run by hand, bound to the environment it acts on. */
+const DAY2 = ['examples/workflows/unlock.yml', 'examples/workflows/logs.yml', 'examples/workflows/run.yml'];
 /** The project's own workflows (ci, mutation, ...): every file there, so a new one is validated too. */
 const OWN_WORKFLOWS = readdirSync(join(ROOT, '.github/workflows')).map((file) => `.github/workflows/${file}`);
 
@@ -28,7 +30,7 @@ function withKnownRuntime(actionYaml: string): string {
 }
 
 describe('workflows and action metadata are valid', () => {
-  it.each([...EXAMPLES, ...OWN_WORKFLOWS])('%s', (path) => {
+  it.each([...EXAMPLES, ...DAY2, ...OWN_WORKFLOWS])('%s', (path) => {
     expect(problems(validateWorkflow(read(path)))).toBe('');
   });
 
@@ -60,7 +62,7 @@ describe('the validator', () => {
 describe('README.md and docs/ show the example workflows as they are', () => {
   const blocks = docPages().flatMap((page) => yamlBlocks(page.text));
 
-  it.each(EXAMPLES)('%s', (path) => {
+  it.each([...EXAMPLES, ...DAY2])('%s', (path) => {
     const file = read(path);
     expect(file.startsWith(`# ${path}\n`)).toBe(true);
     const copies = blocks.filter((block) => block.startsWith(`# ${path}\n`));
@@ -131,5 +133,27 @@ describe('the GitHub permissions the action needs', () => {
       const row = new RegExp(`^\\| \`${operationId}\` \\| \`${op.method} ${op.path.replace(/[{}]/g, '\\$&')}\` \\| \`${permission}\` \\|`, 'm');
       expect(readme, `docs/workflows.md has no row | \`${operationId}\` | \`${op.method} ${op.path}\` | \`${permission}\` | ...`).toMatch(row);
     }
+  });
+});
+
+describe('the day-2 examples', () => {
+  type Job = { environment?: unknown; permissions?: Record<string, string>; steps: Array<{ uses?: string; with?: Record<string, unknown> }> };
+  const workflow = (path: string) => parse(read(path)) as { on: { workflow_dispatch?: { inputs: Record<string, unknown> } }; jobs: Record<string, Job> };
+
+  // Bound to the chosen environment: its secrets, and its reviewers' approval, gate the command.
+  it.each(DAY2)('%s runs by hand, its job bound to the environment its command acts on', (path) => {
+    const { on, jobs } = workflow(path);
+    expect(on.workflow_dispatch?.inputs).toHaveProperty('environment');
+    const command = path.replace(/^.*\/(\w+)\.yml$/, '$1');
+    const [job] = Object.values(jobs);
+    expect(job!.environment).toBe('${{ inputs.environment }}');
+    const step = job!.steps.find((s) => s.uses?.startsWith('clay/deploy-action@'));
+    expect(step?.with).toMatchObject({ command, environment: '${{ inputs.environment }}', 'ssh-private-key': '${{ secrets.DEPLOY_SSH_KEY }}' });
+  });
+
+  it('unlock.yml may ask GitHub whether the holder\'s run has ended', () => {
+    const [job] = Object.values(workflow('examples/workflows/unlock.yml').jobs);
+    expect(job!.permissions?.actions).toBe('read');
+    expect(GITHUB_OPERATIONS['actions/get-workflow-run']).toBe('actions: read');
   });
 });

@@ -6,6 +6,7 @@ import type { HealthCheck, HealthVerdict } from '../../rollout/ports.js';
 import { probeAddress, publishedOn } from '../bind.js';
 import { httpAgent } from '../ssh.js';
 import { engineText, type Engine } from './engine.js';
+import { tailLogs } from './logs.js';
 
 const LOG_LINES = 30;
 const HEALTH_LOG_ENTRIES = 5;
@@ -79,10 +80,8 @@ export async function waitHealthy(
 async function diagnostics(engine: Engine, name: string, id: string, health: Health | undefined): Promise<string> {
   const sections: string[] = [];
   try {
-    const raw = await engine.call(`read the logs of ${name}`, (abortSignal) =>
-      engine.docker.getContainer(id).logs({ stdout: true, stderr: true, tail: LOG_LINES, follow: false, abortSignal }),
-    );
-    sections.push(`--- last ${LOG_LINES} log lines of ${name} ---`, demuxLogs(raw).trimEnd() || '(no output)');
+    const logs = await tailLogs(engine, id, name, LOG_LINES);
+    sections.push(`--- last ${LOG_LINES} log lines of ${name} ---`, logs.trimEnd() || '(no output)');
   } catch (error) {
     sections.push(`--- logs of ${name} unavailable: ${engineText(error)} ---`);
   }
@@ -93,23 +92,6 @@ async function diagnostics(engine: Engine, name: string, id: string, health: Hea
     );
   }
   return sections.join('\n');
-}
-
-/**
- * The text of a non-TTY container's logs: Docker frames each chunk with an 8-byte header
- * (stream, 0, 0, 0, length). Anything else (a TTY container) is returned as it is.
- */
-export function demuxLogs(raw: Buffer): string {
-  const chunks: Buffer[] = [];
-  let offset = 0;
-  while (offset < raw.length) {
-    const framed = offset + 8 <= raw.length && raw[offset]! <= 2 && raw.readUIntBE(offset + 1, 3) === 0;
-    if (!framed) return offset === 0 ? raw.toString('utf8') : Buffer.concat([...chunks, raw.subarray(offset)]).toString('utf8');
-    const size = raw.readUInt32BE(offset + 4);
-    chunks.push(raw.subarray(offset + 8, offset + 8 + size));
-    offset += 8 + size;
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 type ProbeResult = { ok: boolean; text: string };

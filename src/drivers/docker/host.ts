@@ -9,6 +9,7 @@ import type {
   HealthVerdict,
   HostDriver,
   LockOwner,
+  OneOffSpec,
   RegistryCredentials,
   Role,
 } from '../../rollout/ports.js';
@@ -19,6 +20,8 @@ import { waitHealthy } from './health.js';
 import { containerState, engineVersion, portUse, storage, type ContainerState } from './inspection.js';
 import { runContainer, restore, setAside, stopAndRemove } from './lifecycle.js';
 import { acquireLock, readLock, readLockJournal, releaseLock, writeLockJournal } from './lock.js';
+import { tailLogs } from './logs.js';
+import { removeLeftover, runOneOff, type OneOffEnd, type OneOffOptions } from './oneoff.js';
 import { pruneImages } from './prune.js';
 import { pull, resolveDigest } from './pull.js';
 
@@ -90,6 +93,21 @@ export class DockerHost implements HostDriver {
   /** Who holds the deploy lock `name`, or undefined when no one does (read-only: check, status). */
   readLock(name: string): Promise<DeployLock | undefined> {
     return readLock(this.engine, name);
+  }
+
+  /** Runs a one-off container to its end (exit, timeout or cancel) and removes it. */
+  runOneOff(spec: OneOffSpec, options: OneOffOptions): Promise<OneOffEnd> {
+    return runOneOff(this.engine, spec, options);
+  }
+
+  /** Kills and removes a one-off container that the run `runUrl` started and left; whether there was one. */
+  removeOneOff(name: string, runUrl: string): Promise<boolean> {
+    return removeLeftover(this.engine, name, { refuseRunning: false, runUrl });
+  }
+
+  /** The last `lines` lines of a container's output. */
+  tailLogs(id: string, name: string, lines: number): Promise<string> {
+    return tailLogs(this.engine, id, name, lines);
   }
 
   pruneImages(repository: string, keep: number, protect: string[]): Promise<string[]> {

@@ -69,6 +69,8 @@ export async function runAction(options: ActionOptions): Promise<ActionRun> {
     GITHUB_RUN_ATTEMPT: '1',
     GITHUB_ACTOR: 'octocat',
     GITHUB_WORKFLOW: 'release',
+    // The release workflow's file, as GitHub names it: promote-from holds records' runs to it.
+    GITHUB_WORKFLOW_REF: `clay/demo/.github/workflows/release.yml@${ref}`,
     GITHUB_EVENT_NAME: ref.startsWith('refs/tags/') ? 'push' : 'workflow_dispatch',
     GITHUB_EVENT_PATH: files.event,
     GITHUB_OUTPUT: files.output,
@@ -104,4 +106,20 @@ export async function runAction(options: ActionOptions): Promise<ActionRun> {
     return !mask;
   }).join('\n');
   return { code, log, masks, outputs: readCommandFile(files.output), summary: readFileSync(files.summary, 'utf8'), state: readCommandFile(files.state) };
+}
+
+/** The lines of `log` the runner reads for commands: those outside every stop-commands block. */
+export function outsideStopCommands(log: string): string[] {
+  const lines: string[] = [];
+  let token: string | undefined;
+  for (const line of log.split(/\r\n|\r|\n/)) {
+    const command = line.trimStart();
+    if (token !== undefined) {
+      if (command === `::${token}::`) token = undefined;
+      continue;
+    }
+    token = /^::stop-commands::(.+)$/.exec(command)?.[1];
+    if (token === undefined) lines.push(line);
+  }
+  return lines;
 }

@@ -58,7 +58,9 @@ ${environments}`;
 export const APP_SECRET = 'app-s3cret-value-4e1b9';
 
 export interface DeployRunOptions extends DeployConfigOptions {
-  command?: 'deploy' | 'plan' | 'rollback' | 'haproxy-config' | 'check' | 'status';
+  command?: 'deploy' | 'plan' | 'rollback' | 'haproxy-config' | 'check' | 'status' | 'unlock' | 'logs' | 'run';
+  /** More inputs of the command (reason, lines, task, timeout). */
+  inputs?: Record<string, string>;
   version: string;
   digest?: string;
   githubUrl?: string;
@@ -96,6 +98,7 @@ export async function runDeploy(estate: Estate, options: DeployRunOptions): Prom
       // No stand-in, no token: the action then keeps no GitHub records (and asks nothing of
       // api.github.com, which this machine cannot reach).
       ...(options.githubUrl ? { 'github-token': 'test-token' } : {}),
+      ...options.inputs,
     },
     env: {
       APP_SECRET,
