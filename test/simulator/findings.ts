@@ -13,21 +13,10 @@ export interface OpenFinding {
 }
 
 const fired = (run: Run, ...kinds: FaultKind[]) => run.fired.some((f) => kinds.includes(f.kind));
-/** Faults that leave a rollout cut short for a repair (the post step, or a run taking the lock over). */
-const CUT_SHORT: FaultKind[] = ['sigint', 'sigterm', 'sigkill', 'runner-death', 'lost-host', 'lost-lb'];
 const logged = (run: Run, pattern: RegExp) =>
   [run.main, run.rival, run.second, run.final].some((p) => p && (p.logs.some((l) => pattern.test(l)) || pattern.test(p.failed ?? '')));
 
 export const OPEN: OpenFinding[] = [
-  {
-    what:
-      'the interrupted-run repair stops a container the cut-short run was changing without taking its server out of service first: ' +
-      'where that run died after putting the server back but before journaling it, or while draining, the container is stopped in service',
-    schedule: { scenario: 'canary passes', faults: [{ kind: 'stop-timeout', at: 176 }, { kind: 'runner-death', at: 131 }] },
-    // Every request lost in a run where a repair stopped a container in service, the root cause.
-    explains: (v, run) =>
-      v.invariant === 'requests' && fired(run, ...CUT_SHORT) && run.world.violations.some((line) => /^(stop|aside) h\d\/(master|backup) while HAProxy has it (ready|drain)/.test(line)),
-  },
   {
     what:
       'with the lock\'s host cut off, the journal kept next to the lock stops following the run; a run that takes the lock over ' +
