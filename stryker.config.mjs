@@ -14,13 +14,23 @@ export default {
     'src/rollout/lock.ts',
     'src/receipt/canary.ts',
     'src/receipt/tally.ts',
+    // The canary's binomial tests (issue 20): the verdict's arithmetic.
+    'src/receipt/stats.ts',
     'src/release/trust.ts',
     'src/release/history.ts',
     'src/release/approval.ts',
   ],
   coverageAnalysis: 'perTest',
-  // The machine has 2 cores, shared.
-  concurrency: 1,
+  // The machine has 2 cores, shared with others: two test runners at most.
+  concurrency: 2,
+  // Re-runs test only the mutants whose code or tests changed since the last run (its results
+  // are kept in reports/mutation/); `npm run mutate -- --force` tests every one again. A fresh
+  // clone (and the scheduled workflow) has no earlier run, so it tests all of them.
+  incremental: true,
+  incrementalFile: 'reports/mutation/stryker-incremental.json',
+  // The score the pure core keeps (CONTRIBUTING.md, Mutation testing): below `break` the command,
+  // and the scheduled workflow, fail.
+  thresholds: { high: 95, low: 90, break: 90 },
   timeoutMS: 10_000,
   reporters: ['clear-text', 'html', 'json', 'progress-append-only'],
   clearTextReporter: { allowEmojis: false, logTests: false },

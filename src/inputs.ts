@@ -27,6 +27,8 @@ export interface RunContext {
   runAttempt: string;
   actor: string;
   workflow: string;
+  /** GITHUB_WORKFLOW_REF: `owner/repo/<workflow file>@<ref>`, what promote-from holds records' runs to. */
+  workflowRef: string;
   workspace: string;
   /** Where temporary files go: RUNNER_TEMP on a runner. */
   tempDir: string;
@@ -153,6 +155,7 @@ export function readInputs(): Inputs {
       runAttempt: env('GITHUB_RUN_ATTEMPT', '1'),
       actor: env('GITHUB_ACTOR'),
       workflow: env('GITHUB_WORKFLOW'),
+      workflowRef: env('GITHUB_WORKFLOW_REF'),
       workspace,
       tempDir: env('RUNNER_TEMP') || '/tmp',
     },

@@ -2,7 +2,7 @@
 import { getOctokit } from '@actions/github';
 import type { RunReview } from '../release/approval.js';
 import type { DeploymentRecord } from '../release/history.js';
-import { RECORD_MARKER, statusState } from '../release/trust.js';
+import { RECORD_MARKER, statusState, type WorkflowRunFacts } from '../release/trust.js';
 import { redact } from '../report/secrets.js';
 
 export interface NewDeployment {
@@ -10,7 +10,7 @@ export interface NewDeployment {
   ref: string;
   environment: string;
   /** RECORD_MARKER's key carries its value: what marks the record as the action's. */
-  payload: { version: string; image: string; digest: string; [RECORD_MARKER.key]: string };
+  payload: { version: string; image: string; digest: string; [RECORD_MARKER.key]: string; run_id?: string };
   production: boolean;
   description: string;
   task: 'deploy' | 'rollback';
@@ -112,6 +112,9 @@ function readPayload(raw: unknown): DeploymentRecord['payload'] {
   }
   const marker = fields[RECORD_MARKER.key];
   if (typeof marker === 'string') out.recordedBy = marker;
+  // The run that wrote it (records of earlier builds have none); digits only, as GitHub's ids are.
+  const runId = fields.run_id;
+  if ((typeof runId === 'string' && /^\d+$/.test(runId)) || (typeof runId === 'number' && Number.isSafeInteger(runId) && runId > 0)) out.runId = String(runId);
   return out;
 }
 
@@ -148,6 +151,14 @@ export class GitHubApi {
   async runEnded(runId: string): Promise<boolean> {
     const { data } = await this.octokit.rest.actions.getWorkflowRun({ owner: this.owner, repo: this.repo, run_id: Number(runId) });
     return data.status === 'completed';
+  }
+
+  /** What GitHub says of a workflow run: its workflow file, what started it, for which branch or tag. */
+  async workflowRun(runId: string): Promise<WorkflowRunFacts> {
+    const { data } = await this.octokit.rest.actions.getWorkflowRun({ owner: this.owner, repo: this.repo, run_id: Number(runId) }).catch((error: unknown) => {
+      throw failure(error, `read workflow run ${runId}`, 'actions/get-workflow-run');
+    });
+    return { path: data.path, event: data.event, headBranch: data.head_branch ?? undefined };
   }
 
   /**

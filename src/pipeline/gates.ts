@@ -3,10 +3,10 @@
 import * as core from '@actions/core';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { GitHubApi } from '../drivers/github.js';
-import type { Inputs } from '../inputs.js';
+import type { Inputs, RunContext } from '../inputs.js';
 import { approvalFor } from '../release/approval.js';
-import { checkPromotion, type DeploymentRecord } from '../release/history.js';
-import { RECORD_MARKER, TRUSTED_CREATOR, repositoryOf, trustedRecords } from '../release/trust.js';
+import { checkPromotion, promotingRecord, type DeploymentRecord } from '../release/history.js';
+import { RECORD_MARKER, TRUSTED_CREATOR, repositoryOf, runProblem, trustedRecords, workflowPath } from '../release/trust.js';
 import type { Release } from '../rollout/ports.js';
 
 /** A refusal caused by a config key; the annotation names that key. */
@@ -102,14 +102,40 @@ export async function trustedHistory(github: GitHubApi, environment: string, ima
   return trusted;
 }
 
-/** promote-from: the exact image (digest) tested in the other environment, and nothing else. */
-export async function checkPromotionGate(github: GitHubApi | undefined, env: EnvironmentConfig, target: Release): Promise<void> {
+/**
+ * promote-from: the exact image (digest) tested in the other environment, and nothing else. The
+ * record that vouches for it counts only when the run that wrote it (its payload's `run_id`) is,
+ * by GitHub's word, the release process itself: the same workflow file as this run, started by a
+ * push of the release tag (release/trust.ts: runProblem). Another workflow's GITHUB_TOKEN writes
+ * records with the same creator and marker; it cannot write that run. A record naming no run, a
+ * run GitHub does not answer for, or this run's own workflow unknown: not verified, refused.
+ */
+export async function checkPromotionGate(github: GitHubApi | undefined, env: EnvironmentConfig, target: Release, run: Pick<RunContext, 'workflowRef' | 'repository'>): Promise<void> {
   if (!env.promoteFrom) return;
   const key = `environments.${env.name}.promote-from`;
-  const records = await trustedHistory(need(github, key), env.promoteFrom, repositoryOf(target.ref));
+  const api = need(github, key);
+  const records = await trustedHistory(api, env.promoteFrom, repositoryOf(target.ref));
   const refusal = checkPromotion(records, env.promoteFrom, target.version, target.digest);
-  if (refusal) throw new GateError(key, `${env.name} refuses ${target.version}: ${refusal}`);
-  core.info(`${target.version} (${target.digest}) is what ${env.promoteFrom} runs: promoting it.`);
+  const refuse = (why: string) => new GateError(key, `${env.name} refuses ${target.version}: ${why}`);
+  if (refusal) throw refuse(refusal);
+  const record = promotingRecord(records, target.version)!;
+  const which = `the ${env.promoteFrom} record of ${target.version} (deployment ${record.id})`;
+  const again = `deploy ${target.version} to ${env.promoteFrom} again from its tag push, then promote it`;
+  const path = workflowPath(run.workflowRef, run.repository);
+  if (!path) {
+    throw refuse(`cannot verify ${which}: this run's workflow file is unknown (GITHUB_WORKFLOW_REF ${JSON.stringify(run.workflowRef)} is not ${run.repository || 'owner/repo'}/<file>@<ref>)`);
+  }
+  if (!record.payload.runId) {
+    throw refuse(`cannot verify ${which}: it names no workflow run (run_id; records written before deploy-action recorded it have none): ${again}`);
+  }
+  let problem: string | undefined;
+  try {
+    problem = runProblem(await api.workflowRun(record.payload.runId), { path, tag: target.version });
+  } catch (error) {
+    throw refuse(`cannot verify ${which}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (problem) throw refuse(`${which} was not written by the release process: its workflow run ${record.payload.runId} is not a push of ${target.version} to ${path} (${problem})`);
+  core.info(`${target.version} (${target.digest}) is what ${env.promoteFrom} runs, deployed by run ${record.payload.runId} of ${path} for the tag: promoting it.`);
 }
 
 /** The GitHub deployment of one deploy or rollback: in_progress now, success or failure at the end. */
@@ -141,7 +167,8 @@ export class GitHubDeployment {
     const id = await github.createDeployment({
       ref: target.version,
       environment: env.name,
-      payload: { version: target.version, image: target.image, digest: target.digest, [RECORD_MARKER.key]: RECORD_MARKER.value },
+      // run_id: what promote-from verifies the record by (checkPromotionGate).
+      payload: { version: target.version, image: target.image, digest: target.digest, [RECORD_MARKER.key]: RECORD_MARKER.value, ...(/^\d+$/.test(inputs.run.runId) ? { run_id: inputs.run.runId } : {}) },
       production: env.name === 'production',
       description: `${task === 'rollback' ? 'Rollback to' : 'Deploy'} ${target.version}${neverRan ? ' (never ran here: allow-never-deployed)' : ''}`,
       task,

@@ -237,7 +237,7 @@ async function preFlight(
         }
         return lb;
       })(),
-      request.task === 'deploy' || chosen.wanted.neverRan ? checkPromotionGate(github, env, chosen.target) : Promise.resolve(),
+      request.task === 'deploy' || chosen.wanted.neverRan ? checkPromotionGate(github, env, chosen.target, inputs.run) : Promise.resolve(),
     );
     held.record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
     await journal.note({ version: chosen.target.version, heldOn: lb?.heldOn ?? [], ...(held.record ? { deploymentId: held.record.id } : {}) });

@@ -4,7 +4,7 @@
 // host it touched to both roles on one release, in service on every load balancer, restoring or
 // discarding the adopted containers it set aside. It has no time limit.
 import * as core from '@actions/core';
-import { executeRollout, type RolloutDeps } from '../rollout/execute.js';
+import { executeRollout, takeOutOfService, type RolloutDeps } from '../rollout/execute.js';
 import { planHost, settleTarget, type HostPlan, type HostTarget } from '../rollout/plan.js';
 import type { Role } from '../rollout/ports.js';
 import type { Journal } from './journal.js';
@@ -67,7 +67,11 @@ export async function repairInterrupted(journal: Journal, current: Map<string, H
  * A role the cut-short run was changing while its server was out of service may have a stop in
  * flight: the engine carries a stop through after its caller is gone, so a container that still
  * runs now may die a stop-timeout later. It is stopped for good before anything judges it; an
- * adopted one not yet set aside is set aside whole (never removed), to be restored.
+ * adopted one not yet set aside is set aside whole (never removed), to be restored. The journal
+ * lags the load balancers (that run may have put the server back, or be draining it, and died
+ * before saying so), so the server is first made sure to be MAINT on every one of them, taken
+ * out the way a rollout does it; a load balancer out of reach fails the repair, the container
+ * left running.
  */
 async function finishChanges(journal: Journal, now: Map<string, HostTarget>, deps: RolloutDeps): Promise<void> {
   for (const [host, role] of (journal.changing ?? []).map(split)) {
@@ -77,6 +81,10 @@ async function finishChanges(journal: Journal, now: Map<string, HostTarget>, dep
     const server = deps.lb?.servers.get(host)?.[role];
     // Back in service: the change got past its stop and its new container was proven healthy.
     if (server && !journal.outOfService.includes(server)) continue;
+    if (deps.lb && server && !(await deps.lb.driver.status(server)).status.startsWith('MAINT')) {
+      deps.log.info(`[${host}] ${role}: ${server} is not in maintenance on every load balancer: taking it out before the container is stopped`);
+      await takeOutOfService(host, role, state, deps);
+    }
     const name = deps.containerName(role);
     if (journal.before?.[host]?.[role]?.adopted && !(journal.asides ?? []).includes(`${host}/${role}`)) {
       deps.log.info(`[${host}] ${role}: finishing the set-aside of the adopted container the cut-short run was stopping`);

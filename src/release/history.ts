@@ -17,7 +17,7 @@ export interface DeploymentRecord {
   /** The login of whoever created the record (release/trust.ts trusts only GITHUB_TOKEN's). */
   creator?: string;
   /** What the action recorded; empty for records the action did not make (GitHub's per-job ones). */
-  payload: { version?: string; image?: string; digest?: string; recordedBy?: string };
+  payload: { version?: string; image?: string; digest?: string; recordedBy?: string; runId?: string };
   /** The state of its newest status that GITHUB_TOKEN posted (release/trust.ts: statusState). */
   state: DeploymentState;
   /** Statuses others posted on it, which count for nothing; reported in a warning. */
@@ -63,7 +63,7 @@ function effectiveHistory(records: DeploymentRecord[]): DeploymentRecord[] {
  * in the history that it is not fit to promote; deploying it there again clears that.
  */
 export function checkPromotion(records: DeploymentRecord[], fromEnvironment: string, version: string, digest: string): string | undefined {
-  const inEffect = effectiveHistory(records).findLast((r) => r.payload.version === version);
+  const inEffect = promotingRecord(records, version);
   if (!inEffect) {
     const ofVersion = records.filter((r) => r.payload.version === version);
     if (ofVersion.some(succeeded)) {
@@ -77,6 +77,14 @@ export function checkPromotion(records: DeploymentRecord[], fromEnvironment: str
     return `the digest of ${version} (${digest}) differs from what ${fromEnvironment} runs (${other ?? 'no digest recorded'})`;
   }
   return undefined;
+}
+
+/**
+ * The record that makes `version` promotable from these records (newest first), when
+ * checkPromotion finds none to refuse: the one in effect, whose run the gate verifies.
+ */
+export function promotingRecord(records: DeploymentRecord[], version: string): DeploymentRecord | undefined {
+  return effectiveHistory(records).findLast((r) => r.payload.version === version);
 }
 
 /** A release as the environment ran it. */

@@ -45,6 +45,42 @@ export function statusState(statuses: StatusRecord[]): { state: DeploymentState;
   return { state, ignored };
 }
 
+/** A workflow run as GitHub describes it (GET .../actions/runs/{run_id}): what promotion checks of it. */
+export interface WorkflowRunFacts {
+  /** The workflow file, `.github/workflows/release.yml`. */
+  path?: string | undefined;
+  /** What started it: `push` for a tag push. */
+  event?: string | undefined;
+  /** The branch or tag it ran for: the tag's name for a tag push. */
+  headBranch?: string | undefined;
+}
+
+/**
+ * The workflow file of the current run, from GITHUB_WORKFLOW_REF
+ * (`owner/repo/.github/workflows/release.yml@refs/tags/v1.5.0`); undefined when it is not that.
+ */
+export function workflowPath(workflowRef: string, repository: string): string | undefined {
+  const prefix = `${repository}/`;
+  const at = workflowRef.lastIndexOf('@');
+  if (!repository || !workflowRef.startsWith(prefix) || at <= prefix.length) return undefined;
+  return workflowRef.slice(prefix.length, at);
+}
+
+/**
+ * Why the run that wrote a record does not show the release process that promotion vouches for;
+ * undefined when it does: the same workflow file as the current run (`path`), started by a push
+ * (`event: push`) of the release tag itself (`head_branch`). Another workflow file, or the same
+ * one run on a branch or by hand, could write any record with the workflow token; tag rulesets
+ * for `v*` keep anyone else from pushing the tag.
+ */
+export function runProblem(run: WorkflowRunFacts, expected: { path: string; tag: string }): string | undefined {
+  const problems: string[] = [];
+  if (run.path !== expected.path) problems.push(`its workflow is ${shown(run.path ?? 'unknown')}, not ${shown(expected.path)}`);
+  if (run.event !== 'push') problems.push(`it was started by ${shown(run.event ?? 'unknown')}, not a push of ${expected.tag}`);
+  else if (run.headBranch !== expected.tag) problems.push(`it ran for ${shown(run.headBranch ?? 'unknown')}, not the tag ${expected.tag}`);
+  return problems.length > 0 ? problems.join('; ') : undefined;
+}
+
 /** A value the action may use, or why it may not. */
 export type Checked<T> = { trusted: T } | { untrusted: string };
 

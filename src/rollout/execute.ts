@@ -369,7 +369,7 @@ class HostRun {
   }
 
   /** Drain (new requests go elsewhere, running ones finish), then maintenance. */
-  private async takeOutOfService(role: Role): Promise<void> {
+  async takeOutOfService(role: Role): Promise<void> {
     const lb = this.deps.lb;
     const server = this.server(role);
     if (!lb || !server) return;
@@ -490,6 +490,18 @@ class HostRun {
       this.log(`removed the adopted ${role} container it had set aside`);
     }
   }
+}
+
+/**
+ * One role of a host out of service on every load balancer, the way a rollout takes it out
+ * (drained until its sessions end, within the drain timeout, then MAINT, checked on every one):
+ * for the interrupted-run repair, before it stops a container a cut-short run was changing.
+ * `current` is what the host runs now. A load balancer that cannot be reached fails it.
+ */
+export async function takeOutOfService(host: string, role: Role, current: HostTarget, deps: RolloutDeps): Promise<void> {
+  const driver = deps.hosts.get(host);
+  if (!driver) throw new Error(`no connection to ${host}`);
+  await new HostRun(planHost(host, current, current), driver, deps).takeOutOfService(role);
 }
 
 export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Promise<RolloutResult> {

@@ -28,6 +28,7 @@ beforeAll(async () => {
   lockAt = [...hosts].sort()[0]!;
   // An app whose log prints workflow commands, a fence and HTML as it starts.
   await pushTestApp(estate, { repository, version: 'v23.0.0', hostileLog: true });
+  await pushTestApp(estate, { repository, version: 'v23.1.0' });
   await clearHosts(estate, hosts);
   const deployed = await command({ command: 'deploy' });
   if (deployed.code !== 0) throw new Error(deployed.log);
@@ -164,4 +165,40 @@ describe('command: unlock', () => {
     expect(own.log).toContain(`Stopped and removed demo-run on ${lockAt}, left by this run`);
     expect((await names(lockAt)).filter((n) => n.startsWith('demo-run'))).toEqual([]);
   }, 120_000);
+
+  it('refuses a lock whose run died mid-rollout, naming what it left; a deploy taking it over finishes it', async () => {
+    const midRollout = 9401;
+    github.runs.set(midRollout, { status: 'in_progress' });
+    const first = [...hosts].sort()[0]!;
+    let killed = false;
+    const dying = await command({
+      command: 'deploy',
+      version: 'v23.1.0',
+      runId: String(midRollout),
+      onStart: (pid) => {
+        // Once a master of v23.0.0 has stopped: its server is out of service, its container mid-change.
+        const poll = setInterval(async () => {
+          if (!killed && !(await names(first)).includes('demo running')) {
+            killed = true;
+            clearInterval(poll);
+            try {
+              process.kill(pid, 'SIGKILL');
+            } catch {
+              // It ended on its own: the assertions below say how.
+            }
+          }
+        }, 50);
+      },
+    });
+    expect(dying.code).toBeNull();
+    github.runs.set(midRollout, { status: 'completed', conclusion: 'cancelled' });
+    const refused = await command({ command: 'unlock', inputs: { reason: 'runner lost mid-deploy' } });
+    expect(refused.code).toBe(1);
+    expect(refused.log).toMatch(/the deploy lock was not cleared: its run ended mid-rollout and left work unfinished \((out of service|mid-change): /);
+    expect(refused.log).toContain('lock.takeover: true takes the lock over and finishes that first');
+    expect(await names(lockAt)).toContain('demo-deploy-lock created');
+    const finished = await command({ command: 'deploy', version: 'v23.1.0', extra: 'lock: { takeover: true }\n' });
+    expect(finished.code, finished.log).toBe(0);
+    expect(await names(lockAt)).not.toContain('demo-deploy-lock created');
+  }, 300_000);
 });

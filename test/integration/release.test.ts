@@ -26,6 +26,8 @@ let nextRun = 3000;
 function release(options: Omit<DeployRunOptions, 'extra'> & { environment: 'staging' | 'production'; approvedFor?: string[] }) {
   const { approvedFor = [options.environment], ...rest } = options;
   const runId = nextRun++;
+  // GitHub's word on the run, which promote-from checks of the record it writes: a push of the tag.
+  github.runs.set(runId, { status: 'completed', headBranch: rest.version });
   if (approvedFor.length > 0) github.reviews.set(runId, [{ state: 'approved', environments: approvedFor, user: 'reviewer1' }]);
   return runDeploy(estate, { githubUrl: github.url, ...rest, runId: String(runId), bothEnvironments: GATES });
 }
@@ -64,7 +66,7 @@ describe('a release through staging to production', () => {
       auto_merge: false,
       required_contexts: [],
       production_environment: false,
-      payload: { version: 'v2.0.0', image: releases['v2.0.0']!.repository, digest: releases['v2.0.0']!.digest },
+      payload: { version: 'v2.0.0', image: releases['v2.0.0']!.repository, digest: releases['v2.0.0']!.digest, run_id: String(nextRun - 1) },
     });
     const id = run.outputs['deployment-id'];
     expect(id).toMatch(/^\d+$/);

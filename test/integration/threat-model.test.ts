@@ -1,8 +1,8 @@
 // The threat model on the estate (docs/security.md): someone with write access to the repository
 // but without production's secrets and without a reviewer's approval tries to steer production
 // through what GitHub lets them write: a status posted with their own token on a failed staging
-// record, a production record forged with another workflow's GITHUB_TOKEN and the action's
-// marker, a re-run attempt whose reviewer rejected production. The GitHub stand-in records each
+// record, a staging record forged by another workflow's run, a production record forged with
+// another workflow's GITHUB_TOKEN and the action's marker, a re-run attempt whose reviewer rejected production. The GitHub stand-in records each
 // deployment's and each status's creator as GitHub does. None of them changes a container.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectHost } from '../../src/drivers/docker/host.js';
@@ -44,11 +44,11 @@ async function as<T>(login: string, work: (api: GitHubApi) => Promise<T>): Promi
 }
 
 /** A record with the action's payload and marker, run to `state`, made with whichever token `as` says. */
-async function record(api: GitHubApi, environment: string, release: TestAppRelease, state: 'success' | 'failure'): Promise<number> {
+async function record(api: GitHubApi, environment: string, release: TestAppRelease, state: 'success' | 'failure', runId?: number): Promise<number> {
   const id = await api.createDeployment({
     ref: release.version,
     environment,
-    payload: { version: release.version, image: repository, digest: release.digest, recorded_by: 'clay/deploy-action' },
+    payload: { version: release.version, image: repository, digest: release.digest, recorded_by: 'clay/deploy-action', ...(runId ? { run_id: String(runId) } : {}) },
     production: environment === 'production',
     description: `Deploy ${release.version}`,
     task: 'deploy',
@@ -102,6 +102,26 @@ describe('someone with write access but without production\'s secrets or a revie
     expect(deploy.log).toContain(`${failed} (success by "mallory")`);
     expect(deploy.log).toContain('::error title=environments.production.promote-from');
     expect(deploy.log).toContain('production refuses v8.2.0: v8.2.0 was never deployed to staging successfully (the latest attempt there: failure)');
+    expect(productionPosts()).toHaveLength(posted);
+    expect(await productionContainers()).toEqual(before);
+  }, 300_000);
+
+  it('cannot make a release promotable with a staging record forged by another workflow\'s run', async () => {
+    // Another workflow file, run on a branch, writes a staging record of v8.2.0 with its
+    // GITHUB_TOKEN: our creator, our marker, a success, and its own run id, as the action writes.
+    github.runs.set(6660, { status: 'completed', conclusion: 'success', path: '.github/workflows/tinker.yml', event: 'push', headBranch: 'mallory/tinker' });
+    const forged = await as('github-actions[bot]', (api) => record(api, 'staging', releases['v8.2.0']!, 'success', 6660));
+    const before = await productionContainers();
+    const posted = productionPosts().length;
+    const deploy = await run({ environment: 'production', version: 'v8.2.0', digest: releases['v8.2.0']!.digest });
+    expect(deploy.code, deploy.log).toBe(1);
+    expect(deploy.log).toContain('::error title=environments.production.promote-from');
+    expect(deploy.log).toContain(
+      `production refuses v8.2.0: the staging record of v8.2.0 (deployment ${forged}) was not written by the release process: ` +
+        'its workflow run 6660 is not a push of v8.2.0 to .github/workflows/release.yml ' +
+        '(its workflow is ".github/workflows/tinker.yml", not ".github/workflows/release.yml"; it ran for "mallory/tinker", not the tag v8.2.0)',
+    );
+    expect(github.requests.some((r) => r.method === 'GET' && r.path === '/repos/clay/demo/actions/runs/6660')).toBe(true);
     expect(productionPosts()).toHaveLength(posted);
     expect(await productionContainers()).toEqual(before);
   }, 300_000);

@@ -46,6 +46,8 @@ export interface Box {
   running?: boolean;
   /** A hand-run app that ignores SIGTERM: every stop takes the whole stop timeout. */
   ignoresSigterm?: boolean;
+  /** A stop the engine is carrying out (it goes on without its caller). */
+  stopping?: Promise<void>;
 }
 
 /** One operation on the estate, as the gate sees it. */
@@ -103,6 +105,8 @@ export class Estate {
   reloads = new Map<string, number>(); // load balancer → reloads so far (its process id moves on)
   /** Hosts and load balancers cut off: every call to them fails. */
   unreachable = new Set<string>();
+  /** The registry: release tag → digest (what resolveDigest answers). */
+  registry = new Map<string, string>();
   clock: Clock = new InstantClock();
   latency?: LatencyModel;
   intercept?: Interceptor;
@@ -218,9 +222,9 @@ export class MemoryHost implements HostDriver {
     }
     return out;
   }
-  async resolveDigest() {
-    await this.world.enter({ at: this.host, op: 'resolve' });
-    return null;
+  async resolveDigest(_repository: string, tag: string) {
+    await this.world.enter({ at: this.host, op: 'resolve', subject: tag });
+    return this.world.registry.get(tag) ?? null;
   }
   async pull(ref: string) {
     await this.world.enter({ at: this.host, op: 'pull', subject: ref });
@@ -270,11 +274,17 @@ export class MemoryHost implements HostDriver {
    * a caller that is gone (a killed runner) does not keep the container alive.
    */
   private async stop(key: string, role: Role, box: Box, stopTimeout: number, verb: string) {
-    const state = this.world.lbState.get(serverOf(this.host, role));
-    if (state !== 'maint') this.world.violations.push(`${verb} ${key} while HAProxy has it ${state}`);
-    if (box.ignoresSigterm && box.running !== false) await this.world.clock.sleep(stopTimeout * 1000);
-    box.running = false;
-    this.world.check(`${verb} ${key}`);
+    if (box.running === false) return;
+    for (const [lb, states] of this.world.lbs) {
+      const state = states.get(serverOf(this.host, role));
+      if (state !== 'maint') this.world.violations.push(`${verb} ${key} while HAProxy has it ${state}${this.world.lbs.size > 1 ? ` on ${lb}` : ''}`);
+    }
+    box.stopping ??= (box.ignoresSigterm ? this.world.clock.sleep(stopTimeout * 1000) : Promise.resolve()).then(() => {
+      box.running = false;
+      delete box.stopping;
+      this.world.check(`${verb} ${key}`);
+    });
+    await box.stopping;
   }
   async run(spec: ContainerSpec) {
     const key = this.world.key(this.host, spec.role);
@@ -327,6 +337,7 @@ export class MemoryHost implements HostDriver {
     await this.world.enter({ at: this.host, op: 'prune' });
     return [];
   }
+  dispose() {}
 }
 
 /** One HAProxy's Runtime API over the estate's backend (for the real LoadBalancers fleet). */
@@ -362,6 +373,7 @@ export class MemoryLoadBalancer implements LoadBalancerDriver {
     // show info: a reload is a new process, with a new pid.
     return { process: { pid: 100 + (this.world.reloads.get(this.lb) ?? 0), uptimeSeconds: 0 }, servers: new Map(this.world.counted.get(this.lb)!) };
   }
+  dispose() {}
 }
 
 /**

@@ -174,6 +174,49 @@ describe('defect 1: the post step and a hand-run (adopted) master whose stop was
   });
 });
 
+describe('the repair and a server the cut-short run put back in service before it journaled so', () => {
+  /**
+   * Host 1's new master goes drain, MAINT, then `ready` (the third set); the runner dies on the
+   * read that follows, before the journal says it is back in service. `lbDown()`: from then on,
+   * the load balancer cannot be reached.
+   */
+  async function diedAfterReady() {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
+    let sets = 0;
+    let down = false;
+    const run = runner(world, (call, proc) => {
+      if (down && call.at === 'lb') throw new Error('lb: connection refused');
+      if (proc.name !== 'main' || call.at !== 'lb') return;
+      if (call.op === 'lb-set' && call.subject === 'h1-master') sets++;
+      else if (call.op === 'lb-status' && sets === 3) run.kill(proc);
+    });
+    const { data, writer } = journalFor();
+    void run.start('main', async () => executeRollout(await plan(v2), { ...deps, journal: writer }));
+    await run.died;
+    expect(world.lbState.get('h1-master')).toBe('ready');
+    expect(data.changing).toContain('h1/master');
+    expect(data.outOfService).toContain('h1-master');
+    return { world, deps, run, data, lbDown: () => (down = true) };
+  }
+
+  it('takes the server out of service on every load balancer before it stops the container, never stopping it in service', async () => {
+    const { world, deps, run, data } = await diedAfterReady();
+    await postStep(run, data, deps);
+    expect(world.violations).toEqual([]);
+    expect(world.served()).toEqual({ 'h1/master': 'v1.0.0', 'h1/backup': 'v1.0.0', 'h2/master': 'v1.0.0', 'h2/backup': 'v1.0.0' });
+  });
+
+  it('a load balancer out of reach fails the repair and leaves the container running', async () => {
+    const { world, deps, run, data, lbDown } = await diedAfterReady();
+    const serving = world.boxes.get('h1/master')!;
+    lbDown();
+    await expect(postStep(run, data, deps)).rejects.toThrow(/connection refused/);
+    expect(world.violations).toEqual([]);
+    expect(world.boxes.get('h1/master')).toBe(serving);
+    expect(serving.running).not.toBe(false);
+  });
+});
+
 describe('defect 2: a canary between "in service" and its hold is unjudged', () => {
   /** A canary that lets every release through; `onCheck` runs as the canary's counters are read. */
   const canary = (onCheck: () => Promise<void> | void): CanaryGate => ({

@@ -2,8 +2,11 @@
 // not reach. Written against mutation testing (npm run mutate): each test kills changes to
 // src/rollout/lock.ts that lock.test.ts lets through.
 //
-// Equivalent mutant, left in the report on purpose: LockError's `name = 'LockError'` → ''. The
-// action reports an error by its message only (main.ts: fail), so the name never reaches a user.
+// Equivalent mutants, left in the report on purpose:
+// - LockError's `name = 'LockError'` → ''. The action reports an error by its message only
+//   (main.ts: fail), so the name never reaches a user.
+// - staleReason's `signOfLife !== undefined` → true: `undefined > lock.since` is false all the
+//   same (the guard is there for the type checker).
 import { describe, expect, it } from 'vitest';
 import { acquireDeployLock, describeLock, LockError, lockHost, staleReason, type LockPolicy } from '../../src/rollout/lock.js';
 import type { DeployLock, HostDriver } from '../../src/rollout/ports.js';
@@ -55,6 +58,46 @@ describe('staleReason', () => {
     expect(await staleReason(lock('5'), lock('9'), policy(undefined, {}, oneHour + 1000).p)).toBe(
       'it is older than lock.stale-after (3600s) and GitHub cannot tell whether its run has ended',
     );
+  });
+});
+
+describe("the holder's last sign of life (GitHub cannot tell)", () => {
+  const twoHoursAgo = new Date(t0.getTime() - 7200_000);
+  const tenMinutesAgo = new Date(t0.getTime() - 600_000);
+
+  it('keeps an old lock live while its holder showed life within lock.stale-after', async () => {
+    expect(await staleReason(lock('5', '1', twoHoursAgo), lock('9'), policy(undefined).p, tenMinutesAgo)).toBeUndefined();
+  });
+
+  it('counts from the lock when the sign of life is older than the lock (left by an earlier run)', async () => {
+    expect(await staleReason(lock('5', '1', tenMinutesAgo), lock('9'), policy(undefined).p, twoHoursAgo)).toBeUndefined();
+  });
+
+  it('names the sign of life when it is what went stale, and the lock when they are the same moment', async () => {
+    const threeHoursAgo = new Date(t0.getTime() - 3 * 3600_000);
+    expect(await staleReason(lock('5', '1', threeHoursAgo), lock('9'), policy(undefined).p, twoHoursAgo)).toBe(
+      "its holder's last sign of life (2025-12-31T22:00:00.000Z) is older than lock.stale-after (3600s) and GitHub cannot tell whether its run has ended",
+    );
+    expect(await staleReason(lock('5', '1', twoHoursAgo), lock('9'), policy(undefined).p, twoHoursAgo)).toBe(
+      'it is older than lock.stale-after (3600s) and GitHub cannot tell whether its run has ended',
+    );
+  });
+});
+
+describe('a lock whose journal cannot be read', () => {
+  it('is judged all the same, says so, and a takeover gets an empty journal', async () => {
+    let taken = false;
+    const host = {
+      host: 'h1',
+      acquireLock: async () => (taken ? { acquired: true as const } : { acquired: false as const, current: lock('5') }),
+      releaseLock: async () => ((taken = true), true),
+      readLockJournal: async () => {
+        throw new Error('h1: no such container');
+      },
+    } as unknown as HostDriver;
+    const { p, lines } = policy(true, { takeover: true });
+    expect(await acquireDeployLock(host, 'l', lock('9'), 'img', p)).toEqual({ tookOverFrom: lock('5'), journal: [] });
+    expect(lines[0]).toBe('info: Could not read the journal kept in the deploy lock: h1: no such container');
   });
 });
 

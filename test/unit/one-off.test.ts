@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { InputError, commandWords } from '../../src/inputs.js';
 import { runningRelease } from '../../src/commands/run.js';
 import { failureText } from '../../src/pipeline/one-off.js';
+import { unfinished, type Journal } from '../../src/pipeline/journal.js';
 import type { Release } from '../../src/rollout/ports.js';
 
 describe('commandWords (the task input)', () => {
@@ -54,5 +55,22 @@ describe('failureText', () => {
     expect(failureText('the task', { ...result, outcome: 'timeout', lastLines: '' }, 'the timeout input (5 s)')).toBe(
       'the task ["migrate"] on h1 did not finish within the timeout input (5 s); it printed nothing',
     );
+  });
+});
+
+describe('unfinished (what unlock refuses to lose, what a task refuses to start on)', () => {
+  const journal = { environment: 'staging', touched: ['h1', 'h2'], outOfService: [], heldOn: [] } as Journal;
+
+  it('is nothing for a run that touched hosts and left each one settled', () => {
+    expect(unfinished(journal)).toEqual([]);
+  });
+
+  it('names each kind of work left: servers out, containers mid-change or set aside, canaries unjudged', () => {
+    expect(unfinished({ ...journal, outOfService: ['h1:50000'], changing: ['h1/master'], asides: ['h2/backup'], unproven: ['h1'] })).toEqual([
+      'out of service: h1:50000',
+      'mid-change: h1/master',
+      'set aside: h2/backup',
+      'canary unjudged on h1',
+    ]);
   });
 });

@@ -3,7 +3,7 @@
 // release. Written against mutation testing (npm run mutate): each test kills changes to
 // src/rollout/plan.ts that the rollout tests let through.
 import { describe, expect, it } from 'vitest';
-import { describePlan, describeStep, planHost, planRollout, runningReleases, sameRelease, type HostTarget, type Step } from '../../src/rollout/plan.js';
+import { describePlan, describeStep, planHost, planRollout, runningReleases, sameRelease, settleTarget, type HostTarget, type Step } from '../../src/rollout/plan.js';
 import type { AppContainer, Release } from '../../src/rollout/ports.js';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
@@ -95,6 +95,20 @@ describe('planHost', () => {
 
   it('only checks hand-run containers a rollback puts back as they were', () => {
     expect(steps(planHost('h1', { master: handRun, backup: handRun }, { master: handRun, backup: handRun }))).toEqual(['check backup', 'check master']);
+  });
+});
+
+describe('settleTarget: where a host cut short goes back to', () => {
+  it('what it ran before this run, master and backup as they were (hand-run containers put back whole)', () => {
+    expect(settleTarget({ master: v2, backup: v1 }, false, { master: handRun, backup: v1 })).toEqual({ master: handRun, backup: v1 });
+  });
+
+  it('the master it ran before on both roles, when it had no backup', () => {
+    expect(settleTarget({ master: v2, backup: v2 }, false, { master: v1 })).toEqual({ master: v1, backup: v1 });
+  });
+
+  it('the new master once it is proven in service, whatever ran before', () => {
+    expect(settleTarget({ master: v2, backup: v1 }, true, { master: v1, backup: v1 })).toEqual({ master: v2, backup: v2 });
   });
 });
 

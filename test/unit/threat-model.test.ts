@@ -6,11 +6,11 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { checkGitHub } from '../../src/commands/check.js';
-import { checkApproval, checkPromotionGate } from '../../src/pipeline/gates.js';
+import { GitHubDeployment, checkApproval, checkPromotionGate } from '../../src/pipeline/gates.js';
 import { wantedRelease, type EnvironmentState } from '../../src/pipeline/target.js';
 import type { EnvironmentConfig } from '../../src/config/schema.js';
 import { GitHubApi } from '../../src/drivers/github.js';
-import { COMMANDS, readInputs } from '../../src/inputs.js';
+import { COMMANDS, readInputs, type Inputs } from '../../src/inputs.js';
 import { approvalFor } from '../../src/release/approval.js';
 import type { DeploymentRecord } from '../../src/release/history.js';
 import { maskSecret, redact } from '../../src/report/secrets.js';
@@ -41,11 +41,11 @@ async function as<T>(login: string, work: () => Promise<T>): Promise<T> {
 }
 
 /** A deployment record as the action writes one, run to `state`. */
-async function recorded(environment: string, version: string, c: string, state: 'success' | 'failure', task: 'deploy' | 'rollback' = 'deploy'): Promise<number> {
+async function recorded(environment: string, version: string, c: string, state: 'success' | 'failure', task: 'deploy' | 'rollback' = 'deploy', runId?: number): Promise<number> {
   const id = await api.createDeployment({
     ref: version,
     environment,
-    payload: { version, image: IMAGE, digest: digest(c), recorded_by: 'clay/deploy-action' },
+    payload: { version, image: IMAGE, digest: digest(c), recorded_by: 'clay/deploy-action', ...(runId ? { run_id: String(runId) } : {}) },
     production: environment === 'production',
     description: `Deploy ${version}`,
     task,
@@ -55,6 +55,9 @@ async function recorded(environment: string, version: string, c: string, state: 
   return id;
 }
 
+/** This run: the release workflow, run for the tag being promoted. */
+const releaseRun = { repository: 'clay/demo', workflowRef: 'clay/demo/.github/workflows/release.yml@refs/tags/v1.5.0' };
+
 describe('1. a status posted with a person\'s token', () => {
   const production = { name: 'production', promoteFrom: 'staging' } as EnvironmentConfig;
   const v150 = { version: 'v1.5.0', digest: digest('5'), ref: `${IMAGE}@${digest('5')}` };
@@ -63,7 +66,7 @@ describe('1. a status posted with a person\'s token', () => {
     const id = await recorded('staging', 'v1.5.0', '5', 'failure');
     // GitHub: "Users with push access can create deployment statuses for a given deployment."
     await as('mallory', () => api.setDeploymentStatus(id, 'success', { logUrl: '', description: 'looks fine to me' }));
-    await expect(checkPromotionGate(api, production, v150)).rejects.toThrow(/production refuses v1\.5\.0: v1\.5\.0 was never deployed to staging successfully \(the latest attempt there: failure\)/);
+    await expect(checkPromotionGate(api, production, v150, releaseRun)).rejects.toThrow(/production refuses v1\.5\.0: v1\.5\.0 was never deployed to staging successfully \(the latest attempt there: failure\)/);
   });
 
   it('is not the state the driver reads for a record: only the workflow token\'s statuses are', async () => {
@@ -97,6 +100,56 @@ describe('2. a production record forged with another workflow\'s token and our m
   it('does not let a tag production never ran through without allow-never-deployed', async () => {
     const state = await forged();
     expect(() => wantedRelease({ task: 'rollback', version: 'v0.9.0', allowNeverDeployed: false }, state)).toThrow(/version: v0\.9\.0 never ran in production/);
+  });
+});
+
+describe('5. a staging record forged by another workflow\'s run (its GITHUB_TOKEN, our marker, a success)', () => {
+  const production = { name: 'production', promoteFrom: 'staging' } as EnvironmentConfig;
+  const v150: Release = { version: 'v1.5.0', digest: digest('5'), ref: `${IMAGE}@${digest('5')}` };
+  const promote = () => checkPromotionGate(api, production, v150, releaseRun);
+
+  it('is promotable when the run that wrote it is a push of the tag to this run\'s workflow file', async () => {
+    github.runs.set(4100, { status: 'completed', conclusion: 'success', path: '.github/workflows/release.yml', event: 'push', headBranch: 'v1.5.0' });
+    await recorded('staging', 'v1.5.0', '5', 'success', 'deploy', 4100);
+    await expect(promote()).resolves.toBeUndefined();
+  });
+
+  it('does not make it promotable when another workflow file wrote it', async () => {
+    github.runs.set(4200, { status: 'completed', path: '.github/workflows/tinker.yml', event: 'push', headBranch: 'v1.5.0' });
+    await recorded('staging', 'v1.5.0', '5', 'success', 'deploy', 4200);
+    await expect(promote()).rejects.toThrow(/production refuses v1\.5\.0: the staging record of v1\.5\.0 \(deployment \d+\) was not written by the release process: its workflow run 4200 is not a push of v1\.5\.0 to \.github\/workflows\/release\.yml \(its workflow is "\.github\/workflows\/tinker\.yml", not "\.github\/workflows\/release\.yml"\)/);
+  });
+
+  it('does not make it promotable when the release workflow ran on a branch or by hand', async () => {
+    github.runs.set(4300, { status: 'completed', path: '.github/workflows/release.yml', event: 'push', headBranch: 'mallory/try' });
+    await recorded('staging', 'v1.5.0', '5', 'success', 'deploy', 4300);
+    await expect(promote()).rejects.toThrow(/its workflow run 4300 is not a push of v1\.5\.0 .*\(it ran for "mallory\/try", not the tag v1\.5\.0\)/);
+    github.runs.set(4301, { status: 'completed', path: '.github/workflows/release.yml', event: 'workflow_dispatch', headBranch: 'v1.5.0' });
+    await recorded('staging', 'v1.5.0', '5', 'success', 'deploy', 4301);
+    await expect(promote()).rejects.toThrow(/its workflow run 4301 .*\(it was started by "workflow_dispatch", not a push of v1\.5\.0\)/);
+  });
+
+  it('is not verified when GitHub does not answer for its run, nor when it names none', async () => {
+    await recorded('staging', 'v1.5.0', '5', 'success', 'deploy', 4400);
+    await expect(promote()).rejects.toThrow(/cannot verify the staging record of v1\.5\.0 \(deployment \d+\): Could not read workflow run 4400: HTTP 404/);
+    github.runs.set(4400, { status: 'completed', headBranch: 'v1.5.0' });
+    github.overrides.set('GET /repos/clay/demo/actions/runs/4400', { status: 403, body: { message: 'Resource not accessible by integration', documentation_url: 'https://docs.github.com/rest' } });
+    await expect(promote()).rejects.toThrow(/cannot verify .*HTTP 403.*the token needs the actions: read permission/);
+    await recorded('staging', 'v1.5.0', '5', 'success');
+    await expect(promote()).rejects.toThrow(/cannot verify the staging record of v1\.5\.0 \(deployment \d+\): it names no workflow run \(run_id; records written before deploy-action recorded it have none\): deploy v1\.5\.0 to staging again from its tag push/);
+  });
+
+  it('is not verified when this run\'s own workflow file is unknown', async () => {
+    github.runs.set(4500, { status: 'completed', headBranch: 'v1.5.0' });
+    await recorded('staging', 'v1.5.0', '5', 'success', 'deploy', 4500);
+    await expect(checkPromotionGate(api, production, v150, { repository: 'clay/demo', workflowRef: '' })).rejects.toThrow(/this run's workflow file is unknown \(GITHUB_WORKFLOW_REF "" is not clay\/demo\/<file>@<ref>\)/);
+  });
+
+  it('the action writes its run id into every record it opens', async () => {
+    const inputs = { run: { runId: '4600', serverUrl: 'https://github.com', repository: 'clay/demo' } } as Inputs;
+    await GitHubDeployment.open(api, inputs, { name: 'staging' } as EnvironmentConfig, { ...v150, image: IMAGE }, 'deploy');
+    const [record] = await api.deployments('staging');
+    expect(record!.payload).toMatchObject({ version: 'v1.5.0', runId: '4600' });
   });
 });
 

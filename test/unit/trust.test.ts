@@ -2,7 +2,7 @@
 // and for deployment records the creator and the marker.
 import { describe, expect, it } from 'vitest';
 import type { DeploymentRecord } from '../../src/release/history.js';
-import { checkContainerRelease, checkImageRelease, digestProblem, recordProblem, statusState, trustedRecords, versionProblem, type StatusRecord } from '../../src/release/trust.js';
+import { checkContainerRelease, checkImageRelease, digestProblem, recordProblem, runProblem, statusState, trustedRecords, versionProblem, workflowPath, type StatusRecord } from '../../src/release/trust.js';
 
 const A = `sha256:${'a'.repeat(64)}`;
 const B = `sha256:${'b'.repeat(64)}`;
@@ -127,5 +127,32 @@ describe('statusState', () => {
   ])('%s', (_case, statuses, state, ignored) => {
     expect(statusState(statuses)).toEqual({ state, ignored: statuses.filter((x) => x.creator !== bot) });
     expect(statusState(statuses).ignored).toHaveLength(ignored);
+  });
+});
+
+describe('workflowPath', () => {
+  it.each([
+    ['clay/demo/.github/workflows/release.yml@refs/tags/v1.5.0', '.github/workflows/release.yml'],
+    ['clay/demo/.github/workflows/a@b.yml@refs/heads/main', '.github/workflows/a@b.yml'],
+    ['other/repo/.github/workflows/release.yml@refs/tags/v1.5.0', undefined],
+    ['clay/demo/@refs/tags/v1.5.0', undefined],
+    ['clay/demo/.github/workflows/release.yml', undefined],
+    ['', undefined],
+  ])('%j → %j', (ref, expected) => {
+    expect(workflowPath(ref, 'clay/demo')).toBe(expected);
+  });
+});
+
+describe('runProblem', () => {
+  const expected = { path: '.github/workflows/release.yml', tag: 'v1.5.0' };
+  it.each([
+    [{ path: '.github/workflows/release.yml', event: 'push', headBranch: 'v1.5.0' }, undefined],
+    [{ path: '.github/workflows/other.yml', event: 'push', headBranch: 'v1.5.0' }, 'its workflow is ".github/workflows/other.yml", not ".github/workflows/release.yml"'],
+    [{ path: '.github/workflows/release.yml', event: 'push', headBranch: 'main' }, 'it ran for "main", not the tag v1.5.0'],
+    [{ path: '.github/workflows/release.yml', event: 'workflow_dispatch', headBranch: 'v1.5.0' }, 'it was started by "workflow_dispatch", not a push of v1.5.0'],
+    [{}, 'its workflow is "unknown", not ".github/workflows/release.yml"; it was started by "unknown", not a push of v1.5.0'],
+    [{ path: '.github/workflows/release.yml', event: 'push' }, 'it ran for "unknown", not the tag v1.5.0'],
+  ])('%j → %j', (run, problem) => {
+    expect(runProblem(run, expected)).toBe(problem);
   });
 });

@@ -69,6 +69,8 @@ export async function runAction(options: ActionOptions): Promise<ActionRun> {
     GITHUB_RUN_ATTEMPT: '1',
     GITHUB_ACTOR: 'octocat',
     GITHUB_WORKFLOW: 'release',
+    // The release workflow's file, as GitHub names it: promote-from holds records' runs to it.
+    GITHUB_WORKFLOW_REF: `clay/demo/.github/workflows/release.yml@${ref}`,
     GITHUB_EVENT_NAME: ref.startsWith('refs/tags/') ? 'push' : 'workflow_dispatch',
     GITHUB_EVENT_PATH: files.event,
     GITHUB_OUTPUT: files.output,

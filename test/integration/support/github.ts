@@ -57,6 +57,15 @@ export interface StoredDeployment {
   statuses: StoredStatus[];
 }
 
+/** A workflow run: its state, and what started it (GitHub's `path`, `event`, `head_branch`). */
+export interface StoredRun {
+  status: 'queued' | 'in_progress' | 'completed';
+  conclusion?: string;
+  path?: string;
+  event?: string;
+  headBranch?: string;
+}
+
 /** One review of a run's deployments, as a reviewer gave it in GitHub's "Review deployments". */
 export interface StoredReview {
   state: 'approved' | 'rejected';
@@ -68,8 +77,11 @@ export interface StoredReview {
 export interface GitHubStandIn {
   url: string;
   requests: RecordedRequest[];
-  /** Workflow runs by id: what GET .../actions/runs/{id} answers. */
-  runs: Map<number, { status: 'queued' | 'in_progress' | 'completed'; conclusion?: string }>;
+  /**
+   * Workflow runs by id: what GET .../actions/runs/{id} answers. Unless a run says otherwise, it
+   * is a push of tag v1.0.0 to .github/workflows/release.yml.
+   */
+  runs: Map<number, StoredRun>;
   /**
    * Environments by name; one missing is answered 404, as GitHub does. An environment with no
    * rule is answered without `protection_rules` (optional in GitHub's description);
@@ -226,18 +238,18 @@ function statusJson(d: StoredDeployment, s: StoredStatus) {
 }
 
 /** A workflow run as GitHub answers GET .../actions/runs/{run_id}; `conclusion` is null until it ends. */
-function runJson(id: number, state: { status: string; conclusion?: string }) {
+function runJson(id: number, state: StoredRun) {
   const url = `${API}/repos/${REPOSITORY}/actions/runs/${id}`;
   return {
     id,
     name: 'release',
     node_id: `WFR_${id}`,
-    head_branch: 'v1.0.0',
+    head_branch: state.headBranch ?? 'v1.0.0',
     head_sha: SHA,
-    path: '.github/workflows/release.yml',
+    path: state.path ?? '.github/workflows/release.yml',
     display_title: 'release',
     run_number: id,
-    event: 'push',
+    event: state.event ?? 'push',
     status: state.status,
     conclusion: state.conclusion ?? null,
     workflow_id: 90001,
