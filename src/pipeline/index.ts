@@ -198,9 +198,7 @@ async function preFlight(
     const fresh = (): Journal => ({ environment: env.name, version: guess.target.version, touched: [], outOfService: [], heldOn: [] });
     const store = { host: connected.hosts.get(taken.held.host)!, lock: taken.held.name, warn: (line: string) => core.warning(line) };
     const journal = (held.journal = new JournalWriter(taken.leftBehind ? { ...taken.leftBehind, environment: env.name } : fresh(), store));
-    // Nothing is changed before the record opens: the journal is first written then, unless
-    // what a dead run left is to be finished first (from here on, it is this run's to finish).
-    if (taken.leftBehind) await journal.save();
+    await journal.save();
     held.heartbeat = setInterval(() => void journal.save(), heartbeatMs(env));
     held.heartbeat.unref();
     stopIfCancelled();
@@ -239,8 +237,9 @@ async function preFlight(
       })(),
       request.task === 'deploy' || chosen.wanted.neverRan ? checkPromotionGate(github, env, chosen.target, inputs.run) : Promise.resolve(),
     );
+    await journal.note({ version: chosen.target.version, heldOn: lb?.heldOn ?? [] });
     held.record = await GitHubDeployment.open(github, inputs, env, { ...chosen.target, image: config.image }, request.task, chosen.wanted.neverRan);
-    await journal.note({ version: chosen.target.version, heldOn: lb?.heldOn ?? [], ...(held.record ? { deploymentId: held.record.id } : {}) });
+    if (held.record) await journal.note({ deploymentId: held.record.id });
     stopIfCancelled();
     return { ...chosen, ...(lb ? { lb } : {}) };
   } finally {

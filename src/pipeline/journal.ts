@@ -97,11 +97,11 @@ export class JournalWriter implements RolloutJournal {
     return JSON.parse(JSON.stringify(this.data)) as Journal;
   }
 
-  /** Written with the change that follows it at once (`changing`): one write less per host. */
-  touched(host: string, before: HostTarget): void {
+  async touched(host: string, before: HostTarget): Promise<void> {
     if (this.data.touched.includes(host)) return;
     this.data.touched.push(host);
     this.data.before = { ...this.data.before, [host]: before };
+    await this.save();
   }
 
   async outOfService(server: string, out: boolean): Promise<void> {

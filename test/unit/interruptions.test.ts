@@ -416,8 +416,7 @@ describe('the journal kept next to the lock', () => {
     await host.acquireLock('app-deploy-lock', lock('1'), 'img');
     const data: Journal = { environment: 'production', touched: [], outOfService: [], heldOn: [] };
     const writer = new JournalWriter(data, { host, lock: 'app-deploy-lock', warn: () => undefined }, () => undefined);
-    writer.touched('h1', { master: v1, backup: v1 });
-    await writer.changing('h1', 'master', true);
+    await writer.touched('h1', { master: v1, backup: v1 });
     await writer.outOfService('h1:50000', true);
     const texts = world.lockJournals.get('h1/app-deploy-lock')!;
     expect(texts).toHaveLength(2);
