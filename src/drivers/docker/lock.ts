@@ -15,6 +15,8 @@ export const LOCK_LABELS = {
   since: 'deploy-action.lock.since',
 } as const;
 
+const LOCK_ATTEMPTS = 8;
+
 export async function acquireLock(
   engine: Engine,
   name: string,
@@ -29,8 +31,10 @@ export async function acquireLock(
     [LOCK_LABELS.version]: lock.version,
     [LOCK_LABELS.since]: lock.since.toISOString(),
   };
-  // A lock released between our failed create and our read: try again.
-  for (let attempt = 0; attempt < 3; attempt++) {
+  // A lock released between our failed create and our read: try again. A removal under way
+  // holds the name while inspect no longer finds it: the retries wait a little longer each time.
+  for (let attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
+    if (attempt > 0) await new Promise((done) => setTimeout(done, 100 * attempt));
     try {
       // Docker's unique container names make the create atomic. The entrypoint only keeps the
       // create from failing on an image without a command; nothing ever starts a lock.
