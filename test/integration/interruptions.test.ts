@@ -83,6 +83,9 @@ describe('defect 1: a hand-run master that ignores SIGTERM, the job cancelled du
         },
       ).finally(() => timers.forEach(clearTimeout));
       const post = await deploy({ version: 'v8.1.0', stopTimeout: 30, post: { state: struck.run.state } });
+      // Under load until the engine's first stop is over for sure (30 s after it began): a post
+      // step that put the dying master back would lose it, and requests, only then.
+      await sleep(Math.max(0, struck.struckAt + 32_000 - Date.now()));
       return [struck, post] as const;
     });
     // Soft: every way the outcome differs is reported, not only the first.
