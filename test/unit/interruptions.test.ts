@@ -218,19 +218,20 @@ describe('the repair and a server the cut-short run put back in service before i
 });
 
 describe('defect 2: a canary between "in service" and its hold is unjudged', () => {
-  /** A canary that lets every release through; `onCheck` runs as the canary's counters are read. */
-  const canary = (onCheck: () => Promise<void> | void): CanaryGate => ({
-    hold: async () => undefined,
-    check: async () => {
-      await onCheck();
-      return undefined;
+  /** A canary that lets every release through. */
+  const canary: CanaryGate = { hold: async () => undefined, check: async () => undefined };
+  /** `cut` runs the moment h1's new master is in service, before its hold began. */
+  const at = (cut: () => void) => ({
+    changing: async () => {},
+    serving: (host: string, role: string) => {
+      if (host === 'h1' && role === 'master') cut();
     },
   });
 
   it('cancelled there: the host goes back to what it ran, not onto the release never judged', async () => {
     const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
     const controller = new AbortController();
-    const result = await executeRollout(await plan(v2, 60), { ...deps, signal: controller.signal, canary: canary(() => controller.abort()) });
+    const result = await executeRollout(await plan(v2, 60), { ...deps, signal: controller.signal, canary, observer: at(() => controller.abort()) });
     expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
     expect(world.served()).toEqual({ 'h1/master': 'v1.0.0', 'h1/backup': 'v1.0.0', 'h2/master': 'v1.0.0', 'h2/backup': 'v1.0.0' });
     expect(world.violations).toEqual([]);
@@ -244,10 +245,8 @@ describe('defect 2: a canary between "in service" and its hold is unjudged', () 
       executeRollout(await plan(v2, 60), {
         ...deps,
         journal: writer,
-        canary: canary(() => {
-          run.kill(procs.getStore()!);
-          return never();
-        }),
+        // Killed as the hold begins, the first moment a process can die after the master went in service.
+        canary: { ...canary, hold: () => (run.kill(procs.getStore()!), never()) },
       }),
     );
     await run.died;

@@ -454,6 +454,19 @@ describe('the canary and the error budget', () => {
     expect(at('reading h1/master')).toBeLessThan(at('run h1/master'));
   });
 
+  it('judges the canary master by its hold alone; the budget check starts with the next container in service', async () => {
+    const env = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    const calls: string[] = [];
+    const canary = {
+      hold: async (host: string) => void calls.push(`hold ${host}`),
+      check: async (release: Release) => void calls.push(`check ${release.version}`),
+    };
+    const result = await executeRollout(await env.plan(v2, 1), { ...env.deps, canary });
+    expect(result.ok).toBe(true);
+    // h1's backup, then h2's master and backup: the canary's master never by the budget check.
+    expect(calls).toEqual(['hold h1', 'check v2.0.0', 'check v2.0.0', 'check v2.0.0']);
+  });
+
   it('lets a good release through the hold, to every host', async () => {
     const env = setup(['h1', 'h2'], { master: v1, backup: v1 });
     const { recorder, canary, rollout } = await withCanary(env, v2);
