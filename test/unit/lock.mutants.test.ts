@@ -10,16 +10,9 @@
 import { describe, expect, it } from 'vitest';
 import { acquireDeployLock, describeLock, LockError, lockHost, staleReason, type LockPolicy } from '../../src/rollout/lock.js';
 import type { DeployLock, HostDriver } from '../../src/rollout/ports.js';
+import { lockOf, t0 } from '../support/deploy-lock.js';
 
-const t0 = new Date('2026-01-01T00:00:00Z');
-const lock = (runId: string, attempt = '1', since = t0): DeployLock => ({
-  holder: `octocat (release #${runId})`,
-  runUrl: `https://github.com/clay/demo/actions/runs/${runId}`,
-  runId,
-  attempt,
-  version: 'v1.0.0',
-  since,
-});
+const lock = (runId: string, attempt = '1', since = t0) => lockOf(runId, { attempt, since });
 
 /** A policy whose clock moves only when the lock waits; `ended` is what GitHub says of the holder's run. */
 function policy(ended: boolean | undefined, config: Partial<LockPolicy['config']> = {}, startAt = t0.getTime()) {

@@ -1,16 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { acquireDeployLock, lockHost as lockHostOf, type LockPolicy } from '../../src/rollout/lock.js';
 import type { DeployLock, HostDriver, LockOwner } from '../../src/rollout/ports.js';
+import { lockOf, t0 } from '../support/deploy-lock.js';
 
-const t0 = new Date('2026-01-01T00:00:00Z');
-const lock = (runId: string, since = t0, attempt = '1'): DeployLock => ({
-  holder: `octocat (release #${runId})`,
-  runUrl: `https://github.com/clay/demo/actions/runs/${runId}`,
-  runId,
-  attempt,
-  version: 'v1.0.0',
-  since,
-});
+const lock = (runId: string, since = t0, attempt = '1') => lockOf(runId, { since, attempt });
 
 /** One lock slot with Docker's semantics: create fails while a lock exists. */
 function lockHost(existing?: DeployLock, journalTexts: string[] = []) {
