@@ -1,0 +1,258 @@
+// The executor (src/rollout/execute.ts) where `npm run mutate -- --executor` found the tests
+// silent: what its log says, what it tells the journal the post step reads, HAProxy that does not
+// take a command or does not report a server UP, the order of a rollback, a cancel between steps,
+// and the times it reports. Against the in-memory estate (test/support/memory-estate.ts).
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { executeRollout, takeOutOfService, type Logger, type RolloutJournal } from '../../src/rollout/execute.js';
+import { planHost } from '../../src/rollout/plan.js';
+import { MemoryHost, memoryEstate, release } from '../support/memory-estate.js';
+
+const v1 = release('v1.0.0');
+const v2 = release('v2.0.0');
+const broken = release('v3.0.0-broken');
+
+/** The log as the runner shows it: each group's title, then its lines; warnings marked. */
+function logged() {
+  const lines: string[] = [];
+  const log: Logger = {
+    info: (line) => lines.push(line),
+    warning: (line) => lines.push(`warning: ${line}`),
+    group: (title, run) => {
+      lines.push(`## ${title}`);
+      return run();
+    },
+  };
+  return { lines, log };
+}
+
+/** A journal that writes down every call, in order. */
+function journaled() {
+  const calls: string[] = [];
+  const journal: RolloutJournal = {
+    touched: (host, before) => void calls.push(`touched ${host} ${before.master?.version} ${before.backup?.version}`),
+    outOfService: (server, out) => void calls.push(`${out ? 'out' : 'back'} ${server}`),
+    unproven: (host, holding) => void calls.push(`unproven ${host} ${holding}`),
+    changing: (host, role, yes) => void calls.push(`changing ${host}/${role} ${yes}`),
+    aside: (host, role, yes) => void calls.push(`aside ${host}/${role} ${yes}`),
+  };
+  return { calls, journal };
+}
+
+/** A host whose master on v2.0.0 will not start healthy (its container runs `broken`). */
+function failMasterOf(host: MemoryHost): void {
+  const run = host.run.bind(host);
+  host.run = async (spec) => run(spec.role === 'master' && spec.release === v2 ? { ...spec, release: broken } : spec);
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('the log, line by line', () => {
+  it('an upgrade says what each role runs, each drain, each server back UP in HAProxy and each phase\'s seconds, under a group per host; the outcome has the host\'s seconds', async () => {
+    // Every call to a host or load balancer takes one second of a clock the test moves.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    world.latency = () => 1000;
+    world.clock = { now: () => Date.now(), sleep: async (ms) => void vi.setSystemTime(Date.now() + ms) };
+    const { lines, log } = logged();
+    const result = await executeRollout(await plan(v2), { ...deps, log });
+    expect(result.ok).toBe(true);
+    expect(lines).toEqual([
+      '## Deploy v2.0.0 to h1',
+      '[h1] backup v1.0.0: HTTP 200',
+      '[h1] master: v1.0.0 → v2.0.0',
+      '[h1] h1-master drained',
+      '[h1] h1-master is UP in HAProxy',
+      // drain, status, maint, status; stop, remove; run; health; status, ready, status.
+      '[h1] master: drain 4.0 s, stop 2.0 s, start 1.0 s, healthy 1.0 s, in service 3.0 s',
+      '[h1] backup: v1.0.0 → v2.0.0',
+      '[h1] h1-backup drained',
+      '[h1] h1-backup is UP in HAProxy',
+      '[h1] backup: drain 4.0 s, stop 2.0 s, start 1.0 s, healthy 1.0 s, in service 3.0 s',
+    ]);
+    // The backup's check (health, status), then 11 calls for each role.
+    expect(result.hosts[0]!.seconds).toBe(24);
+  });
+
+  it('a first deploy says each role ran nothing before, and drains no empty slot', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], {});
+    const { lines, log } = logged();
+    expect((await executeRollout(await plan(v1), { ...deps, log })).ok).toBe(true);
+    expect(lines.filter((l) => l.includes('→'))).toEqual(['[h1] backup: nothing → v1.0.0', '[h1] master: nothing → v1.0.0']);
+    expect(world.events.filter((e) => e.startsWith('drain'))).toEqual([]);
+  });
+});
+
+describe('a failure', () => {
+  it('rolls the hosts back last touched first, each under its own group, and never starts the next host', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2', 'h3'], { master: v1, backup: v1 });
+    failMasterOf(deps.hosts.get('h2') as unknown as MemoryHost);
+    const { lines, log } = logged();
+    const result = await executeRollout(await plan(v2), { ...deps, log });
+    expect(result.ok).toBe(false);
+    expect(lines.filter((l) => l.startsWith('## '))).toEqual(['## Deploy v2.0.0 to h1', '## Deploy v2.0.0 to h2', '## Roll back h2', '## Roll back h1']);
+    expect(lines).toContain('[h2] master v2.0.0 did not become healthy: HTTP 500');
+    expect(lines).toContain('[h2] h2/master says boom');
+    expect(world.events.some((e) => e.includes('h3'))).toBe(false);
+    expect(Object.values(world.served())).toEqual(Array(6).fill('v1.0.0'));
+  });
+
+  it('with rollBackOnFailure false (the post step\'s repair), is reported and nothing is rolled back', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
+    failMasterOf(deps.hosts.get('h2') as unknown as MemoryHost);
+    const { lines, log } = logged();
+    const result = await executeRollout(await plan(v2), { ...deps, log, rollBackOnFailure: false });
+    expect(result.ok).toBe(false);
+    expect(result.failure?.message).toBe('h2: master v2.0.0 did not become healthy: HTTP 500');
+    expect(lines.filter((l) => l.startsWith('## Roll back'))).toEqual([]);
+    expect(world.served()).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0', 'h2/backup': 'v1.0.0' });
+  });
+
+  it('the outcome\'s health is the master\'s last answer, not the backup\'s', async () => {
+    const { deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    const host = deps.hosts.get('h1') as unknown as MemoryHost;
+    const waitHealthy = host.waitHealthy.bind(host);
+    host.waitHealthy = async (name) => {
+      const verdict = await waitHealthy(name);
+      return { ...verdict, detail: `${verdict.detail} from ${name}` };
+    };
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.hosts[0]!.health).toBe('HTTP 200 from app');
+  });
+
+  it('a plan naming a host without a connection is refused before anything moves', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
+    const planned = await plan(v2);
+    deps.hosts.delete('h2');
+    await expect(executeRollout(planned, deps)).rejects.toThrow('no connection to h2');
+    await expect(takeOutOfService('h2', 'master', { master: v1, backup: v1 }, deps)).rejects.toThrow('no connection to h2');
+    expect(world.events).toEqual(['start']);
+  });
+});
+
+describe('the journal the post step reads', () => {
+  it('a drain that outlasts its timeout: the server is put back and said to be back, the role said unchanged', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    world.sessions.set('h1-master', 3);
+    const { calls, journal } = journaled();
+    const result = await executeRollout(await plan(v2), { ...deps, journal });
+    expect(result.failure?.reason).toMatch(/^still had 3 sessions after the 0s drain timeout \(haproxy.drain-timeout\); h1-master was put back in service and nothing was stopped\. Raise haproxy.drain-timeout, or set haproxy.on-drain-timeout: cut to stop such sessions$/);
+    // Then the rollback's checks find both roles as they were, in service.
+    expect(calls).toEqual(['back h1-backup', 'touched h1 v1.0.0 v1.0.0', 'changing h1/master true', 'out h1-master', 'back h1-master', 'changing h1/master false', 'back h1-backup', 'back h1-master']);
+    expect(world.lbState.get('h1-master')).toBe('ready');
+  });
+
+  it('a cancel while a server drains: it goes back in service, said to be back, and nothing is stopped', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    world.sessions.set('h1-master', 3);
+    deps.lb!.drainTimeoutSeconds = 600;
+    const controller = new AbortController();
+    let polls = 0;
+    world.intercept = (call) => {
+      if (call.op === 'lb-status' && ++polls === 3) controller.abort();
+    };
+    const { calls, journal } = journaled();
+    const result = await executeRollout(await plan(v2), { ...deps, journal, signal: controller.signal });
+    expect(result.cancelled).toBeDefined();
+    // Then settling finds both roles as they were, in service.
+    expect(calls).toEqual(['back h1-backup', 'touched h1 v1.0.0 v1.0.0', 'changing h1/master true', 'out h1-master', 'back h1-master', 'changing h1/master false', 'back h1-backup', 'back h1-master']);
+    expect(world.lbState.get('h1-master')).toBe('ready');
+    expect(world.events.filter((e) => e.startsWith('stop'))).toEqual([]);
+  });
+
+  it('a role removed (a rollback of a first deploy): changing from before the drain until it is gone', async () => {
+    const { deps } = memoryEstate(['h1'], { backup: v2 });
+    const { calls, journal } = journaled();
+    const result = await executeRollout({ target: v1, batches: [['h1']], hosts: [planHost('h1', { backup: v2 }, {})] } as never, { ...deps, journal });
+    expect(result.ok).toBe(true);
+    expect(calls).toEqual(['back h1-backup', 'touched h1 undefined v2.0.0', 'changing h1/backup true', 'out h1-backup', 'changing h1/backup false']);
+  });
+});
+
+describe('HAProxy that does not do as told', () => {
+  /** Each HAProxy poll waits `pollMs` on a clock the test moves; health.timeoutSeconds is 1. */
+  function polled() {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const env = memoryEstate(['h1'], { master: v1, backup: v1 });
+    env.deps.pollMs = 300;
+    env.deps.sleep = async (ms) => void vi.setSystemTime(Date.now() + ms);
+    return env;
+  }
+
+  it('a server HAProxy reports DOWN for three polls after ready is waited for, within the health timeout', async () => {
+    const { deps, plan, lines } = polled();
+    const fleet = deps.lb!.driver;
+    const status = fleet.status.bind(fleet);
+    let down = 3;
+    let ready = false;
+    const setState = fleet.setState.bind(fleet);
+    fleet.setState = async (server, state) => {
+      if (server === 'h1-master' && state === 'ready') ready = true;
+      await setState(server, state);
+    };
+    fleet.status = async (server) => (server === 'h1-master' && ready && down-- > 0 ? { ...(await status(server)), status: 'DOWN' } : status(server));
+    expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
+    expect(down).toBeLessThan(0);
+    expect(lines).toContain('[h1] h1-master is UP in HAProxy');
+  });
+
+  it('a server HAProxy never reports UP fails the step after the health timeout, and the host is rolled back', async () => {
+    const { world, deps, plan } = polled();
+    const fleet = deps.lb!.driver;
+    const status = fleet.status.bind(fleet);
+    fleet.status = async (server) => {
+      const s = await status(server);
+      return server === 'h1-master' && world.boxes.get('h1/master')?.release.version === 'v2.0.0' && s.status === 'UP' ? { ...s, status: 'DOWN' } : s;
+    };
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.failure?.message).toBe('h1: master v2.0.0 is healthy but HAProxy reports h1-master DOWN after 1s');
+    expect(world.served()).toEqual({ 'h1/master': 'v1.0.0', 'h1/backup': 'v1.0.0' });
+  });
+
+  it('maintenance that does not hold (a load balancer reloaded) is sent again; when it still does not hold, nothing is stopped', async () => {
+    for (const reverts of [1, Infinity]) {
+      const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+      const fleet = deps.lb!.driver;
+      const setState = fleet.setState.bind(fleet);
+      let left = reverts;
+      fleet.setState = async (server, state) => {
+        await setState(server, state);
+        if (server === 'h1-master' && state === 'maint' && left-- > 0) world.lbState.set('h1-master', 'ready');
+      };
+      const result = await executeRollout(await plan(v2), deps);
+      if (reverts === 1) {
+        expect(result.ok).toBe(true);
+        expect(world.events.filter((e) => e === 'maint h1-master')).toHaveLength(2);
+      } else {
+        expect(result.failure?.message).toBe('h1: master v1.0.0 was not stopped: h1-master is UP after it was put in maintenance (a load balancer reloaded?)');
+        expect(world.events.filter((e) => e.startsWith('stop'))).toEqual([]);
+        expect(world.served()).toEqual({ 'h1/master': 'v1.0.0', 'h1/backup': 'v1.0.0' });
+      }
+    }
+  });
+});
+
+describe('a cancel', () => {
+  it('between two steps: the next step does not start', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    const controller = new AbortController();
+    world.intercept = (call) => {
+      if (call.op === 'health' && call.subject === 'app-backup') controller.abort();
+    };
+    const result = await executeRollout(await plan(v2), { ...deps, signal: controller.signal });
+    expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
+    expect(world.events.filter((e) => !e.startsWith('health'))).toEqual(['start']);
+  });
+
+  it('during the last step of a batch: the next batch does not start', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
+    const controller = new AbortController();
+    world.intercept = (call) => {
+      if (call.op === 'lb-set' && call.subject === 'h1-backup' && world.lbState.get('h1-backup') === 'maint') controller.abort();
+    };
+    const result = await executeRollout(await plan(v2), { ...deps, signal: controller.signal });
+    expect(result.cancelled).toBeDefined();
+    expect(world.events.filter((e) => e.includes('h2'))).toEqual([]);
+  });
+});
