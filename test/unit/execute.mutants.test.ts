@@ -242,6 +242,7 @@ describe('a cancel', () => {
     };
     const result = await executeRollout(await plan(v2), { ...deps, signal: controller.signal });
     expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
+    expect(result.failures).toEqual([]);
     expect(world.events.filter((e) => !e.startsWith('health'))).toEqual(['start']);
   });
 
@@ -252,7 +253,163 @@ describe('a cancel', () => {
       if (call.op === 'lb-set' && call.subject === 'h1-backup' && world.lbState.get('h1-backup') === 'maint') controller.abort();
     };
     const result = await executeRollout(await plan(v2), { ...deps, signal: controller.signal });
-    expect(result.cancelled).toBeDefined();
+    expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
+    expect(result.failures).toEqual([]);
     expect(world.events.filter((e) => e.includes('h2'))).toEqual([]);
+  });
+});
+
+describe('draining and HAProxy\'s words for UP', () => {
+  /** Each HAProxy poll waits `pollMs` on a clock the test moves. */
+  function polled(drainTimeoutSeconds: number) {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const env = memoryEstate(['h1'], { master: v1, backup: v1 });
+    env.deps.pollMs = 300;
+    env.deps.sleep = async (ms) => void vi.setSystemTime(Date.now() + ms);
+    env.deps.lb!.drainTimeoutSeconds = drainTimeoutSeconds;
+    return env;
+  }
+
+  it('sessions and queued requests that end within the drain timeout are waited for, then the container changes', async () => {
+    const { world, deps, plan } = polled(2);
+    const fleet = deps.lb!.driver;
+    const status = fleet.status.bind(fleet);
+    // Two polls with sessions, two with requests queued, then none (1.2 s of a 2 s timeout).
+    const busy = [{ sessions: 2, queued: 0 }, { sessions: 1, queued: 0 }, { sessions: 0, queued: 2 }, { sessions: 0, queued: 1 }];
+    fleet.status = async (server) => {
+      const s = await status(server);
+      return server === 'h1-master' && s.status === 'DRAIN' ? { ...s, ...(busy.shift() ?? { sessions: 0, queued: 0 }) } : s;
+    };
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(true);
+    expect(busy).toEqual([]);
+    expect(world.served()).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0' });
+  });
+
+  it('"UP 1/3" (up, one check failed) counts as UP; the status is logged as HAProxy words it, and ready is sent once', async () => {
+    const { world, deps, plan, lines, warnings } = polled(0);
+    const fleet = deps.lb!.driver;
+    const status = fleet.status.bind(fleet);
+    fleet.status = async (server) => {
+      const s = await status(server);
+      return s.status === 'UP' ? { ...s, status: 'UP 1/3' } : s;
+    };
+    expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
+    expect(lines).toContain('[h1] h1-master is UP 1/3 in HAProxy');
+    expect(warnings).toEqual([]);
+    expect(world.events.filter((e) => e === 'ready h1-master')).toHaveLength(1);
+  });
+});
+
+describe('settling after a cancel', () => {
+  /**
+   * A cancel while h1's new backup starts, which then does not answer healthy: the master has
+   * moved to v2.0.0 (held as a canary when `hold`), the backup is unproven.
+   */
+  async function cancelledAtBackupStop(hold: number) {
+    const env = memoryEstate(['h1'], { master: v1, backup: v1 });
+    const controller = new AbortController();
+    let checks = 0;
+    env.world.intercept = (call) => {
+      if (call.op === 'health' && call.subject === 'app-backup' && ++checks === 2) {
+        controller.abort();
+        env.world.sickOnArrival.add('h1/backup');
+      }
+    };
+    const { lines, log } = logged();
+    const { calls, journal } = journaled();
+    const canary = { hold: async () => undefined, check: async () => undefined };
+    const result = await executeRollout(await env.plan(v2, hold), { ...env.deps, log, journal, canary, signal: controller.signal });
+    return { ...env, result, lines, calls };
+  }
+
+  it('a host whose new master was proven settles on the new release, under its own group; the cancel is no failure', async () => {
+    const { world, result, lines } = await cancelledAtBackupStop(0);
+    expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
+    expect(result.failures).toEqual([]);
+    expect(lines).toContain('## Settle h1 after the cancel');
+    expect(world.served()).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0' });
+  });
+
+  it('so does one whose canary passed its hold: it is judged, and said to be once only', async () => {
+    const { world, result, calls } = await cancelledAtBackupStop(30);
+    expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
+    expect(calls.filter((c) => c.startsWith('unproven'))).toEqual(['unproven h1 true', 'unproven h1 false']);
+    expect(world.served()).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0' });
+  });
+
+  it('a host that cannot be settled within the time left is named for the post step, with why', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    const controller = new AbortController();
+    world.intercept = (call) => {
+      if (call.op === 'stop' && call.subject === 'app-backup') controller.abort();
+      if (controller.signal.aborted && call.op === 'health') throw new Error('h1: connection lost');
+    };
+    const { lines, log } = logged();
+    const result = await executeRollout(await plan(v2), { ...deps, log, signal: controller.signal });
+    expect(result.cancelled).toEqual({ settled: false, unsettled: ['h1'] });
+    expect(lines).toContain('warning: [h1] not settled before the deadline (h1: connection lost): the post step finishes it');
+  });
+});
+
+describe('the canary\'s hold and the containers the user started', () => {
+  it('a release that fails its hold is rolled back; the host\'s master is unproven from before the hold until the old one is back', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
+    const { calls, journal } = journaled();
+    const canary = { hold: async () => 'v2.0.0 answered 40 of 40 requests with 5xx', check: async () => undefined };
+    const result = await executeRollout(await plan(v2, 30), { ...deps, journal, canary });
+    expect(result.failure?.message).toBe('h1: master v2.0.0 answered 40 of 40 requests with 5xx');
+    expect(calls.filter((c) => c.startsWith('unproven'))).toEqual(['unproven h1 true', 'unproven h1 false']);
+    expect(calls.indexOf('unproven h1 false')).toBeGreaterThan(calls.lastIndexOf('changing h1/master false'));
+    expect(Object.values(world.served())).toEqual(Array(4).fill('v1.0.0'));
+  });
+
+  it('a hold without a canary gate (nothing to judge by) goes on', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    expect((await executeRollout(await plan(v2, 30), deps)).ok).toBe(true);
+    expect(world.served()).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0' });
+  });
+
+  it('a sick container repaired before the rollout is judged like any other: not a canary, checked against the budget', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    world.sickOnArrival.add('h1/backup');
+    const { calls, journal } = journaled();
+    const checked: string[] = [];
+    const canary = { hold: async () => undefined, check: async (r: { version: string }) => void checked.push(r.version) };
+    expect((await executeRollout(await plan(v2), { ...deps, journal, canary })).ok).toBe(true);
+    expect(calls.filter((c) => c.startsWith('unproven'))).toEqual([]);
+    expect(checked).toEqual(['v2.0.0', 'v2.0.0']);
+  });
+
+  it('a failure not rolled back (the post step\'s repair) keeps the user\'s containers set aside', async () => {
+    const handRun = { version: 'v0.9.0', ref: 'r/app:v0.9.0', digest: '', adopted: true };
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: handRun, backup: handRun });
+    failMasterOf(deps.hosts.get('h2') as unknown as MemoryHost);
+    const result = await executeRollout(await plan(v2), { ...deps, rollBackOnFailure: false });
+    expect(result.ok).toBe(false);
+    expect([...world.asides.keys()].sort()).toEqual(['h1/backup', 'h1/master', 'h2/master']);
+    expect(world.events.filter((e) => e.startsWith('discard'))).toEqual([]);
+  });
+
+  it('the health check\'s progress lines reach the log under the host', async () => {
+    const { deps, plan, lines } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    const host = deps.hosts.get('h1') as unknown as MemoryHost;
+    const waitHealthy = host.waitHealthy.bind(host);
+    host.waitHealthy = async (name, _port, _health, onProgress) => {
+      onProgress?.(`${name}: waiting for /healthcheck`);
+      return waitHealthy(name);
+    };
+    expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
+    expect(lines.filter((l) => l.includes('waiting'))).toEqual(['[h1] app-backup: waiting for /healthcheck', '[h1] app: waiting for /healthcheck', '[h1] app-backup: waiting for /healthcheck']);
+  });
+});
+
+describe('servers the operator holds out of service', () => {
+  it('are not taken for servers a reload put in MAINT: no warning, no ready sent', async () => {
+    const held = new Map<string, 'maint' | 'drain'>([['h1-master', 'maint']]);
+    const { world, deps, plan, warnings } = memoryEstate(['h1'], { master: v1, backup: v1 }, { held });
+    expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
+    expect(warnings).toEqual([]);
+    expect(world.events).not.toContain('ready h1-master');
   });
 });
