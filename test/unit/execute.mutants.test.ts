@@ -393,11 +393,11 @@ describe('the canary\'s hold and the containers the user started', () => {
 
   it('the health check\'s progress lines reach the log under the host', async () => {
     const { deps, plan, lines } = memoryEstate(['h1'], { master: v1, backup: v1 });
-    const host = deps.hosts.get('h1') as unknown as MemoryHost;
+    const host = deps.hosts.get('h1')!;
     const waitHealthy = host.waitHealthy.bind(host);
-    host.waitHealthy = async (name, _port, _health, onProgress) => {
+    host.waitHealthy = async (name, port, health, onProgress, signal) => {
       onProgress?.(`${name}: waiting for /healthcheck`);
-      return waitHealthy(name);
+      return waitHealthy(name, port, health, onProgress, signal);
     };
     expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
     expect(lines.filter((l) => l.includes('waiting'))).toEqual(['[h1] app-backup: waiting for /healthcheck', '[h1] app: waiting for /healthcheck', '[h1] app-backup: waiting for /healthcheck']);
