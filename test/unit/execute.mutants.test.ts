@@ -95,6 +95,8 @@ describe('a failure', () => {
     expect(lines).toContain('[h2] master v2.0.0 did not become healthy: HTTP 500');
     expect(lines).toContain('[h2] h2/master says boom');
     expect(world.events.some((e) => e.includes('h3'))).toBe(false);
+    expect(result.hosts.map((h) => h.health)).toEqual(['HTTP 200', 'HTTP 200', '']);
+    expect(result.cancelled).toBeUndefined();
     expect(Object.values(world.served())).toEqual(Array(6).fill('v1.0.0'));
   });
 
@@ -138,9 +140,11 @@ describe('the journal the post step reads', () => {
     const { calls, journal } = journaled();
     const result = await executeRollout(await plan(v2), { ...deps, journal });
     expect(result.failure?.reason).toMatch(/^still had 3 sessions after the 0s drain timeout \(haproxy.drain-timeout\); h1-master was put back in service and nothing was stopped\. Raise haproxy.drain-timeout, or set haproxy.on-drain-timeout: cut to stop such sessions$/);
+    expect(result.failure?.logs).toBe('');
     // Then the rollback's checks find both roles as they were, in service.
     expect(calls).toEqual(['back h1-backup', 'touched h1 v1.0.0 v1.0.0', 'changing h1/master true', 'out h1-master', 'back h1-master', 'changing h1/master false', 'back h1-backup', 'back h1-master']);
-    expect(world.lbState.get('h1-master')).toBe('ready');
+    // Put back at once, before the rollback begins.
+    expect(world.events.slice(world.events.indexOf('drain h1-master'), world.events.indexOf('drain h1-master') + 2)).toEqual(['drain h1-master', 'ready h1-master']);
   });
 
   it('a cancel while a server drains: it goes back in service, said to be back, and nothing is stopped', async () => {
@@ -159,6 +163,15 @@ describe('the journal the post step reads', () => {
     expect(calls).toEqual(['back h1-backup', 'touched h1 v1.0.0 v1.0.0', 'changing h1/master true', 'out h1-master', 'back h1-master', 'changing h1/master false', 'back h1-backup', 'back h1-master']);
     expect(world.lbState.get('h1-master')).toBe('ready');
     expect(world.events.filter((e) => e.startsWith('stop'))).toEqual([]);
+    // Without a journal (a rollout the post step runs) the same.
+    polls = 0;
+    const again = new AbortController();
+    world.intercept = (call) => {
+      if (call.op === 'lb-status' && ++polls === 3) again.abort();
+    };
+    const unjournaled = await executeRollout(await plan(v2), { ...deps, signal: again.signal });
+    expect(unjournaled.cancelled).toEqual({ settled: true, unsettled: [] });
+    expect(unjournaled.failures).toEqual([]);
   });
 
   it('a role removed (a rollback of a first deploy): changing from before the drain until it is gone', async () => {
@@ -181,7 +194,7 @@ describe('HAProxy that does not do as told', () => {
   }
 
   it('a server HAProxy reports DOWN for three polls after ready is waited for, within the health timeout', async () => {
-    const { deps, plan, lines } = polled();
+    const { world, deps, plan, lines } = polled();
     const fleet = deps.lb!.driver;
     const status = fleet.status.bind(fleet);
     let down = 3;
@@ -194,6 +207,8 @@ describe('HAProxy that does not do as told', () => {
     fleet.status = async (server) => (server === 'h1-master' && ready && down-- > 0 ? { ...(await status(server)), status: 'DOWN' } : status(server));
     expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
     expect(down).toBeLessThan(0);
+    // DOWN is waited out; ready is sent again only to a server that reads MAINT.
+    expect(world.events.filter((e) => e === 'ready h1-master')).toHaveLength(1);
     expect(lines).toContain('[h1] h1-master is UP in HAProxy');
   });
 
@@ -298,6 +313,8 @@ describe('draining and HAProxy\'s words for UP', () => {
     expect(lines).toContain('[h1] h1-master is UP 1/3 in HAProxy');
     expect(warnings).toEqual([]);
     expect(world.events.filter((e) => e === 'ready h1-master')).toHaveLength(1);
+    // The backup, checked UP 1/3 before the deploy, is not sent ready then either.
+    expect(world.events.filter((e) => e === 'ready h1-backup')).toHaveLength(1);
   });
 });
 
@@ -411,5 +428,108 @@ describe('servers the operator holds out of service', () => {
     expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
     expect(warnings).toEqual([]);
     expect(world.events).not.toContain('ready h1-master');
+  });
+});
+
+describe('more of what HAProxy and the hosts say', () => {
+  it('a host that failed before it changed anything is not rolled back', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
+    world.intercept = (call) => {
+      if (call.at === 'h2' && call.op === 'health') throw new Error('h2: connection lost');
+    };
+    const { lines, log } = logged();
+    const result = await executeRollout(await plan(v2), { ...deps, log });
+    expect(result.failure?.message).toBe('h2: backup v1.0.0 failed: h2: connection lost');
+    expect(lines.filter((l) => l.startsWith('## '))).toEqual(['## Deploy v2.0.0 to h1', '## Deploy v2.0.0 to h2', '## Roll back h1']);
+  });
+
+  it('a server in maintenance that HAProxy words "MAINT (resolution)" counts as in maintenance', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    const fleet = deps.lb!.driver;
+    const status = fleet.status.bind(fleet);
+    fleet.status = async (server) => {
+      const s = await status(server);
+      return s.status === 'MAINT' ? { ...s, status: 'MAINT (resolution)' } : s;
+    };
+    expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
+    expect(world.events.filter((e) => e.startsWith('maint'))).toEqual(['maint h1-master', 'maint h1-backup']);
+  });
+
+  it('on-drain-timeout cut with nothing left to cut says the server drained, and warns of nothing', async () => {
+    const { deps, plan, lines, warnings } = memoryEstate(['h1'], { master: v1, backup: v1 }, { onDrainTimeout: 'cut' });
+    expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
+    expect(lines).toContain('[h1] h1-master drained');
+    expect(warnings).toEqual([]);
+  });
+
+  it('requests queued at the drain timeout count with the sessions', async () => {
+    const { deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    const fleet = deps.lb!.driver;
+    const status = fleet.status.bind(fleet);
+    fleet.status = async (server) => {
+      const s = await status(server);
+      return server === 'h1-master' && s.status === 'DRAIN' ? { ...s, sessions: 1, queued: 2 } : s;
+    };
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.failure?.reason).toMatch(/^still had 3 sessions after the 0s drain timeout/);
+  });
+
+  it('a cancel while HAProxy has not reported the new server UP ends the wait at once, as a cancel', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    const controller = new AbortController();
+    const fleet = deps.lb!.driver;
+    const status = fleet.status.bind(fleet);
+    let polls = 0;
+    fleet.status = async (server) => {
+      const s = await status(server);
+      if (server !== 'h1-master' || world.boxes.get('h1/master')?.release !== v2 || s.status !== 'UP') return s;
+      if (++polls === 3) controller.abort();
+      return { ...s, status: 'DOWN' };
+    };
+    // A health timeout no poll reaches: only the cancel ends the wait.
+    deps.health = { ...deps.health, timeoutSeconds: 3600 };
+    const result = await executeRollout(await plan(v2), { ...deps, signal: controller.signal });
+    expect(result.cancelled).toBeDefined();
+    expect(result.failures).toEqual([]);
+  });
+
+  it('a role that only had to be checked counts as proven: a half-moved host cancelled while its backup changes settles on its master\'s release', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v2, backup: v1 });
+    const controller = new AbortController();
+    let checks = 0;
+    world.intercept = (call) => {
+      if (call.op === 'health' && call.subject === 'app-backup' && ++checks === 2) {
+        controller.abort();
+        world.sickOnArrival.add('h1/backup');
+      }
+    };
+    const result = await executeRollout(await plan(v2), { ...deps, signal: controller.signal });
+    expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
+    expect(world.served()).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0' });
+  });
+
+  it('a server a reload put back in MAINT is told to the journal as out of service before it is put back', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
+    const fleet = deps.lb!.driver;
+    const setState = fleet.setState.bind(fleet);
+    fleet.setState = async (server, state) => {
+      if (server === 'h1-backup' && state === 'drain') world.lbState.set('h1-master', 'maint');
+      await setState(server, state);
+    };
+    const { calls, journal } = journaled();
+    expect((await executeRollout(await plan(v2), { ...deps, journal })).ok).toBe(true);
+    const h1Master = calls.filter((c) => c.endsWith(' h1-master'));
+    expect(h1Master).toEqual(['out h1-master', 'back h1-master', 'out h1-master', 'back h1-master']);
+  });
+
+  it('the adopted containers set aside are removed once the rollout succeeded, each said; one that cannot be is a warning, not a failure', async () => {
+    const handRun = { version: 'v0.9.0', ref: 'r/app:v0.9.0', digest: '', adopted: true };
+    const { world, deps, plan, lines, warnings } = memoryEstate(['h1'], { master: handRun, backup: handRun });
+    world.intercept = (call) => {
+      if (call.op === 'remove' && call.subject === 'app-backup-adopted') throw new Error('h1: remove app-backup-adopted failed');
+    };
+    expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
+    expect(lines).toContain('[h1] removed the adopted master container it had set aside');
+    expect(warnings).toEqual(['[h1] could not remove an adopted container set aside: h1: remove app-backup-adopted failed']);
   });
 });
