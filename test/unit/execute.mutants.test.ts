@@ -174,11 +174,13 @@ describe('the journal the post step reads', () => {
     expect(unjournaled.failures).toEqual([]);
   });
 
-  it('a role removed (a rollback of a first deploy): changing from before the drain until it is gone', async () => {
+  it('a role removed (a rollback of a first deploy): changing from before the drain until it is gone, and said in the log', async () => {
     const { deps } = memoryEstate(['h1'], { backup: v2 });
     const { calls, journal } = journaled();
-    const result = await executeRollout({ target: v1, batches: [['h1']], hosts: [planHost('h1', { backup: v2 }, {})] } as never, { ...deps, journal });
+    const { lines, log } = logged();
+    const result = await executeRollout({ target: v1, batches: [['h1']], hosts: [planHost('h1', { backup: v2 }, {})] } as never, { ...deps, journal, log });
     expect(result.ok).toBe(true);
+    expect(lines).toContain('[h1] backup: removed');
     expect(calls).toEqual(['back h1-backup', 'touched h1 undefined v2.0.0', 'changing h1/backup true', 'out h1-backup', 'changing h1/backup false']);
   });
 });
@@ -443,7 +445,7 @@ describe('more of what HAProxy and the hosts say', () => {
     expect(lines.filter((l) => l.startsWith('## '))).toEqual(['## Deploy v2.0.0 to h1', '## Deploy v2.0.0 to h2', '## Roll back h1']);
   });
 
-  it('a server in maintenance that HAProxy words "MAINT (resolution)" counts as in maintenance', async () => {
+  it('a server in maintenance that HAProxy words "MAINT (resolution)" counts as in maintenance, at the first asking and the second', async () => {
     const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
     const fleet = deps.lb!.driver;
     const status = fleet.status.bind(fleet);
@@ -451,8 +453,29 @@ describe('more of what HAProxy and the hosts say', () => {
       const s = await status(server);
       return s.status === 'MAINT' ? { ...s, status: 'MAINT (resolution)' } : s;
     };
+    const setState = fleet.setState.bind(fleet);
+    let revert = 1;
+    fleet.setState = async (server, state) => {
+      await setState(server, state);
+      // The backup's first maintenance does not hold (a reload): it is asked again.
+      if (server === 'h1-backup' && state === 'maint' && revert-- > 0) world.lbState.set('h1-backup', 'ready');
+    };
     expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
-    expect(world.events.filter((e) => e.startsWith('maint'))).toEqual(['maint h1-master', 'maint h1-backup']);
+    expect(world.events.filter((e) => e.startsWith('maint'))).toEqual(['maint h1-master', 'maint h1-backup', 'maint h1-backup']);
+  });
+
+  it('an adopted container put back by a rollback that does not answer healthy stays, for its owner to look at', async () => {
+    const handRun = { version: 'v0.9.0', ref: 'r/app:v0.9.0', digest: '', adopted: true };
+    const { world, deps, plan } = memoryEstate(['h1'], { master: handRun, backup: handRun });
+    const original = world.boxes.get('h1/master')!;
+    failMasterOf(deps.hosts.get('h1') as unknown as MemoryHost);
+    world.intercept = (call) => {
+      if (call.op === 'rename' && call.subject === 'app-adopted') world.sickOnArrival.add('h1/master');
+    };
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(false);
+    expect(result.rollbackErrors).toEqual(['h1: master v0.9.0 did not become healthy: HTTP 500']);
+    expect(world.boxes.get('h1/master')).toBe(original);
   });
 
   it('on-drain-timeout cut with nothing left to cut says the server drained, and warns of nothing', async () => {
