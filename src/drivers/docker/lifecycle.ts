@@ -78,6 +78,26 @@ export async function setAside(engine: Engine, name: string, asideName: string, 
   await rename(engine, container, name, asideName);
 }
 
+export async function moveAside(engine: Engine, name: string, asideName: string, stopTimeout: number): Promise<void> {
+  if (await engine.inspect(asideName)) {
+    throw new DockerHostError(`${engine.host}: cannot set ${name} aside: a container named ${asideName} exists (an earlier run left it)`);
+  }
+  const info = await engine.inspect(name);
+  if (!info) throw new DockerHostError(`${engine.host}: cannot set ${name} aside: it does not exist`);
+  const container = engine.docker.getContainer(info.Id);
+  await rename(engine, container, name, asideName);
+  await stop(engine, asideName, container, stopTimeout);
+}
+
+export async function moveBack(engine: Engine, asideName: string, name: string): Promise<void> {
+  const info = await engine.inspect(asideName);
+  if (!info) throw new DockerHostError(`${engine.host}: cannot put ${name} back: ${asideName} does not exist`);
+  checkName(name);
+  const container = engine.docker.getContainer(info.Id);
+  await engine.call(`start ${asideName}`, (abortSignal) => tolerate(container.start({ abortSignal }), 304));
+  await rename(engine, container, asideName, name);
+}
+
 export async function restore(engine: Engine, asideName: string, name: string): Promise<void> {
   const info = await engine.inspect(asideName);
   if (!info) throw new DockerHostError(`${engine.host}: cannot put ${name} back: ${asideName} does not exist`);
