@@ -11,7 +11,7 @@ import type { ReceiptRecorder } from '../receipt/recorder.js';
 import { executeRollout, type LoadBalancing, type RolloutDeps, type RolloutResult } from '../rollout/execute.js';
 import { describePlan, planRollout } from '../rollout/plan.js';
 import type { Release } from '../rollout/ports.js';
-import { asideName, containerName, containerSpec } from '../rollout/spec.js';
+import { asideName, containerName, containerSpec, oldName, slotPort } from '../rollout/spec.js';
 import { runUrl } from './gates.js';
 import { coreLogger, type Connected } from './preflight.js';
 import type { EnvironmentState } from './target.js';
@@ -71,8 +71,10 @@ export function rolloutDeps(
     ...(lb ? { lb } : {}),
     containerName: (role) => containerName(config.app, role),
     asideName: (role) => asideName(config.app, role),
-    hostPort: (role) => env.ports[role],
-    spec: (role, release) => containerSpec({ app: config.app, environment: env, secrets, runUrl: runUrl(inputs), now }, role, release),
+    procedure: env.rollout.procedure,
+    oldName: (role) => oldName(config.app, role),
+    hostPort: (role, slot) => slotPort(env.ports, role, slot),
+    spec: (role, release, slot) => containerSpec({ app: config.app, environment: env, secrets, runUrl: runUrl(inputs), now }, role, release, slot),
     health: { path: env.health.path, timeoutSeconds: env.health.timeout, intervalSeconds: env.health.interval },
     stopTimeoutSeconds: env.container['stop-timeout'],
     log: coreLogger(env.maxParallel === 1),

@@ -3,8 +3,12 @@
 // these tests hold the opt-in's own promises at every operation: every host keeps a master and a
 // backup in service the whole time, and runs at most one container more than its two.
 import { describe, expect, it } from 'vitest';
+import type { EnvironmentConfig } from '../../src/config/schema.js';
+import { findServers, PreflightError, type Connected } from '../../src/pipeline/preflight.js';
+import { Ledger } from '../../src/receipt/ledger.js';
 import { executeRollout } from '../../src/rollout/execute.js';
-import { Estate, MemoryHost, memoryEstate, parseServer, release, type EstateOptions } from '../support/memory-estate.js';
+import type { Role, ServerCounters } from '../../src/rollout/ports.js';
+import { Estate, MemoryHost, MemoryLoadBalancer, memoryEstate, parseServer, release, type EstateOptions } from '../support/memory-estate.js';
 
 const v1 = release('v1.0.0');
 const v2 = release('v2.0.0');
@@ -182,5 +186,62 @@ describe('no-gap rollout', () => {
     const first = memoryEstate(['h1'], {}, { noGap: true });
     expect((await executeRollout(await first.plan(v2), first.deps)).ok).toBe(true);
     expect(first.world.boxes.get('h1/master')!.slot).toBeUndefined();
+  });
+});
+
+/** Pre-flight's view of an estate: its hosts and one load balancer, as connect() leaves them. */
+function connectedTo(world: Estate, procedure: 'backup-first' | 'no-gap', slots = new Map()): Connected {
+  const env = {
+    name: 'production',
+    hosts: world.hosts,
+    ports: { master: 50000, backup: 50001, 'master-spare': 50002, 'backup-spare': 50003 },
+    rollout: { procedure },
+    haproxy: { hosts: ['lb'], backend: 'app', 'drain-timeout': 0, 'on-drain-timeout': 'fail' },
+  } as unknown as EnvironmentConfig;
+  return { env, image: 'r/app', hosts: new Map(), lbs: [{ host: 'lb', runtime: new MemoryLoadBalancer('lb', world) as never }], slots, dispose: () => undefined };
+}
+
+describe('pre-flight with spare servers', () => {
+  it('refuses no-gap on a backend without spare servers, naming the missing lines', async () => {
+    const world = new Estate(['10.0.0.1'], ['lb']);
+    const refusal = findServers(connectedTo(world, 'no-gap'), { tookOverLock: false });
+    await expect(refusal).rejects.toThrow(PreflightError);
+    await expect(refusal).rejects.toThrow(
+      'HAProxy backend app: lb has no server for 10.0.0.1:50002 (master spare); lb has no server for 10.0.0.1:50003 (backup spare); ' +
+        'rollout.procedure no-gap needs a spare server per role and host: add the spare server lines that command: haproxy-config prints',
+    );
+    // The default procedure does without them, unless a container runs in a spare slot.
+    await expect(findServers(connectedTo(world, 'backup-first'), { tookOverLock: false })).resolves.toMatchObject({ servers: expect.any(Map) });
+    await expect(findServers(connectedTo(world, 'backup-first', new Map([['10.0.0.1', { master: 'b' }]])), { tookOverLock: false })).rejects.toThrow(
+      'containers run on their spare ports (a no-gap deploy put them there)',
+    );
+  });
+
+  it('finds the spare servers and the slots, and takes the idle server of each role for the deploy\'s own, not an operator\'s hold', async () => {
+    const world = new Estate(['10.0.0.1'], ['lb'], true);
+    // A no-gap deploy left the master in slot b: its slot a server is in MAINT, by design.
+    world.lbState.set('10.0.0.1-master', 'maint');
+    world.lbState.set('10.0.0.1-master-b', 'ready');
+    const lb = await findServers(connectedTo(world, 'no-gap', new Map([['10.0.0.1', { master: 'b' }]])), { tookOverLock: false });
+    expect(lb!.slots!.spares.get('10.0.0.1')).toEqual({ master: '10.0.0.1:50002', backup: '10.0.0.1:50003' });
+    expect(lb!.slots!.active.get('10.0.0.1')).toEqual({ master: 'b' });
+    expect([...lb!.held.keys()]).toEqual([]);
+  });
+});
+
+describe('the receipt over slots', () => {
+  it('credits each slot\'s server to the release running in it', () => {
+    const counters = (requests: number): ServerCounters => ({ requests, http5xx: 0, connectionErrors: 0, responseErrors: 0, retries: 0, redispatches: 0, responseMs: 1, totalMs: 1 });
+    const servers = new Map([['h1', { master: 'h1:50000', backup: 'h1:50001' }]]);
+    const spares = new Map([['h1', { master: 'h1:50002', backup: 'h1:50003' }]]);
+    const running = (_host: string, role: Role) => (role === 'master' ? v2 : v1);
+    const ledger = new Ledger(servers, running, { spares, active: new Map([['h1', { master: 'b' as const }]]) });
+    const reading = (n: number) => ({ read: new Map([['lb', new Map(['h1:50000', 'h1:50001', 'h1:50002', 'h1:50003'].map((s) => [s, counters(n)]))]]), failed: new Map() });
+    ledger.take(0, reading(0));
+    ledger.take(1, reading(10));
+    // v2 runs in the master's slot b, v1 in the backup's slot a; nothing behind the two others.
+    expect(ledger.ofRelease(v2.digest).requests).toBe(10);
+    expect(ledger.ofRelease(v1.digest).requests).toBe(10);
+    expect(ledger.byRelease.get('none')?.requests).toBe(20);
   });
 });
