@@ -13,6 +13,7 @@ import { splitRepository } from '../release/image.js';
 import { infoUntrusted } from '../report/untrusted.js';
 import type { LoadBalancing, Logger } from '../rollout/execute.js';
 import { runningReleases, type HostTarget } from '../rollout/plan.js';
+import { containerName, oldName } from '../rollout/spec.js';
 import type { FleetCounters, RegistryCredentials, Release, Role, Slot } from '../rollout/ports.js';
 
 export class PreflightError extends Error {
@@ -147,10 +148,29 @@ export function pullEverywhere(connected: Connected, target: Release): OnEveryHo
   });
 }
 
+/**
+ * An old container a no-gap switch left under its step-aside name (APP-old, APP-backup-old): the
+ * run that renamed it was killed before it finished. Whether it or the role's container serves
+ * depends on how far that run got, so nothing guesses: the deploy stops before any change.
+ */
+async function refuseSteppedAside(host: DockerHost, app: string): Promise<void> {
+  for (const role of ['master', 'backup'] as const) {
+    const name = oldName(app, role);
+    const state = await host.containerState(name);
+    if (state) {
+      throw new PreflightError(
+        `${host.host}: ${name} exists (${state.state}): a no-gap deploy was cut short while it switched the ${role}. ` +
+          `Look at which of ${name} and ${containerName(app, role)} the load balancers send requests to (command: status), keep that one under the name ${containerName(app, role)}, remove the other, then deploy again`,
+      );
+    }
+  }
+}
+
 /** What each host runs now (from container labels). */
 export async function readHosts(connected: Connected, app: string): Promise<Map<string, HostTarget>> {
   const containers = await onEveryHost(connected.hosts, 'Reading the running containers', async (host) => {
     await host.ping();
+    if (connected.env.rollout.procedure === 'no-gap') await refuseSteppedAside(host, app);
     return host.containers(app, { repository: connected.image, warn: (line) => core.warning(line) });
   });
   connected.slots = new Map(

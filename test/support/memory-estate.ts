@@ -255,21 +255,14 @@ export class MemoryHost implements HostDriver {
       if (this.world.asides.delete(key)) this.world.events.push(`discard ${key}`);
       return;
     }
-    if (name.endsWith('-old')) {
-      await this.world.enter({ at: this.host, op: 'stop', subject: name });
-      const old = this.world.olds.get(key);
-      if (!old) return;
-      await this.stop(key, role, old, stopTimeout, 'stop');
-      await this.world.enter({ at: this.host, op: 'remove', subject: name });
-      if (this.world.olds.get(key) === old) this.world.olds.delete(key);
-      return;
-    }
+    // app / app-backup, or the old one a no-gap switch renamed app-old (still serving).
+    const boxes = name.endsWith('-old') ? this.world.olds : this.world.boxes;
     await this.world.enter({ at: this.host, op: 'stop', subject: name });
-    const box = this.world.boxes.get(key);
+    const box = boxes.get(key);
     if (!box) return;
     await this.stop(key, role, box, stopTimeout, 'stop');
     await this.world.enter({ at: this.host, op: 'remove', subject: name });
-    if (this.world.boxes.get(key) === box) this.world.boxes.delete(key);
+    if (boxes.get(key) === box) boxes.delete(key);
   }
   async setAside(name: string, _asideName: string, stopTimeout: number) {
     const role = roleOf(name);
