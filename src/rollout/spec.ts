@@ -1,8 +1,7 @@
 // The container each role runs: the same spec for master and backup but for name and host port,
 // and the labels that let a later deploy read what is running. Pure.
-import type { EnvironmentConfig } from '../config/schema.js';
-import type { PortsConfig } from '../config/schema.js';
-import { LABELS, type ContainerSpec, type OneOffSpec, type Release, type Role, type Slot } from './ports.js';
+import type { EnvironmentConfig, PortsConfig, RoleConfig } from '../config/schema.js';
+import { LABELS, type ContainerSpec, type OneOffSpec, type Release, type Role, type RoleSpec, type Slot } from './ports.js';
 
 export interface SpecContext {
   app: string;
@@ -52,6 +51,26 @@ function releaseLabels(ctx: SpecContext, release: Release): Record<string, strin
   };
 }
 
+/** A container of a role beside the web role: its own command, variables and stop timeout; `secrets`: the role's (container.secrets and its own). */
+export function roleSpec(ctx: SpecContext, role: RoleConfig, name: string, release: Release): RoleSpec {
+  const { container } = ctx.environment;
+  return {
+    name,
+    role: role.name,
+    release,
+    command: role.command,
+    env: { ...role.env, ...ctx.secrets },
+    volumes: container.volumes,
+    restart: container.restart,
+    stopTimeout: role.stopTimeout,
+    init: container.init,
+    ready: role.ready,
+    labels: { ...releaseLabels(ctx, release), [LABELS.role]: role.name, ...historyLabel(release) },
+  };
+}
+
+const historyLabel = (release: Release): Record<string, string> => (release.history?.length ? { [LABELS.history]: release.history.join(' ') } : {});
+
 export function containerSpec(ctx: SpecContext, role: Role, release: Release, slot: Slot = 'a'): ContainerSpec {
   const { container, ports } = ctx.environment;
   return {
@@ -70,7 +89,7 @@ export function containerSpec(ctx: SpecContext, role: Role, release: Release, sl
       ...releaseLabels(ctx, release),
       [LABELS.role]: role,
       ...(slot === 'b' ? { [LABELS.slot]: slot } : {}),
-      ...(release.history?.length ? { [LABELS.history]: release.history.join(' ') } : {}),
+      ...historyLabel(release),
     },
   };
 }
