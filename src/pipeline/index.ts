@@ -199,7 +199,7 @@ async function preFlight(
     const store = { host: connected.hosts.get(taken.held.host)!, lock: taken.held.name, warn: (line: string) => core.warning(line) };
     const journal = (held.journal = new JournalWriter(taken.leftBehind ? { ...taken.leftBehind, environment: env.name } : fresh(), store));
     await journal.save();
-    held.heartbeat = setInterval(() => void journal.save(), heartbeatMs(env));
+    held.heartbeat = setInterval(() => void journal.beat(), heartbeatMs(env));
     held.heartbeat.unref();
     stopIfCancelled();
     if (taken.leftBehind) {

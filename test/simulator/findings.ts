@@ -19,19 +19,6 @@ const logged = (run: Run, pattern: RegExp) =>
 export const OPEN: OpenFinding[] = [
   {
     what:
-      'with the lock\'s host cut off, the journal kept next to the lock stops following the run; a run that takes the lock over ' +
-      'then reads a server the dead run took out (MAINT) as one the operator holds, and leaves it out of service for good (or, ' +
-      'the other way round, puts an operator\'s server back in service)',
-    schedule: { scenario: 'canary passes', faults: [{ kind: 'lost-host', at: 75 }, { kind: 'remove-fails', at: 187 }] },
-    explains: (v, run) =>
-      fired(run, 'lost-host') &&
-      // The lock's host (the first, sorted) cut off while the run went on.
-      run.unreachableAfterMain.has([...run.scenario.hosts].sort()[0]!) &&
-      (((v.invariant === 'next deploy' || v.invariant === 'servers') && / is (maint on lb\d, not (ready|in service|drain)|ready on lb\d, (not|held) (maint|drain))/.test(v.detail)) ||
-        (v.invariant === 'hosts' && /not both roles on one release/.test(v.detail))),
-  },
-  {
-    what:
       'an adopted (hand-run) container whose set-aside did not finish (a rename that failed, a host cut off) is recorded as set ' +
       'aside by the repair; restoring it then fails ("cannot put app back: app-adopted does not exist"), the lock stays, and every ' +
       'later deploy fails the same way',
