@@ -35,22 +35,6 @@ export const OPEN: OpenFinding[] = [
   },
   {
     what:
-      'a run that took a dead run\'s lock over and fails in its repair (a remove that fails) ends without a lock or a journal: ' +
-      'the host it left half-repaired (a role stopped, its server in MAINT) has nothing that says so until the next deploy',
-    schedule: {
-      scenario: 'upgrade',
-      faults: [
-        { kind: 'remove-fails', at: 0, on: 'lb-set lb1 h1-master' },
-        { kind: 'runner-death', at: 0, on: 'stop h1 app' },
-      ],
-    },
-    explains: (v, run) =>
-      (v.invariant === 'hosts' || v.invariant === 'servers') &&
-      fired(run, 'runner-death') &&
-      /^h\d: (remove|rename) \S+ failed \(simulated\)/.test(run.second?.failed ?? ''),
-  },
-  {
-    what:
       'a run killed after opening its deployment record and before its journal says so leaves the record without a status: ' +
       'the post step does not know of it',
     schedule: { scenario: 'rollback to previous', faults: [{ kind: 'sigkill', at: 23 }, { kind: 'lost-lb', at: 33 }] },
