@@ -179,6 +179,8 @@ class HostRun {
   readonly phases: PhaseTimes[] = [];
   /** Roles whose adopted container is set aside (stopped, renamed) during this run. */
   readonly asides = new Set<Role>();
+  /** Roles whose adopted container is stopped but still under its own name (its set-aside failed part way). */
+  readonly stoppedInPlace = new Set<Role>();
   /** Roles proven healthy and in service during this run. */
   readonly verified = new Set<Role>();
   /** The master is a canary not yet judged: never settled on, even once in service. */
@@ -285,13 +287,14 @@ class HostRun {
     };
     await timed('drain', () => this.takeOutOfService(role));
     await timed('stop', async () => {
-      if (from?.adopted) {
+      if (from?.adopted || this.stoppedInPlace.has(role)) {
         // Kept whole, so that a rollback puts back the very container that served.
-        await this.driver.setAside(name, this.deps.asideName(role), this.deps.stopTimeoutSeconds);
+        await this.stopping(role, from, () => this.driver.setAside(name, this.deps.asideName(role), this.deps.stopTimeoutSeconds));
+        this.stoppedInPlace.delete(role);
         this.asides.add(role);
         await this.deps.journal?.aside(this.plan.host, role, true);
       } else {
-        await this.driver.stopAndRemove(name, this.deps.stopTimeoutSeconds);
+        await this.stopping(role, from, () => this.driver.stopAndRemove(name, this.deps.stopTimeoutSeconds));
       }
     });
     delete this.current[role];
@@ -347,12 +350,37 @@ class HostRun {
     await this.markTouched();
     await this.deps.journal?.changing(this.plan.host, role, true);
     await this.takeOutOfService(role);
-    await this.driver.stopAndRemove(this.deps.containerName(role), this.deps.stopTimeoutSeconds);
+    const from = this.current[role];
+    await this.stopping(role, from, () => this.driver.stopAndRemove(this.deps.containerName(role), this.deps.stopTimeoutSeconds));
     await this.deps.observer?.changing(this.plan.host, role, undefined);
     delete this.current[role];
     this.verified.delete(role);
     await this.deps.journal?.changing(this.plan.host, role, false);
     this.log(`${role}: removed`);
+  }
+
+  /**
+   * Stops the role's old container (`stop`: a stop and remove, or a set-aside). A failure part
+   * way (the stop done, the remove or the rename failed) leaves the host otherwise than believed:
+   * what the role runs is read back from the host, so that the outcome, a rollback and settling
+   * start from the truth. An adopted container stopped under its own name is the user's still:
+   * it is set aside by the next replace of the role (to be put back whole), never removed. A read
+   * that fails too (the host cut off) leaves the belief as it was.
+   */
+  private async stopping(role: Role, from: Release | undefined, stop: () => Promise<void>): Promise<void> {
+    try {
+      await stop();
+    } catch (error) {
+      // containerName('master') is the app's name: containers() finds both roles by it.
+      const found = await this.driver.containers(this.deps.containerName('master')).catch(() => undefined);
+      const container = found?.[role];
+      if (found && !container?.running) {
+        delete this.current[role];
+        this.verified.delete(role);
+        if (container && (from?.adopted || this.stoppedInPlace.has(role))) this.stoppedInPlace.add(role);
+      }
+      throw error;
+    }
   }
 
   private async waitHealthy(role: Role) {

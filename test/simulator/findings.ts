@@ -40,13 +40,6 @@ export const OPEN: OpenFinding[] = [
     schedule: { scenario: 'rollback to previous', faults: [{ kind: 'sigkill', at: 23 }, { kind: 'lost-lb', at: 33 }] },
     explains: (v, run) => v.invariant === 'report' && fired(run, 'sigkill', 'runner-death') && /is left without a status/.test(v.detail),
   },
-  {
-    what:
-      'after a step that failed past its stop (the remove or the rename failed), the summary still names the old container as ' +
-      'what the role runs: the executor\'s record of the host (`current`) changes only when a step completes',
-    schedule: { scenario: 'canary fails', faults: [{ kind: 'remove-fails', at: 50 }] },
-    explains: (v, run) => v.invariant === 'report' && fired(run, 'remove-fails', 'rename-fails') && /the summary says h\d's (master|backup) is \S+ after the deploy; it runs —/.test(v.detail),
-  },
 ];
 
 export const explained = (violation: Violation, run: Run) => OPEN.some((finding) => finding.explains(violation, run));

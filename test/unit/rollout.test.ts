@@ -299,6 +299,38 @@ describe('failures', () => {
     ]);
   });
 
+  it('a remove that fails after the stop: the outcome says the role runs nothing, not the container it stopped', async () => {
+    const { world, deps, plan } = setup(['h1'], { master: v1, backup: v1 });
+    world.intercept = (call) => {
+      if (call.op === 'remove' && call.subject === 'app') throw new Error('h1: remove app failed');
+    };
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(false);
+    expect(world.boxes.get('h1/master')?.running).toBe(false);
+    // The rollback's own remove fails the same way: the master stays stopped, and the outcome says so.
+    expect(result.rollbackErrors).toEqual(['h1: remove app failed']);
+    expect(result.hosts[0]!.after).toEqual({ backup: v1 });
+    expect(world.violations).toEqual([]);
+  });
+
+  it('a rename that fails after an adopted master\'s stop: never removed, it is set aside and put back whole by the rollback', async () => {
+    const handRun: Release = { version: 'v0.9.0', ref: 'r/app:v0.9.0', digest: '', adopted: true };
+    const { world, deps, plan } = setup(['h1'], { master: handRun, backup: handRun });
+    const original = world.boxes.get('h1/master')!;
+    let renames = 0;
+    world.intercept = (call) => {
+      if (call.op === 'rename' && call.subject === 'app' && renames++ === 0) throw new Error('h1: rename app failed');
+    };
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.failure?.reason).toBe('failed: h1: rename app failed');
+    expect(result.rollbackErrors).toEqual([]);
+    expect(world.boxes.get('h1/master')).toBe(original);
+    expect(original.running).toBe(true);
+    expect(world.asides.size).toBe(0);
+    expect(result.hosts[0]!.after).toEqual({ master: handRun, backup: handRun });
+    expect(world.violations).toEqual([]);
+  });
+
   it('a backup step that throws is reported as the backup', async () => {
     const { deps, plan } = setup(['h1'], {});
     const fake = deps.hosts.get('h1')! as unknown as MemoryHost;
