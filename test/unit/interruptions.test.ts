@@ -335,13 +335,26 @@ function connectedTo(world: Estate, deps: RolloutDeps): Connected {
   return { env, image: 'r/app', hosts: deps.hosts as never, lbs: [{ host: 'lb', runtime: new MemoryLoadBalancer('lb', world) as never }], dispose: () => undefined };
 }
 
+/** A run that took a dead run's lock over: finishes what its journal `left` says, then deploys v2, which succeeds. */
+async function finishThenDeploy(connected: Connected, deps: RolloutDeps, plan: ReturnType<typeof memoryEstate>['plan'], left: Journal) {
+  const current = await readCurrent(deps);
+  const lb = (await findServers(connected, { tookOverLock: true, leftBy: left, running: current }))!;
+  await repairInterrupted(left, current, { ...deps, lb });
+  const result = await executeRollout(await plan(v2), { ...deps, lb });
+  expect(result.ok).toBe(true);
+}
+
+/** Two hosts on v1, host 2's backup set to MAINT by the operator before any deploy. */
+function operatorHeldEstate() {
+  const estate = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
+  estate.world.lbState.set('h2-backup', 'maint');
+  estate.world.lbConfig.get('lb')!.set('h2-backup', 'maint');
+  return { ...estate, connected: connectedTo(estate.world, estate.deps) };
+}
+
 describe('defect 6: a takeover after a dead runner, with a server the operator held', () => {
   it('finishes what the dead run left and leaves the operator\'s server held', async () => {
-    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
-    // The operator set host 2's backup to MAINT before any deploy.
-    world.lbState.set('h2-backup', 'maint');
-    world.lbConfig.get('lb')!.set('h2-backup', 'maint');
-    const connected = connectedTo(world, deps);
+    const { world, deps, plan, connected } = operatorHeldEstate();
     const run = runner(world, (call, proc) => {
       // Run A's runner dies while host 1's master is out of service.
       if (proc.name === 'A' && call.at === 'h1' && call.op === 'run') run.kill(proc);
@@ -357,13 +370,7 @@ describe('defect 6: a takeover after a dead runner, with a server the operator h
     expect(world.lbState.get('h1-master')).toBe('maint');
 
     // Run B takes the stale lock over, reads A's journal from it, and finishes what A left.
-    await run.start('B', async () => {
-      const current = await readCurrent(deps);
-      const lb = (await findServers(connected, { tookOverLock: true, leftBy: data, running: current }))!;
-      await repairInterrupted(data, current, { ...deps, lb });
-      const result = await executeRollout(await plan(v2), { ...deps, lb });
-      expect(result.ok).toBe(true);
-    });
+    await run.start('B', () => finishThenDeploy(connected, deps, plan, data));
     expect(world.lbState.get('h2-backup')).toBe('maint');
     expect(world.lbState.get('h1-master')).toBe('ready');
     expect(world.violations).toEqual([]);
@@ -390,11 +397,7 @@ describe('defect 6: a takeover after a dead runner, with a server the operator h
 
 describe('finding: the journal next to the lock stops following the run when the lock\'s host cannot take it', () => {
   it('no change is made that the journal next to the lock does not announce: a takeover puts back every server the run took out, and the operator\'s stay held', async () => {
-    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
-    // The operator set host 2's backup to MAINT before any deploy.
-    world.lbState.set('h2-backup', 'maint');
-    world.lbConfig.get('lb')!.set('h2-backup', 'maint');
-    const connected = connectedTo(world, deps);
+    const { world, deps, plan, connected } = operatorHeldEstate();
     const h1 = deps.hosts.get('h1')!;
     await h1.acquireLock('app-deploy-lock', lockOf('1'), 'img');
     // Once run A reaches host 2, the lock's host takes no more journal writes from it (cut
@@ -426,17 +429,30 @@ describe('finding: the journal next to the lock stops following the run when the
         warn: () => undefined,
         info: () => undefined,
       });
-      const left = newestJournal(taken.journal ?? [])!;
-      const current = await readCurrent(deps);
-      const lb = (await findServers(connected, { tookOverLock: true, leftBy: left, running: current }))!;
-      await repairInterrupted(left, current, { ...deps, lb });
-      const result = await executeRollout(await plan(v2), { ...deps, lb });
-      expect(result.ok).toBe(true);
+      await finishThenDeploy(connected, deps, plan, newestJournal(taken.journal ?? [])!);
     });
     expect(world.lbState.get('h2-master')).toBe('ready');
     expect(world.lbState.get('h2-backup')).toBe('maint');
     expect(world.violations).toEqual([]);
     expect(Object.values(world.served())).toEqual(Array(4).fill('v2.0.0'));
+  });
+});
+
+describe('a journal write that fails right after an adopted container was set aside', () => {
+  it('the outcome says the role runs nothing, not the container set aside', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: handRun, backup: handRun });
+    const h1 = deps.hosts.get('h1')!;
+    await h1.acquireLock('l', lockOf('1'), 'img');
+    // The lock's host takes no journal write once the master is renamed aside.
+    world.intercept = (call) => {
+      if (call.op === 'journal' && world.asides.size > 0) throw new Error('h1: connection lost (journal l)');
+    };
+    const data: Journal = { environment: 'production', touched: [], outOfService: [], heldOn: [] };
+    const result = await executeRollout(await plan(v2), { ...deps, journal: new JournalWriter(data, { host: h1, lock: 'l', warn: () => undefined }, () => undefined) });
+    expect(result.ok).toBe(false);
+    expect(result.failure?.message).toContain('could not keep the journal next to the deploy lock on h1');
+    expect(world.asides.has('h1/master')).toBe(true);
+    expect(result.hosts[0]!.after.master).toBeUndefined();
   });
 });
 
