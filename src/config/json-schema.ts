@@ -5,7 +5,7 @@
 // haproxy.backend) may come from the top level or from each environment, so only the merged result
 // can be held to it; promote-from must name another environment; IP addresses are told apart from
 // names by pattern only.
-import { ENVIRONMENT_NAME, SECTION_DESCRIPTIONS, buildSchema, environmentScalars, identity, overridable, topScalars } from './schema.js';
+import { ENVIRONMENT_NAME, RESERVED_ROLE_NAMES, ROLE_NAME, SECTION_DESCRIPTIONS, buildSchema, environmentScalars, identity, overridable, roleSchema, topScalars } from './schema.js';
 import { KEY_EXAMPLES } from './examples.js';
 import type { JsonSchema, Schema } from './fields.js';
 
@@ -38,11 +38,24 @@ function sections(): Record<string, JsonSchema> {
   );
 }
 
+export const ROLES_DESCRIPTION =
+  'Roles beside the web role (workers, schedulers), by name: the same release with another command, no port and no load balancer, moved after every web container is proven; a failure in any role rolls every role back. An environment\'s roles merge into these by name.';
+
+/** `roles`: each role by name (the reserved names web, master and backup are the parser's). */
+function roles(): JsonSchema {
+  return {
+    type: 'object',
+    description: ROLES_DESCRIPTION,
+    propertyNames: { pattern: ROLE_NAME.source, not: { enum: RESERVED_ROLE_NAMES } },
+    additionalProperties: section(roleSchema, 'roles.*', 'One role: its command, hosts, variables, containers per host, stop timeout and readiness.'),
+  };
+}
+
 export function deployConfigJsonSchema(): JsonSchema {
   const environment: JsonSchema = {
     type: 'object',
     description: 'One environment: its hosts, its gates, and any section it overrides (mappings merge key by key, lists replace).',
-    properties: { ...properties(environmentScalars, 'environments.*.'), ...sections(), ...properties(topScalars) },
+    properties: { ...properties(environmentScalars, 'environments.*.'), ...sections(), roles: roles(), ...properties(topScalars) },
     required: ['hosts'],
     additionalProperties: false,
   };
@@ -56,6 +69,7 @@ export function deployConfigJsonSchema(): JsonSchema {
       ...properties(identity),
       build: section(buildSchema, 'build', SECTION_DESCRIPTIONS.build),
       ...sections(),
+      roles: roles(),
       ...properties(topScalars),
       environments: {
         type: 'object',

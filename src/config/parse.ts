@@ -15,7 +15,10 @@ import {
 } from './fields.js';
 import {
   ENVIRONMENT_NAME,
+  RESERVED_ROLE_NAMES,
+  ROLE_NAME,
   buildSchema,
+  roleSchema,
   identity,
   environmentScalars,
   overridable,
@@ -23,6 +26,7 @@ import {
   type Config,
   type EnvironmentConfig,
   type HaproxyConfig,
+  type RoleConfig,
 } from './schema.js';
 
 type Sections = { [K in keyof typeof overridable]?: Partial_<(typeof overridable)[K]> };
@@ -30,8 +34,55 @@ type Sections = { [K in keyof typeof overridable]?: Partial_<(typeof overridable
 // Sections are only named here (so unknown keys are caught); their own schema reads them.
 const section = optional(reader((value: unknown) => value, {}), 'a section, read by its own schema');
 const sectionNames = Object.fromEntries(Object.keys(overridable).map((k) => [k, section]));
-const topSchema: Schema = { ...identity, build: section, ...sectionNames, ...topScalars, environments: section };
-const environmentSchema: Schema = { ...environmentScalars, ...sectionNames, ...topScalars };
+const topSchema: Schema = { ...identity, build: section, ...sectionNames, roles: section, ...topScalars, environments: section };
+const environmentSchema: Schema = { ...environmentScalars, ...sectionNames, roles: section, ...topScalars };
+
+type RoleSections = Record<string, Partial_<typeof roleSchema>>;
+
+/** `roles` as written at `path` (top level or an environment): each role's keys, read. */
+function readRoles(raw: unknown, path: string, problems: Problem[]): RoleSections {
+  if (raw === undefined) return {};
+  if (!isMapping(raw)) {
+    problems.push({ path, message: 'expected a mapping of role names, like worker: { command: bin/jobs }' });
+    return {};
+  }
+  const out: RoleSections = {};
+  for (const [name, value] of Object.entries(raw)) {
+    const at = `${path}.${name}`;
+    if (RESERVED_ROLE_NAMES.includes(name)) problems.push({ path: at, message: `${name} is the web role's (master and backup): name this role otherwise` });
+    else if (!ROLE_NAME.test(name)) problems.push({ path: at, message: 'not a role name (a lowercase letter, then lowercase letters, digits and -, 30 at most): it names the role\'s containers' });
+    else out[name] = readSection(roleSchema, value, at, problems) ?? {};
+  }
+  return out;
+}
+
+/**
+ * The environment's roles: the top level's, with the environment's merged in by role name (an
+ * environment may narrow a role's hosts, change its count, or add a role of its own).
+ */
+function resolveRoles(app: string, top: RoleSections, own: RoleSections, env: EnvironmentConfig, path: string, problems: Problem[]): RoleConfig[] {
+  const roles: RoleConfig[] = [];
+  for (const name of [...new Set([...Object.keys(top), ...Object.keys(own)])]) {
+    const where = ` (under roles.${name}, or an environment's roles.${name})`;
+    const merged = completeSection(roleSchema, deepMerge(top[name] ?? {}, own[name]), `roles.${name}`, problems, where);
+    const hosts = merged.hosts ?? env.hosts;
+    for (const listed of hosts) {
+      if (!env.hosts.includes(listed)) problems.push({ path: own[name]?.hosts ? `${path}.roles.${name}.hosts` : `roles.${name}.hosts`, message: `${listed} is not one of ${env.name}'s hosts` });
+    }
+    if (`${app}-${name}-${merged.count}-previous`.length > 63) problems.push({ path: `roles.${name}`, message: 'app and role name together are too long for Docker\'s container names' });
+    roles.push({
+      name,
+      command: merged.command,
+      hosts: env.hosts.filter((h) => hosts.includes(h)),
+      env: { ...env.container.env, ...merged.env },
+      secrets: [...new Set([...env.container.secrets, ...merged.secrets])],
+      count: merged.count,
+      stopTimeout: merged['stop-timeout'] ?? env.container['stop-timeout'],
+      ready: merged.ready,
+    });
+  }
+  return roles;
+}
 
 /** Objects merge key by key (so `container.env` adds variables); lists and scalars replace. */
 export function deepMerge<T>(base: T, override: unknown): T {
@@ -53,7 +104,7 @@ function readSections(raw: Record<string, unknown>, path: string, problems: Prob
 function resolveEnvironment(
   name: string,
   raw: Record<string, unknown>,
-  top: { sections: Sections; scalars: Record<string, unknown> },
+  top: { app: string; sections: Sections; scalars: Record<string, unknown>; roles: RoleSections },
   problems: Problem[],
 ): EnvironmentConfig {
   const path = `environments.${name}`;
@@ -77,6 +128,7 @@ function resolveEnvironment(
     lock: complete('lock'),
     retainImages: numbers['retain-images'],
     maxParallel: hostsAtOnce(numbers['max-parallel'], scalars.hosts?.length ?? 1),
+    roles: [],
   };
   if (scalars.url !== undefined) env.url = scalars.url;
   if (scalars['promote-from'] !== undefined) env.promoteFrom = scalars['promote-from'];
@@ -86,6 +138,7 @@ function resolveEnvironment(
     if (!haproxy) problems.push({ path: sections.canary ? `${path}.canary` : 'canary', message: 'needs a haproxy section: the canary is judged by the load balancers\' counters' });
   }
   if (top.sections['release-command'] || sections['release-command']) env.releaseCommand = complete('release-command');
+  if (env.hosts && env.container) env.roles = resolveRoles(top.app, top.roles, readRoles(own.roles, `${path}.roles`, problems), env, path, problems);
   if (env.container.bind === 'host') {
     for (const [i, listed] of env.hosts.entries()) {
       if (isIP(listed) === 0) problems.push({ path: `${path}.hosts[${i}]`, message: 'container.bind: host needs every host listed by IP address' });
@@ -169,6 +222,7 @@ export function parseConfig(source: string, yamlText: string): Config {
   }
   const sections = readSections(top, '', problems);
   const scalars = pick(top, topScalars);
+  const roles = readRoles(top.roles, 'roles', problems);
   const environments: Record<string, EnvironmentConfig> = {};
   if (top.environments === undefined) {
     if (!problems.some((p) => p.path === 'environments')) problems.push({ path: 'environments', message: 'is required' });
@@ -181,7 +235,7 @@ export function parseConfig(source: string, yamlText: string): Config {
       } else if (!isMapping(value)) {
         problems.push({ path: `environments.${name}`, message: 'expected a mapping with at least hosts: [...]' });
       } else {
-        environments[name] = resolveEnvironment(name, value, { sections, scalars }, problems);
+        environments[name] = resolveEnvironment(name, value, { app: ids.app, sections, scalars, roles }, problems);
       }
     }
     for (const env of Object.values(environments)) {

@@ -1,8 +1,10 @@
 // The shape of .github/deploy.yml: one schema per section, shared by the top level and by the
 // environment overrides, so an override can never hold a key the top level would reject.
 import { isIP } from 'node:net';
+import type { ReadyRule } from '../rollout/ports.js';
 import {
   ENV_NAME,
+  isMapping,
   boolean,
   decimal,
   integer,
@@ -185,6 +187,43 @@ export const releaseCommandSchema = {
   'on-rollback': withDefault(boolean, false, 'Run it on a rollback too. Off: migrations go forward, so a rollback runs the old release against the new schema (see expand/contract in the docs).'),
 };
 
+/** When a new container of a role counts as started (rollout/ports.ts ReadyRule). */
+const readyRule: Reader<ReadyRule> = reader((value, path, problems) => {
+  if (isMapping(value) && Object.keys(value).length === 1) {
+    if (value.healthcheck === true) return { healthcheck: true };
+    const running = value.running;
+    if (Number.isInteger(running) && (running as number) >= 1 && (running as number) <= 3600) return { running: running as number };
+  }
+  problems.push({ path, message: 'expected { healthcheck: true } (the image\'s HEALTHCHECK says healthy) or { running: N } (N seconds from 1 to 3600 up without a restart)' });
+  return undefined;
+}, {
+  oneOf: [
+    { type: 'object', properties: { healthcheck: { const: true } }, required: ['healthcheck'], additionalProperties: false },
+    { type: 'object', properties: { running: { type: 'integer', minimum: 1, maximum: 3600 } }, required: ['running'], additionalProperties: false },
+  ],
+}, '`{ healthcheck: true }`, or `{ running: N }` (N seconds from 1 to 3600)');
+
+/**
+ * A role's name: part of its containers' names (APP-NAME-1 ...). The web role's names are taken.
+ * The JSON Schema says the pattern; the reserved names are the parser's.
+ */
+export const ROLE_NAME = /^[a-z][a-z0-9-]{0,29}$/;
+export const RESERVED_ROLE_NAMES = ['web', 'master', 'backup'];
+
+/**
+ * A role beside the web role (workers, schedulers): the same image and release, another command,
+ * no port, no load balancer. Moved after every web container is proven (rollout/roles.ts).
+ */
+export const roleSchema = {
+  command: required(commandWords, 'The role\'s command, as words (bin/jobs work) or a list ([bin/jobs, work]); no shell. It runs with the image\'s entrypoint. Required for each role.'),
+  hosts: optional(list(host, { unique: true, nonEmpty: true }), 'The hosts that run this role, each one of the environment\'s hosts. Absent: every host of the environment.'),
+  env: withDefault(stringMap, {}, 'Variables added to container.env for this role\'s containers.'),
+  secrets: withDefault(names, [], 'Names added to container.secrets for this role\'s containers (values from the deploy step\'s env).'),
+  count: withDefault(integer(1, 100), 1, 'Containers of this role on each of its hosts: APP-NAME-1 to APP-NAME-N, moved one after the other.'),
+  'stop-timeout': optional(integer(0, 3600), 'Seconds from SIGTERM to SIGKILL when one of its containers stops: the time to finish the job in hand. Absent: container.stop-timeout.'),
+  ready: withDefault(readyRule, { running: 5 } as ReadyRule, 'When a new container counts as started: { healthcheck: true } (the image\'s HEALTHCHECK says healthy, within health.timeout) or { running: N } (N seconds up without an exit or a restart; the image\'s HEALTHCHECK is then turned off).'),
+};
+
 /** Sections an environment may override (deep merge), as Kamal destinations do. */
 export const overridable = {
   container: containerSchema,
@@ -236,6 +275,21 @@ export type LockConfig = Complete<typeof lockSchema>;
 export type CanaryConfig = Complete<typeof canarySchema>;
 export type ReleaseCommandConfig = Complete<typeof releaseCommandSchema>;
 
+/** One role beside the web role, as an environment runs it (defaults and the app's container settings applied). */
+export interface RoleConfig {
+  name: string;
+  command: string[];
+  /** The environment's hosts that run it, in the environment's order. */
+  hosts: string[];
+  /** container.env with the role's own added. */
+  env: Record<string, string>;
+  /** container.secrets with the role's own added. */
+  secrets: string[];
+  count: number;
+  stopTimeout: number;
+  ready: ReadyRule;
+}
+
 /** Everything a deploy to one environment needs, after that environment's overrides. */
 export interface EnvironmentConfig {
   name: string;
@@ -254,6 +308,8 @@ export interface EnvironmentConfig {
   canary?: CanaryConfig;
   /** Absent: no release command. */
   releaseCommand?: ReleaseCommandConfig;
+  /** The roles beside the web role (top-level `roles`, with the environment's `roles` merged in); empty: none. */
+  roles: RoleConfig[];
   retainImages: number;
   /** Hosts updated at once, max-parallel resolved against the number of hosts. */
   maxParallel: number;

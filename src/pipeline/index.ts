@@ -35,7 +35,7 @@ import { releaseLeftoverLock, releaseLock, takeLock, type HeldLock } from './loc
 import { lockHost } from '../rollout/lock.js';
 import { canaryRefusal, connect, findServers, pinRelease, PreflightError, pullEverywhere, readHosts, type Connected, type Servers } from './preflight.js';
 import { runReleaseCommand, runsReleaseCommand } from './release-command.js';
-import { rollOut, rolloutDeps } from './rollout.js';
+import { roleSecretsKey, rollOut, rolloutDeps } from './rollout.js';
 import { historyFor, runningVersion, targetChanged, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
 
 /** Pre-flight's look at whether the canary has HTTP counters to judge: any answer will do. */
@@ -80,6 +80,8 @@ export async function runPipeline(
   signal?: AbortSignal,
 ): Promise<Record<string, string>> {
   const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
+  // A role's secret missing from the step's env fails here, before any host is touched.
+  for (const role of env.roles) readSecretValues(role.secrets, roleSecretsKey(env, role.name));
   const github = gitHub(inputs);
   const started = performance.now();
   const balancers = env.haproxy?.hosts ?? [];

@@ -7,6 +7,7 @@ import * as core from '@actions/core';
 import { executeRollout, takeOutOfService, type RolloutDeps } from '../rollout/execute.js';
 import { planHost, sameRelease, settleTarget, type HostPlan, type HostTarget } from '../rollout/plan.js';
 import type { HostDriver, Role } from '../rollout/ports.js';
+import { restoreLeftovers } from '../rollout/roles.js';
 import type { Journal } from './journal.js';
 
 const split = (entry: string) => [entry.slice(0, entry.lastIndexOf('/')), entry.slice(entry.lastIndexOf('/') + 1) as Role] as const;
@@ -47,8 +48,10 @@ export async function repairInterrupted(journal: Journal, current: Map<string, H
     plans.push(planHost(host, state, await restorable(host, state, settleTarget(state, proven, journal.before?.[host]), deps)));
   }
   const target = plans.map((p) => p.target.master ?? p.target.backup).find((r) => r !== undefined);
+  // Settling is the web role's; the roles beside it are only put back below, never moved on.
+  const { roles, ...web } = deps;
   if (target) {
-    const result = await executeRollout({ target, hosts: plans, batches: plans.map((p) => [p.host]) }, { ...deps, rollBackOnFailure: false });
+    const result = await executeRollout({ target, hosts: plans, batches: plans.map((p) => [p.host]) }, { ...web, rollBackOnFailure: false });
     if (!result.ok) throw new Error(`could not settle ${result.failures.map((f) => f.message).join('; ')}`);
   }
   // Adopted containers the cut-short run set aside: a host that went back has them in service
@@ -60,6 +63,9 @@ export async function repairInterrupted(journal: Journal, current: Map<string, H
     await deps.journal?.aside(host, role, false);
     deps.log.info(`[${host}] removed the adopted ${role} container the cut-short run had set aside`);
   }
+  // A role container the cut-short run had set aside (a worker mid-move) is the one that served:
+  // put back on every host, whatever started after it.
+  if (roles) for (const [host, driver] of deps.hosts) await restoreLeftovers(host, driver, roles, deps.log);
   return new Map(plans.map((p) => [p.host, p.target]));
 }
 

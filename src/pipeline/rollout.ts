@@ -11,7 +11,8 @@ import type { ReceiptRecorder } from '../receipt/recorder.js';
 import { executeRollout, type LoadBalancing, type RolloutDeps, type RolloutResult } from '../rollout/execute.js';
 import { describePlan, planRollout } from '../rollout/plan.js';
 import type { Release } from '../rollout/ports.js';
-import { asideName, containerName, containerSpec } from '../rollout/spec.js';
+import { asideName, containerName, containerSpec, roleSpec } from '../rollout/spec.js';
+import { readSecretValues } from '../inputs.js';
 import { runUrl } from './gates.js';
 import { coreLogger, type Connected } from './preflight.js';
 import type { EnvironmentState } from './target.js';
@@ -56,6 +57,9 @@ export async function rollOut(
   return { result, receipt };
 }
 
+/** Where a role's secrets are named, for the error that says one is missing from the step's env. */
+export const roleSecretsKey = (env: EnvironmentConfig, role: string) => `roles.${role}.secrets (with environments.${env.name}.container.secrets)`;
+
 /** What the executor needs to drive this environment: shared by a rollout and the post step's repair. */
 export function rolloutDeps(
   inputs: Inputs,
@@ -66,13 +70,25 @@ export function rolloutDeps(
   secrets: Record<string, string>,
 ): RolloutDeps {
   const now = () => new Date();
+  const context = { app: config.app, environment: env, runUrl: runUrl(inputs), now };
+  const roleSecrets = new Map(env.roles.map((role) => [role.name, readSecretValues(role.secrets, roleSecretsKey(env, role.name))]));
   return {
     hosts: connected.hosts,
     ...(lb ? { lb } : {}),
+    ...(env.roles.length > 0
+      ? {
+          roles: {
+            app: config.app,
+            roles: env.roles,
+            spec: (name, container, release) => roleSpec({ ...context, secrets: roleSecrets.get(name)! }, env.roles.find((r) => r.name === name)!, container, release),
+            readyTimeoutSeconds: env.health.timeout,
+          },
+        }
+      : {}),
     containerName: (role) => containerName(config.app, role),
     asideName: (role) => asideName(config.app, role),
     hostPort: (role) => env.ports[role],
-    spec: (role, release) => containerSpec({ app: config.app, environment: env, secrets, runUrl: runUrl(inputs), now }, role, release),
+    spec: (role, release) => containerSpec({ ...context, secrets }, role, release),
     health: { path: env.health.path, timeoutSeconds: env.health.timeout, intervalSeconds: env.health.interval },
     stopTimeoutSeconds: env.container['stop-timeout'],
     log: coreLogger(env.maxParallel === 1),

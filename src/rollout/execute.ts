@@ -10,6 +10,7 @@ import type {
   Release,
   Role,
 } from './ports.js';
+import { moveRoles, type RoleDeps, type RolesResult } from './roles.js';
 
 export interface Logger {
   info(line: string): void;
@@ -88,6 +89,8 @@ export interface RolloutDeps {
   canary?: CanaryGate;
   /** Absent: containers are replaced in place and HAProxy's own checks notice (may fail requests). */
   lb?: LoadBalancing;
+  /** Roles beside the web role: moved once every web batch is proven. Absent: none. */
+  roles?: RoleDeps;
   containerName(role: Role): string;
   /** Where an adopted container waits, stopped, while its replacement proves itself. */
   asideName(role: Role): string;
@@ -116,7 +119,8 @@ export class StepFailed extends Error {
   override name = 'StepFailed';
   constructor(
     readonly host: string,
-    readonly role: Role,
+    /** master, backup, or a role beside the web role (roles.ts). */
+    readonly role: string,
     readonly release: Release | undefined,
     readonly reason: string,
     readonly logs = '',
@@ -165,6 +169,8 @@ export interface RolloutResult {
    * service); hosts left unsettled are the post step's to finish.
    */
   cancelled?: { settled: boolean; unsettled: string[] };
+  /** The roles beside the web role, when they were moved (every web batch proven). */
+  roles?: RolesResult;
 }
 
 /** One host's live state during the run: which release each role runs right now. */
@@ -576,8 +582,17 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
     collect(await Promise.allSettled(started.map((run) => run.confirmInService())), started);
     if (interrupted.length > 0) break;
   }
-  const failure = failures[0];
   const rollbackErrors: string[] = [];
+  let roles: RolesResult | undefined;
+  if (deps.roles && failures.length === 0 && interrupted.length === 0 && !deps.signal?.aborted) {
+    // A release is one unit: a role that fails has put its own containers back, and the web
+    // role follows below, like any failure.
+    const atOnce = Math.max(1, ...plan.batches.map((b) => b.length));
+    roles = await moveRoles(plan.target, { hosts: deps.hosts, roles: deps.roles, log: deps.log, ...(deps.signal ? { signal: deps.signal } : {}) }, atOnce);
+    failures.push(...roles.failures);
+    rollbackErrors.push(...roles.undoErrors);
+  }
+  const failure = failures[0];
   let cancelled: RolloutResult['cancelled'];
   if (deps.signal?.aborted) {
     // No rollback of hosts that completed (that takes as long as the deploy did): the hosts in
@@ -631,6 +646,7 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
     failures,
     rollbackErrors,
     ...(cancelled ? { cancelled } : {}),
+    ...(roles ? { roles } : {}),
   };
 }
 

@@ -80,6 +80,40 @@ export interface OneOffSpec {
   labels: Record<string, string>;
 }
 
+/**
+ * When a new container of a role beside the web role counts as started: the image's HEALTHCHECK
+ * says healthy, or it ran `running` seconds without exiting or restarting.
+ */
+export type ReadyRule = { healthcheck: true } | { running: number };
+
+/** A container of a role beside the web role (a worker): APP-ROLE-N, or one set aside as APP-ROLE-N-previous. */
+export interface RoleContainer {
+  id: string;
+  name: string;
+  /** The role's name (deploy-action.role). */
+  role: string;
+  /** From labels; undefined when they are missing or not trusted. */
+  release?: Release;
+  running: boolean;
+}
+
+/** A container of a role beside the web role: the app's image, environment and volumes, its own command, no port. */
+export interface RoleSpec {
+  name: string;
+  role: string;
+  release: Release;
+  command: string[];
+  /** Plain and secret variables, merged; never logged. */
+  env: Record<string, string>;
+  volumes: string[];
+  restart: string;
+  stopTimeout: number;
+  init: boolean;
+  /** { running: N }: the image's HEALTHCHECK is turned off (a worker has no port it would probe). */
+  ready: ReadyRule;
+  labels: Record<string, string>;
+}
+
 /** `detail` reads after the container's role: "healthy after 2s (HTTP 200)", "exited with code 1". */
 export type HealthVerdict =
   | { healthy: true; detail: string }
@@ -139,6 +173,15 @@ export interface HostDriver {
    * once, not healthy, when `signal` aborts.
    */
   waitHealthy(name: string, hostPort: number, check: HealthCheck, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<HealthVerdict>;
+  /** The app's containers of roles beside the web role (set-aside ones too), by their labels. */
+  roleContainers(app: string): Promise<RoleContainer[]>;
+  /** Creates and starts a container of a role beside the web role; returns its id. */
+  runRole(spec: RoleSpec): Promise<string>;
+  /**
+   * Waits until a role's new container is ready by `rule`, at most `timeoutSeconds`; not ready
+   * at once when it exits, restarts or its HEALTHCHECK says unhealthy, or when `signal` aborts.
+   */
+  waitReady(name: string, rule: ReadyRule, timeoutSeconds: number, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<HealthVerdict>;
   /** Atomically takes the deploy lock (a created, never started, labelled container). */
   acquireLock(name: string, lock: DeployLock, image: string): Promise<{ acquired: true } | { acquired: false; current: DeployLock }>;
   /** Removes the lock when it is ours (run id and attempt match); returns whether it removed one. */

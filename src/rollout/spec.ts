@@ -1,7 +1,7 @@
 // The container each role runs: the same spec for master and backup but for name and host port,
 // and the labels that let a later deploy read what is running. Pure.
-import type { EnvironmentConfig } from '../config/schema.js';
-import { LABELS, type ContainerSpec, type OneOffSpec, type Release, type Role } from './ports.js';
+import type { EnvironmentConfig, RoleConfig } from '../config/schema.js';
+import { LABELS, type ContainerSpec, type OneOffSpec, type Release, type Role, type RoleSpec } from './ports.js';
 
 export interface SpecContext {
   app: string;
@@ -47,6 +47,26 @@ function releaseLabels(ctx: SpecContext, release: Release): Record<string, strin
   };
 }
 
+/** A container of a role beside the web role: its own command, variables and stop timeout; `secrets`: the role's (container.secrets and its own). */
+export function roleSpec(ctx: SpecContext, role: RoleConfig, name: string, release: Release): RoleSpec {
+  const { container } = ctx.environment;
+  return {
+    name,
+    role: role.name,
+    release,
+    command: role.command,
+    env: { ...role.env, ...ctx.secrets },
+    volumes: container.volumes,
+    restart: container.restart,
+    stopTimeout: role.stopTimeout,
+    init: container.init,
+    ready: role.ready,
+    labels: { ...releaseLabels(ctx, release), [LABELS.role]: role.name, ...historyLabel(release) },
+  };
+}
+
+const historyLabel = (release: Release): Record<string, string> => (release.history?.length ? { [LABELS.history]: release.history.join(' ') } : {});
+
 export function containerSpec(ctx: SpecContext, role: Role, release: Release): ContainerSpec {
   const { container, ports } = ctx.environment;
   return {
@@ -64,7 +84,7 @@ export function containerSpec(ctx: SpecContext, role: Role, release: Release): C
     labels: {
       ...releaseLabels(ctx, release),
       [LABELS.role]: role,
-      ...(release.history?.length ? { [LABELS.history]: release.history.join(' ') } : {}),
+      ...historyLabel(release),
     },
   };
 }

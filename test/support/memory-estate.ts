@@ -12,6 +12,7 @@
 // caller is gone, as Docker does.
 import { planRollout, type HostTarget } from '../../src/rollout/plan.js';
 import type { Logger, RolloutDeps } from '../../src/rollout/execute.js';
+import { roleContainerName, type RolePolicy } from '../../src/rollout/roles.js';
 import type {
   AppContainer,
   ContainerSpec,
@@ -21,8 +22,11 @@ import type {
   LoadBalancerDriver,
   LoadBalancerFleet,
   LockOwner,
+  ReadyRule,
   Release,
   Role,
+  RoleContainer,
+  RoleSpec,
   ServerCounters,
   ServerStatus,
 } from '../../src/rollout/ports.js';
@@ -32,6 +36,18 @@ export const release = (version: string): Release => ({ version, ref: `r/app@sha
 export const ROLES: Role[] = ['master', 'backup'];
 export const NAMES: Record<Role, string> = { master: 'app', backup: 'app-backup' };
 export const PORTS: Record<Role, number> = { master: 50000, backup: 50001 };
+
+/** A container of a role beside the web role: app-ROLE-N, or app-ROLE-N-previous set aside. */
+export const isRoleContainer = (name: string) => /^app-[a-z][a-z0-9-]*-\d+(-previous)?$/.test(name);
+
+/** A role container (a worker) on a host. */
+export interface RoleBox {
+  role: string;
+  release: Release;
+  running: boolean;
+  /** The spec it was started with (undefined for one the test put there). */
+  spec?: RoleSpec;
+}
 
 /** app, app-backup, and their -adopted names → the role. */
 export const roleOf = (name: string): Role => (name.startsWith('app-backup') ? 'backup' : 'master');
@@ -90,6 +106,9 @@ const ZERO: ServerCounters = { requests: 0, http5xx: 0, connectionErrors: 0, res
 export class Estate {
   boxes = new Map<string, Box>(); // host/role → container named app / app-backup
   asides = new Map<string, Box>(); // host/role → adopted container set aside (stopped)
+  roleBoxes = new Map<string, RoleBox>(); // host/name → a role container beside the web role (set-aside ones too)
+  /** Versions whose role containers never become ready (exit at start). */
+  rolesNotReady = new Set<string>();
   locks = new Map<string, DeployLock>(); // host/lock name → lock container
   lockJournals = new Map<string, string[]>(); // host/lock name → the journal files in the lock container
   /** Load balancer → server → admin state, and the state its configuration file gives a server. */
@@ -194,6 +213,11 @@ export class Estate {
     this.check(`reload ${lb}`);
   }
 
+  /** What each role container runs, by host/name ("stopped" when it is not running). */
+  roleServed(): Record<string, string> {
+    return Object.fromEntries([...this.roleBoxes].map(([k, b]) => [k, `${b.release.version}${b.running ? '' : ' stopped'}`]));
+  }
+
   /** What each container named app / app-backup runs, by host/role. */
   served(): Record<string, string> {
     return Object.fromEntries([...this.boxes].map(([k, b]) => [k, b.release.version]));
@@ -230,6 +254,7 @@ export class MemoryHost implements HostDriver {
     await this.world.enter({ at: this.host, op: 'pull', subject: ref });
   }
   async stopAndRemove(name: string, stopTimeout: number) {
+    if (isRoleContainer(name)) return this.removeRoleBox(name);
     const role = roleOf(name);
     const key = this.world.key(this.host, role);
     if (name.endsWith('-adopted')) {
@@ -244,7 +269,8 @@ export class MemoryHost implements HostDriver {
     await this.world.enter({ at: this.host, op: 'remove', subject: name });
     if (this.world.boxes.get(key) === box) this.world.boxes.delete(key);
   }
-  async setAside(name: string, _asideName: string, stopTimeout: number) {
+  async setAside(name: string, asideName: string, stopTimeout: number) {
+    if (isRoleContainer(name)) return this.setRoleBoxAside(name, asideName);
     const role = roleOf(name);
     const key = this.world.key(this.host, role);
     await this.world.enter({ at: this.host, op: 'stop', subject: name });
@@ -258,6 +284,7 @@ export class MemoryHost implements HostDriver {
     this.world.asides.set(key, box);
   }
   async restore(asideName: string, name: string) {
+    if (isRoleContainer(name)) return this.restoreRoleBox(asideName, name);
     const key = this.world.key(this.host, roleOf(name));
     await this.world.enter({ at: this.host, op: 'rename', subject: asideName });
     const box = this.world.asides.get(key);
@@ -308,6 +335,62 @@ export class MemoryHost implements HostDriver {
     this.world.events.push(`health ${key}`);
     if (box?.healthy && box.running !== false) return { healthy: true as const, detail: 'HTTP 200' };
     return { healthy: false as const, detail: 'HTTP 500', logs: `${key} says boom` };
+  }
+  async roleContainers(): Promise<RoleContainer[]> {
+    await this.world.enter({ at: this.host, op: 'containers', subject: 'roles' });
+    return [...this.world.roleBoxes]
+      .filter(([k]) => k.startsWith(`${this.host}/`))
+      .map(([k, b]) => ({ id: k, name: k.slice(this.host.length + 1), role: b.role, release: b.release, running: b.running }))
+      .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+  }
+  async runRole(spec: RoleSpec) {
+    const key = `${this.host}/${spec.name}`;
+    await this.world.enter({ at: this.host, op: 'run', subject: spec.name });
+    if (this.world.roleBoxes.has(key)) throw new Error(`${this.host}: a container named ${spec.name} exists`);
+    this.world.roleBoxes.set(key, { role: spec.role, release: spec.release, running: !this.world.rolesNotReady.has(spec.release.version), spec });
+    this.world.events.push(`run ${key} ${spec.release.version}`);
+    return key;
+  }
+  async waitReady(name: string, _rule: ReadyRule, _timeoutSeconds: number, _onProgress?: (line: string) => void, signal?: AbortSignal) {
+    await this.world.enter({ at: this.host, op: 'health', subject: name });
+    if (signal?.aborted) return { healthy: false as const, detail: 'cancelled', logs: '' };
+    const box = this.world.roleBoxes.get(`${this.host}/${name}`);
+    this.world.events.push(`ready? ${this.host}/${name}`);
+    if (box?.running) return { healthy: true as const, detail: 'running 5s without a restart' };
+    return { healthy: false as const, detail: 'exited with code 1', logs: `${name} says boom` };
+  }
+  private async removeRoleBox(name: string) {
+    const key = `${this.host}/${name}`;
+    await this.world.enter({ at: this.host, op: 'stop', subject: name });
+    const box = this.world.roleBoxes.get(key);
+    if (!box) return;
+    box.running = false;
+    await this.world.enter({ at: this.host, op: 'remove', subject: name });
+    if (this.world.roleBoxes.get(key) === box) this.world.roleBoxes.delete(key);
+    this.world.events.push(`remove ${key}`);
+  }
+  private async setRoleBoxAside(name: string, asideName: string) {
+    const key = `${this.host}/${name}`;
+    await this.world.enter({ at: this.host, op: 'stop', subject: name });
+    const box = this.world.roleBoxes.get(key);
+    if (!box) throw new Error(`${this.host}: cannot set ${name} aside: it does not exist`);
+    if (this.world.roleBoxes.has(`${this.host}/${asideName}`)) throw new Error(`${this.host}: cannot set ${name} aside: ${asideName} exists`);
+    box.running = false;
+    await this.world.enter({ at: this.host, op: 'rename', subject: name });
+    this.world.roleBoxes.delete(key);
+    this.world.roleBoxes.set(`${this.host}/${asideName}`, box);
+    this.world.events.push(`aside ${key}`);
+  }
+  private async restoreRoleBox(asideName: string, name: string) {
+    await this.world.enter({ at: this.host, op: 'rename', subject: asideName });
+    const box = this.world.roleBoxes.get(`${this.host}/${asideName}`);
+    if (!box) throw new Error(`${this.host}: cannot put ${name} back: ${asideName} does not exist`);
+    if (this.world.roleBoxes.has(`${this.host}/${name}`)) throw new Error(`${this.host}: cannot restore: ${name} exists`);
+    this.world.roleBoxes.delete(`${this.host}/${asideName}`);
+    this.world.roleBoxes.set(`${this.host}/${name}`, box);
+    await this.world.enter({ at: this.host, op: 'start', subject: name });
+    box.running = true;
+    this.world.events.push(`restore ${this.host}/${name} ${box.release.version}`);
   }
   async acquireLock(name: string, lock: DeployLock) {
     await this.world.enter({ at: this.host, op: 'lock', subject: name });
@@ -417,15 +500,22 @@ export interface EstateOptions {
   maxParallel?: number;
   held?: Map<string, 'maint' | 'drain'>;
   onDrainTimeout?: 'fail' | 'cut';
+  /** Roles beside the web role, each host of theirs running `start`'s master release (when any) in each container. */
+  roles?: RolePolicy[];
 }
 
 /** An estate of `hosts`, each running `start`, and the rollout's dependencies over it. */
 export function memoryEstate(
   hosts: string[],
   start: Partial<Record<Role, Release>>,
-  { lb = true, loadBalancers = ['lb'], maxParallel = 1, held = new Map<string, 'maint' | 'drain'>(), onDrainTimeout = 'fail' }: EstateOptions = {},
+  { lb = true, loadBalancers = ['lb'], maxParallel = 1, held = new Map<string, 'maint' | 'drain'>(), onDrainTimeout = 'fail', roles }: EstateOptions = {},
 ) {
   const world = new Estate(hosts, loadBalancers);
+  for (const role of roles ?? []) {
+    for (const host of role.hosts) {
+      for (let n = 1; n <= role.count && start.master; n++) world.roleBoxes.set(`${host}/${roleContainerName('app', role.name, n)}`, { role: role.name, release: start.master, running: true });
+    }
+  }
   for (const host of hosts) for (const role of ROLES) {
     const r = start[role];
     if (r) world.boxes.set(world.key(host, role), { release: r, healthy: true });
@@ -452,6 +542,16 @@ export function memoryEstate(
             held,
             drainTimeoutSeconds: 0,
             onDrainTimeout,
+          },
+        }
+      : {}),
+    ...(roles
+      ? {
+          roles: {
+            app: 'app',
+            roles,
+            spec: (role: string, name: string, r: Release) => ({ name, role, release: r, command: ['work'], env: {}, volumes: [], restart: 'no', stopTimeout: 1, init: true, ready: { running: 5 }, labels: {} }),
+            readyTimeoutSeconds: 1,
           },
         }
       : {}),

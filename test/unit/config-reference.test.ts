@@ -10,7 +10,7 @@ import { KEY_EXAMPLES } from '../../src/config/examples.js';
 import type { JsonSchema, Problem, Schema } from '../../src/config/fields.js';
 import { deployConfigJsonSchema } from '../../src/config/json-schema.js';
 import { REFERENCE_END, REFERENCE_START, renderReference, typeOf } from '../../src/config/reference.js';
-import { buildSchema, environmentScalars, identity, overridable, topScalars } from '../../src/config/schema.js';
+import { buildSchema, environmentScalars, identity, overridable, roleSchema, topScalars } from '../../src/config/schema.js';
 import { ROOT } from './support/docs.js';
 
 const page = readFileSync(join(ROOT, 'docs/configuration.md'), 'utf8');
@@ -21,12 +21,14 @@ const keys: Array<[string, Schema[string]]> = [
   ...Object.entries(buildSchema).map(([k, f]) => [`build.${k}`, f] as [string, Schema[string]]),
   ...Object.entries(overridable).flatMap(([section, schema]) => Object.entries(schema as Schema).map(([k, f]) => [`${section}.${k}`, f] as [string, Schema[string]])),
   ...Object.entries(environmentScalars).map(([k, f]) => [`environments.*.${k}`, f] as [string, Schema[string]]),
+  ...Object.entries(roleSchema).map(([k, f]) => [`roles.*.${k}`, f] as [string, Schema[string]]),
 ];
 
 /** A key's JSON Schema in deploy.schema.json, by the same path. */
 function jsonOf(path: string): JsonSchema {
   const schema = deployConfigJsonSchema() as { properties: Record<string, JsonSchema & { properties?: Record<string, JsonSchema> }> };
   const [first, second, third] = path.split('.') as [string, string?, string?];
+  if (first === 'roles' && second === '*') return ((schema.properties.roles!.additionalProperties as { properties: Record<string, JsonSchema> }).properties)[third!]!;
   if (first === 'environments' && second === '*') return ((schema.properties.environments!.additionalProperties as { properties: Record<string, JsonSchema> }).properties)[third!]!;
   return second ? schema.properties[first]!.properties![second]! : schema.properties[first]!;
 }
@@ -41,7 +43,7 @@ describe('the configuration reference (docs/configuration.md)', () => {
 
   it('lists every key of the schema', () => {
     const listed = [...renderReference().matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]);
-    expect(listed).toEqual(expect.arrayContaining([...keys.map(([path]) => path.replace('environments.*.', 'environments.NAME.')), 'environments']));
+    expect(listed).toEqual(expect.arrayContaining([...keys.map(([path]) => path.replace('environments.*.', 'environments.NAME.').replace('roles.*.', 'roles.NAME.')), 'environments']));
     expect(listed).toHaveLength(keys.length + 1);
   });
 

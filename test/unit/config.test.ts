@@ -174,3 +174,57 @@ environments:
     expect(() => parseConfig('.github/deploy.yml', 'app: 1')).toThrow(/^\.github\/deploy\.yml is invalid:\n {2}app: expected/);
   });
 });
+
+describe('parseConfig: roles', () => {
+  const base = `
+app: demo
+image: registry.example.com/team/demo
+container: { port: 3000, env: { A: "1" }, secrets: [DB], stop-timeout: 20 }
+environments:
+  staging:
+    hosts: [s1, s2]
+  production:
+    hosts: [p1, p2, p3]
+`;
+  it('reads a role with its defaults, the app\'s settings merged in; an environment narrows its hosts and count', () => {
+    const config = parseConfig(
+      'deploy.yml',
+      `${base}    roles: { worker: { hosts: [p3, p1], count: 3 } }
+roles:
+  worker: { command: bin/jobs work, env: { B: "2" }, secrets: [REDIS] }
+  clock: { command: [bin/clock], stop-timeout: 5, ready: { healthcheck: true } }
+`,
+    );
+    expect(config.environments.staging!.roles).toEqual([
+      { name: 'worker', command: ['bin/jobs', 'work'], hosts: ['s1', 's2'], env: { A: '1', B: '2' }, secrets: ['DB', 'REDIS'], count: 1, stopTimeout: 20, ready: { running: 5 } },
+      { name: 'clock', command: ['bin/clock'], hosts: ['s1', 's2'], env: { A: '1' }, secrets: ['DB'], count: 1, stopTimeout: 5, ready: { healthcheck: true } },
+    ]);
+    expect(config.environments.production!.roles[0]).toMatchObject({ name: 'worker', hosts: ['p1', 'p3'], count: 3 });
+  });
+
+  it('has no roles unless some are configured', () => {
+    expect(parseConfig('deploy.yml', base).environments.staging!.roles).toEqual([]);
+  });
+
+  it('names every mistake with its key path', () => {
+    expect(
+      problems(`${base}    roles: { worker: { hosts: [p9] } }
+roles:
+  backup: { command: x }
+  Bad_Name: { command: x }
+  worker: { command: "", count: 0, ready: { running: 0 }, port: 3000 }
+  clock: { ready: { healthcheck: false } }
+`),
+    ).toEqual([
+      'roles.backup: backup is the web role\'s (master and backup): name this role otherwise',
+      'roles.Bad_Name: not a role name (a lowercase letter, then lowercase letters, digits and -, 30 at most): it names the role\'s containers',
+      'roles.worker.command: expected a command: words in one string (bin/rails db:migrate) or a list of non-empty strings ([bin/rails, db:migrate])',
+      'roles.worker.count: expected a whole number from 1 to 100, got number 0',
+      'roles.worker.ready: expected { healthcheck: true } (the image\'s HEALTHCHECK says healthy) or { running: N } (N seconds from 1 to 3600 up without a restart)',
+      'roles.worker.port: unknown key (expected one of: command, hosts, env, secrets, count, stop-timeout, ready)',
+      'roles.clock.ready: expected { healthcheck: true } (the image\'s HEALTHCHECK says healthy) or { running: N } (N seconds from 1 to 3600 up without a restart)',
+      "roles.clock.command: is required (under roles.clock, or an environment's roles.clock)",
+      'environments.production.roles.worker.hosts: p9 is not one of production\'s hosts',
+    ]);
+  });
+});

@@ -77,7 +77,7 @@ export async function waitHealthy(
 }
 
 /** The container's last log lines and Docker's last health checks, for a failed verdict. */
-async function diagnostics(engine: Engine, name: string, id: string, health: Health | undefined): Promise<string> {
+export async function diagnostics(engine: Engine, name: string, id: string, health: Health | undefined): Promise<string> {
   const sections: string[] = [];
   try {
     const logs = await tailLogs(engine, id, name, LOG_LINES);
@@ -114,7 +114,7 @@ function probe(agent: http.Agent, host: string, port: number, path: string): Pro
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
     signal?.addEventListener('abort', () => {

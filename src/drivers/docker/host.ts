@@ -10,15 +10,19 @@ import type {
   HostDriver,
   LockOwner,
   OneOffSpec,
+  ReadyRule,
   RegistryCredentials,
   Role,
+  RoleContainer,
+  RoleSpec,
 } from '../../rollout/ports.js';
 import { SshConnection, type SshOptions } from '../ssh.js';
 import { appContainers, type LabelTrust } from './containers.js';
 import { Engine, type DockerTimeouts, type Tunnel } from './engine.js';
 import { waitHealthy } from './health.js';
 import { containerState, engineVersion, portUse, storage, type ContainerState } from './inspection.js';
-import { runContainer, restore, setAside, stopAndRemove } from './lifecycle.js';
+import { runContainer, runRoleContainer, restore, setAside, stopAndRemove } from './lifecycle.js';
+import { roleContainers, waitReady } from './roles.js';
 import { acquireLock, readLock, readLockJournal, releaseLock, writeLockJournal } from './lock.js';
 import { tailLogs } from './logs.js';
 import { removeLeftover, runOneOff, type OneOffEnd, type OneOffOptions } from './oneoff.js';
@@ -76,6 +80,18 @@ export class DockerHost implements HostDriver {
 
   waitHealthy(name: string, hostPort: number, check: HealthCheck, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<HealthVerdict> {
     return waitHealthy(this.engine, name, hostPort, check, onProgress, signal);
+  }
+
+  roleContainers(app: string, trust?: LabelTrust): Promise<RoleContainer[]> {
+    return roleContainers(this.engine, app, trust);
+  }
+
+  runRole(spec: RoleSpec): Promise<string> {
+    return runRoleContainer(this.engine, spec);
+  }
+
+  waitReady(name: string, rule: ReadyRule, timeoutSeconds: number, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<HealthVerdict> {
+    return waitReady(this.engine, name, rule, timeoutSeconds, onProgress, signal);
   }
 
   acquireLock(name: string, lock: DeployLock, image: string): Promise<{ acquired: true } | { acquired: false; current: DeployLock }> {

@@ -1,7 +1,7 @@
 // A container's life on a host: run it from a spec, stop and remove it, set it aside under
 // another name (whole, to be put back) and restore it.
 import type Dockerode from 'dockerode';
-import { LABELS, type ContainerSpec } from '../../rollout/ports.js';
+import { LABELS, type ContainerSpec, type RoleSpec } from '../../rollout/ports.js';
 import { portBinding } from '../bind.js';
 import { DockerHostError, checkName, tolerate, type Engine } from './engine.js';
 
@@ -26,11 +26,30 @@ export async function runContainer(engine: Engine, spec: ContainerSpec): Promise
       Init: spec.init,
     },
   });
+  return startOrRemove(engine, spec.name, container);
+}
+
+/** A role's container beside the web role: its own command, no port; { running: N } turns the image's HEALTHCHECK off. */
+export async function runRoleContainer(engine: Engine, spec: RoleSpec): Promise<string> {
+  const container = await engine.create(spec.name, {
+    Image: spec.release.ref,
+    // The image's entrypoint stays: the command is its arguments, as `docker run IMAGE CMD...` does.
+    Cmd: spec.command,
+    Env: Object.entries(spec.env).map(([name, value]) => `${name}=${value}`),
+    Labels: { ...spec.labels, [LABELS.role]: spec.role, [LABELS.version]: spec.release.version, [LABELS.digest]: spec.release.digest },
+    StopTimeout: spec.stopTimeout,
+    ...('running' in spec.ready ? { Healthcheck: { Test: ['NONE'] } } : {}),
+    HostConfig: { Binds: spec.volumes, RestartPolicy: restartPolicy(spec.restart), Init: spec.init },
+  });
+  return startOrRemove(engine, spec.name, container);
+}
+
+async function startOrRemove(engine: Engine, name: string, container: Dockerode.Container): Promise<string> {
   try {
-    await engine.call(`start ${spec.name}`, (abortSignal) => container.start({ abortSignal }));
+    await engine.call(`start ${name}`, (abortSignal) => container.start({ abortSignal }));
   } catch (error) {
     // A created-but-dead container would hold the name and the port binding: take it away.
-    await engine.call(`remove ${spec.name}`, (abortSignal) => container.remove({ force: true, v: true, abortSignal })).catch(() => undefined);
+    await engine.call(`remove ${name}`, (abortSignal) => container.remove({ force: true, v: true, abortSignal })).catch(() => undefined);
     throw error;
   }
   return container.id;
