@@ -19,14 +19,6 @@ const logged = (run: Run, pattern: RegExp) =>
 export const OPEN: OpenFinding[] = [
   {
     what:
-      'an adopted (hand-run) container whose set-aside did not finish (a rename that failed, a host cut off) is recorded as set ' +
-      'aside by the repair; restoring it then fails ("cannot put app back: app-adopted does not exist"), the lock stays, and every ' +
-      'later deploy fails the same way',
-    schedule: { scenario: 'hand-run containers', faults: [{ kind: 'sigint', at: 59 }, { kind: 'rename-fails', at: 48 }] },
-    explains: (_v, run) => run.scenario.start === 'hand-run' && logged(run, /cannot put app(-backup)? back: app(-backup)?-adopted does not exist/),
-  },
-  {
-    what:
       'a post step that does not finish (it cannot reach the environment, a host or load balancer being cut off, or a step of its ' +
       'repair fails) leaves the deployment record in_progress',
     schedule: { scenario: 'operator-held servers', faults: [{ kind: 'sigterm', at: 101 }, { kind: 'lost-host', at: 96 }] },

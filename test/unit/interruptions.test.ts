@@ -175,6 +175,76 @@ describe('defect 1: the post step and a hand-run (adopted) master whose stop was
   });
 });
 
+describe('an adopted (hand-run) container whose set-aside did not finish', () => {
+  it('a set-aside the repair could not finish (its rename failed) is not recorded as done: the next repair puts the very container back', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: handRun, backup: handRun });
+    const original = world.boxes.get('h1/master')!;
+    let repairRenames = 0;
+    const run = runner(world, (call, proc) => {
+      if (proc.name === 'main' && call.at === 'h1' && call.op === 'rename' && call.subject === 'app') run.kill(proc);
+      if (proc.name === 'post' && call.op === 'rename' && call.subject === 'app' && repairRenames++ === 0) throw new Error('h1: rename app failed');
+    });
+    const { data, writer } = journalFor();
+    void run.start('main', async () => executeRollout(await plan(v2), { ...deps, journal: writer }));
+    await run.died;
+
+    await expect(postStep(run, data, deps)).rejects.toThrow('h1: could not set the hand-run master aside (h1: rename app failed): it stays as app');
+    expect(data.asides ?? []).toEqual([]);
+    expect(data.changing).toEqual(['h1/master']);
+    // Whoever finishes next (the next run, from the journal kept next to the lock) finishes it.
+    await postStep(run, data, deps);
+    expect(world.boxes.get('h1/master')).toBe(original);
+    expect(original.running).toBe(true);
+    expect(world.asides.size).toBe(0);
+    expect(world.violations).toEqual([]);
+    expect([...world.lbState.values()]).toEqual(Array(4).fill('ready'));
+  });
+
+  it('one the journal says is set aside that the run had put back under its name (killed before its note): set aside again, never removed', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: handRun, backup: handRun });
+    const original = world.boxes.get('h1/master')!;
+    let renames = 0;
+    const run = runner(world, (call, proc) => {
+      // The set-aside's rename fails; the rollback sets it aside and renames it back, and the
+      // runner dies as it would start it.
+      if (proc.name === 'main' && call.op === 'rename' && call.subject === 'app' && renames++ === 0) throw new Error('h1: rename app failed');
+      if (proc.name === 'main' && call.op === 'start' && call.subject === 'app') run.kill(proc);
+    });
+    const { data, writer } = journalFor();
+    void run.start('main', async () => executeRollout(await plan(v2), { ...deps, journal: writer }));
+    await run.died;
+    expect(data.asides).toEqual(['h1/master']);
+    expect(world.boxes.get('h1/master')).toBe(original);
+
+    await postStep(run, data, deps);
+    expect(world.boxes.get('h1/master')).toBe(original);
+    expect(original.running).toBe(true);
+    expect(world.asides.size).toBe(0);
+    expect(world.violations).toEqual([]);
+    expect([...world.lbState.values()]).toEqual(Array(4).fill('ready'));
+  });
+
+  it('one the journal says is set aside but is gone (a run that got further than its journal): the host settles on the release of ours it runs', async () => {
+    const { world, deps, plan, warnings } = memoryEstate(['h1'], { master: handRun, backup: handRun });
+    const { data, writer } = journalFor();
+    let lagging: Journal | undefined;
+    world.intercept = (call) => {
+      // The journal as it stood while the new master started: what a lock host cut off keeps.
+      if (call.op === 'run' && call.subject === 'app') lagging = JSON.parse(JSON.stringify(data)) as Journal;
+    };
+    expect((await executeRollout(await plan(v2), { ...deps, journal: writer })).ok).toBe(true);
+    expect(world.asides.size).toBe(0);
+    expect(lagging?.asides).toEqual(['h1/master']);
+
+    world.intercept = undefined;
+    await repairInterrupted(lagging!, await readCurrent(deps), { ...deps, journal: new JournalWriter(lagging!, undefined, () => undefined) });
+    expect(warnings.join('\n')).toContain('[h1] the hand-run master it ran before is gone (no app-adopted): settling on v2.0.0, which it runs');
+    expect(world.served()).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0' });
+    expect(world.violations).toEqual([]);
+    expect([...world.lbState.values()]).toEqual(['ready', 'ready']);
+  });
+});
+
 describe('the repair and a server the cut-short run put back in service before it journaled so', () => {
   /**
    * Host 1's new master goes drain, MAINT, then `ready` (the third set); the runner dies on the
