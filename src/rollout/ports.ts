@@ -177,6 +177,8 @@ export interface HostDriver {
   rename(name: string, newName: string): Promise<void>;
   /** Renames a container set aside back to `name` and starts it. */
   restore(asideName: string, name: string): Promise<void>;
+  /** Whether a container named `name` exists (running or not): a set-aside that may not have finished. */
+  hasContainer(name: string): Promise<boolean>;
   /** Creates and starts a container; returns its id. */
   run(spec: ContainerSpec): Promise<string>;
   /**

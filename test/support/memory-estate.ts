@@ -328,6 +328,11 @@ export class MemoryHost implements HostDriver {
     box.running = true;
     this.world.check(`restore ${key} ${box.release.version}`);
   }
+  async hasContainer(name: string) {
+    await this.world.enter({ at: this.host, op: 'containers', subject: name });
+    const key = this.world.key(this.host, roleOf(name));
+    return (name.endsWith('-adopted') ? this.world.asides : this.world.boxes).has(key);
+  }
   /**
    * SIGTERM, then SIGKILL after the timeout: the engine carries it through on its own clock, so
    * a caller that is gone (a killed runner) does not keep the container alive.

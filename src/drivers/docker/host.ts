@@ -74,6 +74,10 @@ export class DockerHost implements HostDriver {
     return restore(this.engine, asideName, name);
   }
 
+  async hasContainer(name: string): Promise<boolean> {
+    return (await this.engine.inspect(name)) !== undefined;
+  }
+
   run(spec: ContainerSpec): Promise<string> {
     return runContainer(this.engine, spec);
   }
