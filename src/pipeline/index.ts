@@ -245,7 +245,7 @@ async function preFlight(
         }
         // The receipt's baseline runs from here to the first change.
         if (lb) {
-          held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]);
+          held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role], undefined, undefined, lb.slots);
           await held.recorder.open();
         }
         return lb;
