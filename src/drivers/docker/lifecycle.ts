@@ -107,6 +107,17 @@ export async function restore(engine: Engine, asideName: string, name: string): 
   await engine.call(`start ${name}`, (abortSignal) => tolerate(container.start({ abortSignal }), 304));
 }
 
+/** Renames a container as it is (running or not): no-gap's old container stepping aside, and back. */
+export async function renameContainer(engine: Engine, name: string, newName: string): Promise<void> {
+  checkName(newName);
+  if (await engine.inspect(newName)) {
+    throw new DockerHostError(`${engine.host}: cannot rename ${name} to ${newName}: a container named ${newName} exists (an earlier run left it); look at it, then remove it`);
+  }
+  const info = await engine.inspect(name);
+  if (!info) throw new DockerHostError(`${engine.host}: cannot rename ${name}: it does not exist`);
+  await rename(engine, engine.docker.getContainer(info.Id), name, newName);
+}
+
 function stop(engine: Engine, name: string, container: Dockerode.Container, stopTimeout: number): Promise<unknown> {
   return engine.call(`stop ${name}`, (abortSignal) => tolerate(container.stop({ t: stopTimeout, abortSignal }), 304, 404), stopTimeout + engine.timeouts.apiSeconds);
 }
