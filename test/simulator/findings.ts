@@ -13,8 +13,6 @@ export interface OpenFinding {
 }
 
 const fired = (run: Run, ...kinds: FaultKind[]) => run.fired.some((f) => kinds.includes(f.kind));
-const logged = (run: Run, pattern: RegExp) =>
-  [run.main, run.rival, run.second, run.final].some((p) => p && (p.logs.some((l) => pattern.test(l)) || pattern.test(p.failed ?? '')));
 
 export const OPEN: OpenFinding[] = [
   {
@@ -32,14 +30,6 @@ export const OPEN: OpenFinding[] = [
   },
   {
     what:
-      'a post step that does not finish (it cannot reach the environment, a host or load balancer being cut off, or a step of its ' +
-      'repair fails) leaves the deployment record in_progress',
-    schedule: { scenario: 'hand-run containers', faults: [{ kind: 'sigterm', at: 173 }, { kind: 'lost-host', at: 103 }] },
-    explains: (v, run) =>
-      v.invariant === 'report' && logged(run, /Could not finish the rollout cut short/) && /is left in_progress/.test(v.detail),
-  },
-  {
-    what:
       'a run that took a dead run\'s lock over and fails in its repair (a remove that fails) ends without a lock or a journal: ' +
       'the host it left half-repaired (a role stopped, its server in MAINT) has nothing that says so until the next deploy',
     schedule: {
@@ -53,13 +43,6 @@ export const OPEN: OpenFinding[] = [
       (v.invariant === 'hosts' || v.invariant === 'servers') &&
       fired(run, 'runner-death') &&
       /^h\d: (remove|rename) \S+ failed \(simulated\)/.test(run.second?.failed ?? ''),
-  },
-  {
-    what:
-      'a run killed after opening its deployment record and before its journal says so leaves the record without a status: ' +
-      'the post step does not know of it',
-    schedule: { scenario: 'rollback to previous', faults: [{ kind: 'sigkill', at: 23 }, { kind: 'lost-lb', at: 33 }] },
-    explains: (v, run) => v.invariant === 'report' && fired(run, 'sigkill', 'runner-death') && /is left without a status/.test(v.detail),
   },
 ];
 
