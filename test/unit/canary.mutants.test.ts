@@ -4,10 +4,23 @@
 // changes to src/receipt/canary.ts that canary.test.ts and receipt.test.ts let through. The
 // thresholds are checked against the binomial tail by hand in the comments.
 //
-// Equivalent mutant, left in the report on purpose: worseThan's guard `n1 === 0 || n2 === 0`
-// (any change to it). Without requests on the new side there are no errors there and the tail of
-// 0 errors is 1; without them on the old side each error falls on the new one with chance 1 and
-// the tail is 1 too: "not worse" either way.
+// The hold and the check (what the log says and when, a cancelled hold, another release's
+// containers) are tested in canary.test.ts, "the hold and the check, as the log shows them".
+//
+// Equivalent mutants of canary.ts (12 of 182 as npm run mutate counts them), left in the report
+// on purpose:
+// - worseThan's guard `n1 === 0 || n2 === 0` (any change to it, 5 mutants). Without requests on
+//   the new side there are no errors there and the tail of 0 errors is 1; without them on the old
+//   side each error falls on the new one with chance 1 and the tail is 1 too: "not worse" either way.
+// - describeErrors' `kinds.length === 0 ? 'with errors'` (the test and its text, 2 mutants): with
+//   errors > 0 one kind at least is counted, so that branch is never taken.
+// - overBudget's and worseThan's `< 1 - CONFIDENCE` → `<=` (2 mutants): the tail would have to
+//   equal 1 − 0.99 (0.010000000000000009 in floating point) or 1 − 0.999 exactly, which no count
+//   of errors and requests at a budget a user writes gives.
+// - the hold's loop `Date.now() < until` → `<=`: at exactly `until` it waits once more, for 0 ms;
+//   the hold ends at the same moment and logs nothing more (the progress line checks on its own).
+// - pause's `{ once: true }` → `{}` or `{ once: false }` (2 mutants): finish removes its listener
+//   itself, on a cancel as on time.
 import { describe, expect, it } from 'vitest';
 import { describeErrors, judge, overBudget, worseThan } from '../../src/receipt/canary.js';
 import { emptyTally, type Tally } from '../../src/receipt/tally.js';

@@ -1,5 +1,6 @@
 // Canary verdicts to trust (issue 20): each numbered defect a reviewer reproduced, as a test that
 // failed before its fix (the verdict's error rates are measured in verdict-rates.test.ts).
+import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Canary, judge } from '../../src/receipt/canary.js';
 import { buildReceipt } from '../../src/receipt/document.js';
@@ -94,13 +95,15 @@ async function recording(lbs: Balancers, running: Release): Promise<ReceiptRecor
   return recorder;
 }
 
+// Every test here runs on vitest's fake clock: a 30 s hold takes no real time.
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
 describe('issue 20: each defect, reproduced', () => {
-  beforeEach(() => {
-    vi.useFakeTimers();
-  });
-  afterEach(() => {
-    vi.useRealTimers();
-  });
   const policy = { holdSeconds: 30, maxErrorRate: 5, minRequests: 20 };
   const old = release('v1.4.0', 'sha256:aaaa');
   const fresh = release('v1.5.0', 'sha256:bbbb');
@@ -291,5 +294,123 @@ describe('issue 20: each defect, reproduced', () => {
       expect(text).toContain('  axisFormat %H:%M:%S');
       expect(text).toContain('  master to v2 : 3700000, 3705000');
     });
+  });
+});
+
+// The hold and the check as a user meets them: what the log says and when, what a cancelled hold
+// leaves behind, which containers the budget judges. Written against mutation testing (npm run
+// mutate); the equivalent mutants of canary.ts are listed at the top of canary.mutants.test.ts.
+describe('the hold and the check, as the log shows them', () => {
+  const policy = { holdSeconds: 12, maxErrorRate: 5, minRequests: 20 };
+  const old = release('v1.4.0', 'sha256:aaaa');
+  const fresh = release('v1.5.0', 'sha256:bbbb');
+  /** A logger that keeps its lines, warnings marked. */
+  function logged() {
+    const lines: string[] = [];
+    const log: Logger = { info: (line) => lines.push(line), warning: (line) => lines.push(`warning: ${line}`), group: (_t, run) => run() };
+    return { lines, log };
+  }
+  /** A recorder over one load balancer, h1's master moved to `fresh`. */
+  async function canaryOn(lbs: Balancers, log: Logger, holdSeconds = policy.holdSeconds) {
+    const recorder = await recording(lbs, old);
+    await lbs.change(recorder, 'h1', fresh);
+    return { recorder, canary: new Canary(recorder, { ...policy, holdSeconds }, fresh, log) };
+  }
+  const requests = (line: string) => line.replace(/\d+ of \d+ requests|\d+ requests/, (counts) => counts.replace(/\d+/g, 'N'));
+
+  it('a 12 s hold says what it holds, reports progress every 5 s while it lasts, ends at 12 s and logs its verdict; it leaves no listener on the run\'s signal', async () => {
+    const lbs = new Balancers(['lb1'], old);
+    const { lines, log } = logged();
+    const { recorder, canary } = await canaryOn(lbs, log);
+    const signal = new AbortController().signal;
+    const started = Date.now();
+    let ended: number | undefined;
+    let verdict: string | undefined = 'none yet';
+    void canary.hold('h1', signal).then((v) => {
+      ended = Date.now();
+      verdict = v;
+    });
+    await vi.advanceTimersByTimeAsync(16_000);
+    recorder.stop();
+    expect(ended! - started).toBeGreaterThanOrEqual(12_000);
+    expect(ended! - started).toBeLessThanOrEqual(12_400);
+    expect(verdict).toBeUndefined();
+    expect(lines.map(requests)).toEqual([
+      '[h1] canary: v1.5.0 serves here alone for 12 s (canary.max-error-rate: 5%)',
+      '[h1] canary: N requests without an error so far',
+      '[h1] canary: N requests without an error so far',
+      'canary: v1.5.0 answered N requests without an error on h1 during the 12 s hold: within the budget of 5%',
+    ]);
+    expect(canary.verdicts).toEqual([lines[3]!.slice('canary: '.length)]);
+    // Each 5 s wait listened for a cancel; none is left listening (a long hold would warn of a leak).
+    expect(getEventListeners(signal, 'abort')).toEqual([]);
+  });
+
+  it('a failing hold returns why, and warns with the same line', async () => {
+    const lbs = new Balancers(['lb1'], old);
+    lbs.failing.add(fresh.digest);
+    const { lines, log } = logged();
+    const { recorder, canary } = await canaryOn(lbs, log);
+    const verdict = canary.hold('h1');
+    await vi.advanceTimersByTimeAsync(13_000);
+    recorder.stop();
+    const why = await verdict;
+    expect(why).toMatch(/^v1\.5\.0 answered (\d+) of \1 requests with 5xx \(100%\) on h1 during the 12 s hold; budget 5% \(99% sure its rate is over \d+%\), more than the release it replaces: \d+ requests without an error over the same time$/);
+    expect(lines.at(-1)).toBe(`warning: canary: ${why}`);
+    expect(canary.verdicts).toEqual([why]);
+  });
+
+  it('a cancelled hold is neither judged nor recorded: a failing release cancelled 7.5 s in gives no verdict and no warning, reads no more counters and leaves no timer behind', async () => {
+    const lbs = new Balancers(['lb1'], old);
+    lbs.failing.add(fresh.digest);
+    const { lines, log } = logged();
+    const { recorder, canary } = await canaryOn(lbs, log, 30);
+    const controller = new AbortController();
+    let verdict: string | undefined = 'none yet';
+    let settled = false;
+    void canary.hold('h1', controller.signal).then((v) => {
+      verdict = v;
+      settled = true;
+    });
+    await vi.advanceTimersByTimeAsync(7_500);
+    // Between two of the recorder's readings: its period's timer and the hold's wait.
+    const [readings, timers] = [lbs.readings, vi.getTimerCount()];
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(settled).toBe(true);
+    expect(verdict).toBeUndefined();
+    expect(canary.verdicts).toEqual([]);
+    expect(lines.filter((l) => l.startsWith('warning'))).toEqual([]);
+    expect(lines.map(requests).filter((l) => l.endsWith('so far'))).toEqual(['[h1] canary: N of N requests with 5xx (100%) so far']);
+    expect(lbs.readings).toBe(readings);
+    expect(vi.getTimerCount()).toBe(timers - 1);
+    recorder.stop();
+  });
+
+  it('a container of another release going in service (a rollback\'s) is not judged against the budget', async () => {
+    const lbs = new Balancers(['lb1'], old);
+    lbs.failing.add(old.digest);
+    const { lines, log } = logged();
+    const { recorder, canary } = await canaryOn(lbs, log);
+    await vi.advanceTimersByTimeAsync(5_000);
+    const [forOld, forFresh] = [canary.check(old), canary.check(fresh)];
+    await vi.advanceTimersByTimeAsync(100);
+    recorder.stop();
+    expect(await forOld).toBeUndefined();
+    expect(await forFresh).toBeUndefined();
+    expect(canary.verdicts).toEqual([]);
+    expect(lines).toEqual([]);
+  });
+
+  it('a release that answered exactly min-requests without an error goes on at once, on the last reading; one request fewer waits for a fresh one', async () => {
+    let counted = tally(20);
+    const readNow = vi.fn(async () => true);
+    const recorder = { deploy: { ofRelease: () => counted, ofOthers: () => tally(1000) }, readNow } as unknown as ReceiptRecorder;
+    const canary = new Canary(recorder, policy, fresh, quiet);
+    expect(await canary.check(fresh)).toBeUndefined();
+    expect(readNow).not.toHaveBeenCalled();
+    counted = tally(19);
+    expect(await canary.check(fresh)).toBeUndefined();
+    expect(readNow).toHaveBeenCalledTimes(1);
   });
 });

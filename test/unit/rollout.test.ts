@@ -2,7 +2,7 @@
 // checks at every operation the two rules that keep requests from failing: HAProxy never routes
 // to a container that is not healthy, and some healthy server is always in service once the
 // site has been up.
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Canary } from '../../src/receipt/canary.js';
 import { ReceiptRecorder } from '../../src/receipt/recorder.js';
 import { errorsOf } from '../../src/receipt/tally.js';
@@ -433,7 +433,26 @@ describe('cancellation', () => {
 });
 
 describe('the canary and the error budget', () => {
+  // The hold, the recorder's readings and the cancel below run on vitest's fake clock: a hold
+  // takes no real time, so these tests (and each mutant of canary.ts, npm run mutate) are fast.
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
   const policy = { holdSeconds: 1, maxErrorRate: 1, minRequests: 20 };
+  /** `work` to its end, the fake clock moved on 100 ms at a time: ten minutes at most (a hold that never ends fails). */
+  async function onFakeClock<T>(work: Promise<T>): Promise<T> {
+    let settled = false;
+    void work.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    for (let ms = 0; !settled && ms < 600_000; ms += 100) await vi.advanceTimersByTimeAsync(100);
+    expect(settled, 'still running after ten minutes on the fake clock').toBe(true);
+    return work;
+  }
   /** The receipt's recorder and the canary over the fake load balancer, as rollOut wires them. */
   async function withCanary(env: ReturnType<typeof setup>, target: Release, holdSeconds = policy.holdSeconds) {
     const { deps, world } = env;
@@ -458,7 +477,7 @@ describe('the canary and the error budget', () => {
     const env = setup(['h1', 'h2'], { master: v1, backup: v1 });
     env.world.failingPages.add(v2.version);
     const { recorder, rollout } = await withCanary(env, v2);
-    const result = await executeRollout(await env.plan(v2, 1), rollout);
+    const result = await onFakeClock(executeRollout(await env.plan(v2, 1), rollout));
     await recorder.finish();
     expect(result.ok).toBe(false);
     expect(result.failure?.message).toMatch(/^h1: master v2\.0\.0 answered \d+ of \d+ requests with 5xx \(100%\) on h1 during the 1 s hold; budget 1% \(99% sure its rate is over \d+(\.\d)?%\)/);
@@ -478,7 +497,7 @@ describe('the canary and the error budget', () => {
       changing: async (host: string, role: Role) => void env.world.events.push(`reading ${host}/${role}`),
       serving: () => {},
     };
-    const result = await executeRollout(await env.plan(v2), { ...env.deps, observer });
+    const result = await onFakeClock(executeRollout(await env.plan(v2), { ...env.deps, observer }));
     expect(result.ok).toBe(true);
     const at = (event: string) => env.world.events.findIndex((e) => e.startsWith(event));
     expect(at('stop h1/master')).toBeGreaterThanOrEqual(0);
@@ -493,7 +512,7 @@ describe('the canary and the error budget', () => {
       hold: async (host: string) => void calls.push(`hold ${host}`),
       check: async (release: Release) => void calls.push(`check ${release.version}`),
     };
-    const result = await executeRollout(await env.plan(v2, 1), { ...env.deps, canary });
+    const result = await onFakeClock(executeRollout(await env.plan(v2, 1), { ...env.deps, canary }));
     expect(result.ok).toBe(true);
     // h1's backup, then h2's master and backup: the canary's master never by the budget check.
     expect(calls).toEqual(['hold h1', 'check v2.0.0', 'check v2.0.0', 'check v2.0.0']);
@@ -503,7 +522,7 @@ describe('the canary and the error budget', () => {
     const env = setup(['h1', 'h2'], { master: v1, backup: v1 });
     const { recorder, canary, rollout } = await withCanary(env, v2);
     const { unproven, journal } = journalOf();
-    const result = await executeRollout(await env.plan(v2, 1), { ...rollout, journal });
+    const result = await onFakeClock(executeRollout(await env.plan(v2, 1), { ...rollout, journal }));
     expect(result.ok).toBe(true);
     expect([...unproven]).toEqual([]);
     expect(Object.values(served(env.world))).toEqual(Array(4).fill('v2.0.0'));
@@ -521,7 +540,7 @@ describe('the canary and the error budget', () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 300);
     const { judged, journal } = journalOf();
-    const result = await executeRollout(await env.plan(v2, 60), { ...rollout, signal: controller.signal, journal });
+    const result = await onFakeClock(executeRollout(await env.plan(v2, 60), { ...rollout, signal: controller.signal, journal }));
     expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
     // Had the runner killed it instead, the post step would know the canary was never judged;
     // once the host is back on v1.0.0, nothing unjudged is left.
@@ -534,7 +553,7 @@ describe('the canary and the error budget', () => {
     const env = setup(['h1', 'h2', 'h3'], { master: v1, backup: v1 });
     env.world.failingPages.add(v2.version);
     const { rollout } = await withCanary(env, v2, 0);
-    const result = await executeRollout(await env.plan(v2, 0), rollout);
+    const result = await onFakeClock(executeRollout(await env.plan(v2, 0), rollout));
     expect(result.ok).toBe(false);
     expect(result.failure?.reason).toMatch(/^v2\.0\.0 answered \d+ of \d+ requests with 5xx \(100%\) since the rollout began; budget 1% \(99% sure its rate is over \d+(\.\d)?%\)/);
     expect(Object.values(served(env.world))).toEqual(Array(6).fill('v1.0.0'));
