@@ -29,7 +29,7 @@ import type { HostTarget } from '../rollout/plan.js';
 import type { Release } from '../rollout/ports.js';
 import { outcomeFailure, tidyUp } from './finish.js';
 import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, trustedHistory } from './gates.js';
-import { repairInterrupted, type Settled } from './interrupted.js';
+import { hostsToSettle, repairInterrupted, type Settled } from './interrupted.js';
 import { JOURNAL_STATE, JournalWriter, unfinished, type Journal } from './journal.js';
 import { releaseLeftoverLock, releaseLock, takeLock, type HeldLock } from './lock.js';
 import { lockHost } from '../rollout/lock.js';
@@ -53,6 +53,8 @@ interface Held {
   /** Refreshes the journal's sign of life while the run holds the lock. */
   heartbeat?: NodeJS.Timeout;
   record?: GitHubDeployment;
+  /** The repair of what a run whose lock was taken over left failed: its lock and journal stay. */
+  repairUnfinished?: boolean;
   /**
    * The load balancers' counters for the receipt, read from pre-flight on (with a haproxy
    * section); every second once the rollout starts, until stopped, whatever happens.
@@ -132,8 +134,9 @@ export async function runPipeline(
     held.recorder?.stop();
     clearInterval(held.heartbeat);
     // A lock over hosts left unsettled is the post step's to release, once it has settled them.
-    if (!leftForPostStep) held.journal?.clear();
-    if (held.lock && !leftForPostStep) await releaseLock(connected, held.lock);
+    const unsettled = leftForPostStep || held.repairUnfinished;
+    if (!unsettled) held.journal?.clear();
+    if (held.lock && !unsettled) await releaseLock(connected, held.lock);
     connected.dispose();
   }
 }
@@ -201,14 +204,24 @@ async function preFlight(
     const store = { host: connected.hosts.get(taken.held.host)!, lock: taken.held.name, warn: (line: string) => core.warning(line) };
     const journal = (held.journal = new JournalWriter(taken.leftBehind ? { ...taken.leftBehind, environment: env.name } : fresh(), store));
     await journal.save();
-    held.heartbeat = setInterval(() => void journal.save(), heartbeatMs(env));
+    held.heartbeat = setInterval(() => void journal.beat(), heartbeatMs(env));
     held.heartbeat.unref();
     stopIfCancelled();
     if (taken.leftBehind) {
       // The run whose lock this is now died mid-rollout: what it left is finished first, from
       // the journal it kept next to the lock, before anything is planned.
       await core.group('Finish what the run whose lock was taken over left', () =>
-        finishLeftBehind(inputs, config, connected, taken.leftBehind!, journal, secrets),
+        finishLeftBehind(inputs, config, connected, taken.leftBehind!, journal, secrets).catch((error: Error) => {
+          // Half-repaired hosts stay explained: the lock stays, with the journal the repair kept
+          // true, for this job's post step, the next deploy (taking it over) or `command: unlock`.
+          held.repairUnfinished = true;
+          const left = journal.snapshot();
+          throw new PreflightError(
+            `could not finish what the run whose lock was taken over left: ${error.message}. ` +
+              `Left on ${hostsToSettle(left).join(', ')}: ${unfinished(left).join('; ') || 'not yet settled'}. ` +
+              `The deploy lock stays on ${taken.held.host} with its journal: this job's post step tries again, and the next deploy (lock.takeover: true) finishes it first`,
+          );
+        }),
       );
       await journal.restart(fresh());
       stopIfCancelled();

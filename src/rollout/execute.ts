@@ -292,19 +292,21 @@ class HostRun {
       }
     };
     await timed('drain', () => this.takeOutOfService(role));
+    // Kept whole, so that a rollback puts back the very container that served.
+    const setAside = from?.adopted || this.stoppedInPlace.has(role);
     await timed('stop', async () => {
-      if (from?.adopted || this.stoppedInPlace.has(role)) {
-        // Kept whole, so that a rollback puts back the very container that served.
+      if (setAside) {
         await this.stopping(role, from, () => this.driver.setAside(name, this.deps.asideName(role), this.deps.stopTimeoutSeconds));
         this.stoppedInPlace.delete(role);
         this.asides.add(role);
-        await this.deps.journal?.aside(this.plan.host, role, true);
       } else {
         await this.stopping(role, from, () => this.driver.stopAndRemove(name, this.deps.stopTimeoutSeconds));
       }
     });
     delete this.current[role];
     this.verified.delete(role);
+    // What the role runs is known before the journal is told (a write that fails stops the step here).
+    if (setAside) await this.deps.journal?.aside(this.plan.host, role, true);
     // Taken note of once the old container is gone (the errors of sessions a stop cut are its
     // own) and read while the new one starts: nothing reaches the server meanwhile.
     const noted = this.deps.observer?.changing(this.plan.host, role, to);
