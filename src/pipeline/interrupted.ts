@@ -5,9 +5,9 @@
 // discarding the adopted containers it set aside. It has no time limit.
 import * as core from '@actions/core';
 import { executeRollout, takeOutOfService, type RolloutDeps } from '../rollout/execute.js';
-import { planHost, settleTarget, type HostPlan, type HostTarget } from '../rollout/plan.js';
-import type { Role } from '../rollout/ports.js';
-import { restoreLeftovers } from '../rollout/roles.js';
+import { planHost, sameRelease, settleTarget, type HostPlan, type HostTarget } from '../rollout/plan.js';
+import type { HostDriver, Role } from '../rollout/ports.js';
+import { settleLeftovers } from '../rollout/roles.js';
 import type { Journal } from './journal.js';
 
 const split = (entry: string) => [entry.slice(0, entry.lastIndexOf('/')), entry.slice(entry.lastIndexOf('/') + 1) as Role] as const;
@@ -45,7 +45,7 @@ export async function repairInterrupted(journal: Journal, current: Map<string, H
       !(journal.unproven ?? []).includes(host) &&
       !(journal.changing ?? []).includes(`${host}/master`) &&
       (!lb || !server || (await lb.driver.status(server)).status.startsWith('UP'));
-    plans.push(planHost(host, state, settleTarget(state, proven, journal.before?.[host])));
+    plans.push(planHost(host, state, await restorable(host, state, settleTarget(state, proven, journal.before?.[host]), deps)));
   }
   const target = plans.map((p) => p.target.master ?? p.target.backup).find((r) => r !== undefined);
   // Settling is the web role's; the roles beside it are only put back below, never moved on.
@@ -63,10 +63,29 @@ export async function repairInterrupted(journal: Journal, current: Map<string, H
     await deps.journal?.aside(host, role, false);
     deps.log.info(`[${host}] removed the adopted ${role} container the cut-short run had set aside`);
   }
-  // A role container the cut-short run had set aside (a worker mid-move) is the one that served:
-  // put back on every host, whatever started after it.
-  if (roles) for (const [host, driver] of deps.hosts) await restoreLeftovers(host, driver, roles, deps.log);
+  // A role container the cut-short run had set aside (a worker mid-move): the new one kept if
+  // it is ready by its role's rule, else the one set aside put back.
+  if (roles) for (const [host, driver] of deps.hosts) await settleLeftovers(host, driver, roles, deps.log);
   return new Map(plans.map((p) => [p.host, p.target]));
+}
+
+/**
+ * `target`, when every adopted container it puts back waits set aside. One that does not (gone:
+ * discarded by a run that got further than its journal says) cannot be put back: the host settles
+ * on the release of ours it runs instead (proven healthy by the settling itself), and with none,
+ * the repair fails naming what is missing (the lock stays).
+ */
+async function restorable(host: string, state: HostTarget, target: HostTarget, deps: RolloutDeps): Promise<HostTarget> {
+  const driver = deps.hosts.get(host)!;
+  for (const role of ['master', 'backup'] as const) {
+    const wanted = target[role];
+    if (!wanted?.adopted || sameRelease(state[role], wanted) || (await driver.hasContainer(deps.asideName(role)))) continue;
+    const ours = [state.master, state.backup].find((r) => r && !r.adopted);
+    if (!ours) throw new Error(`${host}: cannot put the hand-run ${role} back: ${deps.asideName(role)} does not exist, and the host runs no release to settle on`);
+    deps.log.warning(`[${host}] the hand-run ${role} it ran before is gone (no ${deps.asideName(role)}): settling on ${ours.version}, which it runs`);
+    return { master: ours, backup: ours };
+  }
+  return target;
 }
 
 /**
@@ -92,18 +111,41 @@ async function finishChanges(journal: Journal, now: Map<string, HostTarget>, dep
       await takeOutOfService(host, role, state, deps);
     }
     const name = deps.containerName(role);
-    if (journal.before?.[host]?.[role]?.adopted && !(journal.asides ?? []).includes(`${host}/${role}`)) {
+    // Where the hand-run container is, the host says, not the journal: the run may have died
+    // between a rename and its note of it, either way. Waiting aside, whatever has its name is
+    // the run's own new container; else a release of ours running there means the run got past
+    // it (and it is gone); else it is the one under its name, and is set aside whole.
+    const inPlace = state[role];
+    const adopted = journal.before?.[host]?.[role]?.adopted;
+    const waitsAside = adopted && (await driver.hasContainer(deps.asideName(role)));
+    if (adopted && !waitsAside && !(inPlace && !inPlace.adopted)) {
       deps.log.info(`[${host}] ${role}: finishing the set-aside of the adopted container the cut-short run was stopping`);
-      await driver.setAside(name, deps.asideName(role), deps.stopTimeoutSeconds).catch((error: Error) =>
-        // Already renamed (the run died before it could journal it): it is set aside all the same.
-        deps.log.info(`[${host}] ${role}: ${error.message}`),
-      );
-      await deps.journal?.aside(host, role, true);
+      if (await setAsideOrFind(host, role, driver, deps)) await deps.journal?.aside(host, role, true);
     } else {
       deps.log.info(`[${host}] ${role}: stopping the container the cut-short run was changing before judging it`);
       await driver.stopAndRemove(name, deps.stopTimeoutSeconds);
+      if (waitsAside) await deps.journal?.aside(host, role, true);
     }
     delete state[role];
   }
 }
 
+/**
+ * Sets the adopted container of `role` aside; whether it now waits there. A set-aside that fails
+ * is judged by what the host has: still under its own name (the rename failed, the host was cut
+ * off), it fails the repair, recorded as nothing set aside, for whoever finishes next; already
+ * renamed (the cut-short run died before it could journal it), it is set aside all the same.
+ */
+async function setAsideOrFind(host: string, role: Role, driver: HostDriver, deps: RolloutDeps): Promise<boolean> {
+  const name = deps.containerName(role);
+  const aside = deps.asideName(role);
+  try {
+    await driver.setAside(name, aside, deps.stopTimeoutSeconds);
+    return true;
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    if (await driver.hasContainer(name)) throw new Error(`${host}: could not set the hand-run ${role} aside (${why}): it stays as ${name}, to be set aside by whoever finishes next`);
+    deps.log.info(`[${host}] ${role}: ${why}`);
+    return driver.hasContainer(aside);
+  }
+}

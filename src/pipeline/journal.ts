@@ -48,9 +48,27 @@ export interface LockJournalStore {
 const key = (host: string, role: Role) => `${host}/${role}`;
 const toggle = (list: string[] | undefined, item: string, on: boolean) => [...(list ?? []).filter((i) => i !== item), ...(on ? [item] : [])];
 
-/** Keeps the journal in the step's saved state and the lock container, rewritten on every change. */
+/**
+ * The journal next to the lock could not be written: the change it was to announce is not made
+ * (a run taking the lock over would not know of it, and would read a server this run took out
+ * as one the operator holds).
+ */
+export class JournalUnwritable extends Error {
+  override name = 'JournalUnwritable';
+}
+
+/**
+ * Keeps the journal in the step's saved state and the lock container, rewritten on every change.
+ * The write next to the lock is a precondition of the change it announces: a write that fails
+ * throws (JournalUnwritable), so the run stops before that change, and every later change waits
+ * for a write that succeeds. A journal next to the lock therefore never lags what its run did.
+ */
 export class JournalWriter implements RolloutJournal {
   private written: Promise<void> = Promise.resolve();
+  /** Of the lock's two files, the one the next write goes to: it moves on only past a whole write, so the other always holds one. */
+  private slot: 0 | 1 = 1;
+  /** The last write next to the lock failed: what is in memory is not there, so the next change writes whatever it is. */
+  private behind = false;
   private warned = false;
 
   constructor(
@@ -60,7 +78,7 @@ export class JournalWriter implements RolloutJournal {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  /** Writes the journal as it is now (the first write, and each sign of life). */
+  /** Writes the journal as it is now (the first write, and each announcement); throws JournalUnwritable when the lock's host does not take it. */
   async save(): Promise<void> {
     this.data.aliveAt = this.now().toISOString();
     this.data.seq = (this.data.seq ?? 0) + 1;
@@ -68,15 +86,37 @@ export class JournalWriter implements RolloutJournal {
     this.saveState(text);
     const { store } = this;
     if (!store) return;
-    const slot = (this.data.seq % 2) as 0 | 1;
-    // Written in order, one at a time; a host that does not take it costs a warning, not the deploy.
-    this.written = this.written.then(() =>
-      store.host.writeLockJournal(store.lock, slot, text).catch((error: Error) => {
-        if (!this.warned) store.warn(`Could not keep the journal next to the deploy lock on ${store.host.host} (a run taking the lock over would know less): ${error.message}`);
-        this.warned = true;
-      }),
-    );
-    await this.written;
+    // Written in order, one at a time.
+    const write = this.written.then(async () => {
+      await store.host.writeLockJournal(store.lock, this.slot, text);
+      this.slot = this.slot === 0 ? 1 : 0;
+    });
+    this.written = write.catch(() => undefined);
+    try {
+      await write;
+      this.behind = false;
+    } catch (error) {
+      this.behind = true;
+      throw new JournalUnwritable(
+        `could not keep the journal next to the deploy lock on ${store.host.host} (${error instanceof Error ? error.message : String(error)}): ` +
+          'no change is made that a run taking the lock over would not know of',
+      );
+    }
+  }
+
+  /** A sign of life (the heartbeat): a write that fails costs a warning; the next change's write stops the run. */
+  async beat(): Promise<void> {
+    await this.save().catch((error: Error) => this.warnOnce(error.message));
+  }
+
+  private warnOnce(message: string): void {
+    if (!this.warned) this.store?.warn(`${message[0]!.toUpperCase()}${message.slice(1)}`);
+    this.warned = true;
+  }
+
+  /** Saves after `changed`, or when the last write failed (an announcement it carried is not yet next to the lock). */
+  private async update(changed: boolean): Promise<void> {
+    if (changed || this.behind) await this.save();
   }
 
   /** Adds what the run learns as it goes (the servers the operator holds, the deployment record) and saves it. */
@@ -98,16 +138,18 @@ export class JournalWriter implements RolloutJournal {
   }
 
   async touched(host: string, before: HostTarget): Promise<void> {
-    if (this.data.touched.includes(host)) return;
-    this.data.touched.push(host);
-    this.data.before = { ...this.data.before, [host]: before };
-    await this.save();
+    const changed = !this.data.touched.includes(host);
+    if (changed) {
+      this.data.touched.push(host);
+      this.data.before = { ...this.data.before, [host]: before };
+    }
+    await this.update(changed);
   }
 
   async outOfService(server: string, out: boolean): Promise<void> {
-    if (out === this.data.outOfService.includes(server)) return;
+    const changed = out !== this.data.outOfService.includes(server);
     this.data.outOfService = toggle(this.data.outOfService, server, out);
-    await this.save();
+    await this.update(changed);
   }
 
   async unproven(host: string, holding: boolean): Promise<void> {
@@ -116,21 +158,21 @@ export class JournalWriter implements RolloutJournal {
   }
 
   async changing(host: string, role: Role, yes: boolean): Promise<void> {
-    if (yes === (this.data.changing ?? []).includes(key(host, role))) return;
+    const changed = yes !== (this.data.changing ?? []).includes(key(host, role));
     this.data.changing = toggle(this.data.changing, key(host, role), yes);
-    await this.save();
+    await this.update(changed);
   }
 
   async aside(host: string, role: Role, yes: boolean): Promise<void> {
-    if (yes === (this.data.asides ?? []).includes(key(host, role))) return;
+    const changed = yes !== (this.data.asides ?? []).includes(key(host, role));
     this.data.asides = toggle(this.data.asides, key(host, role), yes);
-    await this.save();
+    await this.update(changed);
   }
 
-  /** How the main step ended, for the post step's record. */
+  /** How the main step ended, for the post step's record: in the step state at least (the run is over; nothing waits on it). */
   async ended(how: 'cancelled' | 'failed', message: string): Promise<void> {
     this.data.ended = { how, message };
-    await this.save();
+    await this.save().catch((error: Error) => this.warnOnce(error.message));
   }
 
   /** Whether anything is left to finish: a server still out, a container mid-change or set aside, a canary unjudged. */

@@ -15,6 +15,7 @@ import { executeRollout, type CanaryGate, type RolloutDeps } from '../../src/rol
 import { acquireDeployLock, type LockPolicy } from '../../src/rollout/lock.js';
 import type { HostTarget } from '../../src/rollout/plan.js';
 import type { DeployLock, HostDriver, Release } from '../../src/rollout/ports.js';
+import { lockOf } from '../support/deploy-lock.js';
 import { Estate, MemoryHost, MemoryLoadBalancer, hostTarget, memoryEstate, release, type Call, type Clock } from '../support/memory-estate.js';
 
 const v1 = release('v1.0.0');
@@ -174,6 +175,76 @@ describe('defect 1: the post step and a hand-run (adopted) master whose stop was
   });
 });
 
+describe('an adopted (hand-run) container whose set-aside did not finish', () => {
+  it('a set-aside the repair could not finish (its rename failed) is not recorded as done: the next repair puts the very container back', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: handRun, backup: handRun });
+    const original = world.boxes.get('h1/master')!;
+    let repairRenames = 0;
+    const run = runner(world, (call, proc) => {
+      if (proc.name === 'main' && call.at === 'h1' && call.op === 'rename' && call.subject === 'app') run.kill(proc);
+      if (proc.name === 'post' && call.op === 'rename' && call.subject === 'app' && repairRenames++ === 0) throw new Error('h1: rename app failed');
+    });
+    const { data, writer } = journalFor();
+    void run.start('main', async () => executeRollout(await plan(v2), { ...deps, journal: writer }));
+    await run.died;
+
+    await expect(postStep(run, data, deps)).rejects.toThrow('h1: could not set the hand-run master aside (h1: rename app failed): it stays as app');
+    expect(data.asides ?? []).toEqual([]);
+    expect(data.changing).toEqual(['h1/master']);
+    // Whoever finishes next (the next run, from the journal kept next to the lock) finishes it.
+    await postStep(run, data, deps);
+    expect(world.boxes.get('h1/master')).toBe(original);
+    expect(original.running).toBe(true);
+    expect(world.asides.size).toBe(0);
+    expect(world.violations).toEqual([]);
+    expect([...world.lbState.values()]).toEqual(Array(4).fill('ready'));
+  });
+
+  it('one the journal says is set aside that the run had put back under its name (killed before its note): set aside again, never removed', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: handRun, backup: handRun });
+    const original = world.boxes.get('h1/master')!;
+    let renames = 0;
+    const run = runner(world, (call, proc) => {
+      // The set-aside's rename fails; the rollback sets it aside and renames it back, and the
+      // runner dies as it would start it.
+      if (proc.name === 'main' && call.op === 'rename' && call.subject === 'app' && renames++ === 0) throw new Error('h1: rename app failed');
+      if (proc.name === 'main' && call.op === 'start' && call.subject === 'app') run.kill(proc);
+    });
+    const { data, writer } = journalFor();
+    void run.start('main', async () => executeRollout(await plan(v2), { ...deps, journal: writer }));
+    await run.died;
+    expect(data.asides).toEqual(['h1/master']);
+    expect(world.boxes.get('h1/master')).toBe(original);
+
+    await postStep(run, data, deps);
+    expect(world.boxes.get('h1/master')).toBe(original);
+    expect(original.running).toBe(true);
+    expect(world.asides.size).toBe(0);
+    expect(world.violations).toEqual([]);
+    expect([...world.lbState.values()]).toEqual(Array(4).fill('ready'));
+  });
+
+  it('one the journal says is set aside but is gone (a run that got further than its journal): the host settles on the release of ours it runs', async () => {
+    const { world, deps, plan, warnings } = memoryEstate(['h1'], { master: handRun, backup: handRun });
+    const { data, writer } = journalFor();
+    let lagging: Journal | undefined;
+    world.intercept = (call) => {
+      // The journal as it stood while the new master started: what a lock host cut off keeps.
+      if (call.op === 'run' && call.subject === 'app') lagging = JSON.parse(JSON.stringify(data)) as Journal;
+    };
+    expect((await executeRollout(await plan(v2), { ...deps, journal: writer })).ok).toBe(true);
+    expect(world.asides.size).toBe(0);
+    expect(lagging?.asides).toEqual(['h1/master']);
+
+    world.intercept = undefined;
+    await repairInterrupted(lagging!, await readCurrent(deps), { ...deps, journal: new JournalWriter(lagging!, undefined, () => undefined) });
+    expect(warnings.join('\n')).toContain('[h1] the hand-run master it ran before is gone (no app-adopted): settling on v2.0.0, which it runs');
+    expect(world.served()).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0' });
+    expect(world.violations).toEqual([]);
+    expect([...world.lbState.values()]).toEqual(['ready', 'ready']);
+  });
+});
+
 describe('the repair and a server the cut-short run put back in service before it journaled so', () => {
   /**
    * Host 1's new master goes drain, MAINT, then `ready` (the third set); the runner dies on the
@@ -328,19 +399,33 @@ function connectedTo(world: Estate, deps: RolloutDeps): Connected {
   const env = {
     name: 'production',
     hosts: world.hosts,
-    ports: { master: 50000, backup: 50001 },
+    ports: { master: 50000, backup: 50001, 'master-spare': 50002, 'backup-spare': 50003 },
+    rollout: { procedure: 'backup-first' },
     haproxy: { hosts: ['lb'], backend: 'app', 'drain-timeout': 0, 'on-drain-timeout': 'fail' },
   } as unknown as EnvironmentConfig;
   return { env, image: 'r/app', hosts: deps.hosts as never, lbs: [{ host: 'lb', runtime: new MemoryLoadBalancer('lb', world) as never }], dispose: () => undefined };
 }
 
+/** A run that took a dead run's lock over: finishes what its journal `left` says, then deploys v2, which succeeds. */
+async function finishThenDeploy(connected: Connected, deps: RolloutDeps, plan: ReturnType<typeof memoryEstate>['plan'], left: Journal) {
+  const current = await readCurrent(deps);
+  const lb = (await findServers(connected, { tookOverLock: true, leftBy: left, running: current }))!;
+  await repairInterrupted(left, current, { ...deps, lb });
+  const result = await executeRollout(await plan(v2), { ...deps, lb });
+  expect(result.ok).toBe(true);
+}
+
+/** Two hosts on v1, host 2's backup set to MAINT by the operator before any deploy. */
+function operatorHeldEstate() {
+  const estate = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
+  estate.world.lbState.set('h2-backup', 'maint');
+  estate.world.lbConfig.get('lb')!.set('h2-backup', 'maint');
+  return { ...estate, connected: connectedTo(estate.world, estate.deps) };
+}
+
 describe('defect 6: a takeover after a dead runner, with a server the operator held', () => {
   it('finishes what the dead run left and leaves the operator\'s server held', async () => {
-    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
-    // The operator set host 2's backup to MAINT before any deploy.
-    world.lbState.set('h2-backup', 'maint');
-    world.lbConfig.get('lb')!.set('h2-backup', 'maint');
-    const connected = connectedTo(world, deps);
+    const { world, deps, plan, connected } = operatorHeldEstate();
     const run = runner(world, (call, proc) => {
       // Run A's runner dies while host 1's master is out of service.
       if (proc.name === 'A' && call.at === 'h1' && call.op === 'run') run.kill(proc);
@@ -356,13 +441,7 @@ describe('defect 6: a takeover after a dead runner, with a server the operator h
     expect(world.lbState.get('h1-master')).toBe('maint');
 
     // Run B takes the stale lock over, reads A's journal from it, and finishes what A left.
-    await run.start('B', async () => {
-      const current = await readCurrent(deps);
-      const lb = (await findServers(connected, { tookOverLock: true, leftBy: data, running: current }))!;
-      await repairInterrupted(data, current, { ...deps, lb });
-      const result = await executeRollout(await plan(v2), { ...deps, lb });
-      expect(result.ok).toBe(true);
-    });
+    await run.start('B', () => finishThenDeploy(connected, deps, plan, data));
     expect(world.lbState.get('h2-backup')).toBe('maint');
     expect(world.lbState.get('h1-master')).toBe('ready');
     expect(world.violations).toEqual([]);
@@ -384,6 +463,67 @@ describe('defect 6: a takeover after a dead runner, with a server the operator h
     expect(world.asides.size).toBe(0);
     expect(world.served()).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0', 'h2/master': 'v0.9.0', 'h2/backup': 'v0.9.0' });
     expect(world.violations).toEqual([]);
+  });
+});
+
+describe('finding: the journal next to the lock stops following the run when the lock\'s host cannot take it', () => {
+  it('no change is made that the journal next to the lock does not announce: a takeover puts back every server the run took out, and the operator\'s stay held', async () => {
+    const { world, deps, plan, connected } = operatorHeldEstate();
+    const h1 = deps.hosts.get('h1')!;
+    await h1.acquireLock('app-deploy-lock', lockOf('1'), 'img');
+    // Once run A reaches host 2, the lock's host takes no more journal writes from it (cut
+    // off from the runner, its disk full); A's runner dies as it stops host 2's master.
+    let lockHostLost = false;
+    const run = runner(world, (call, proc) => {
+      if (proc.name !== 'A') return;
+      if (call.at === 'h2' && call.op === 'health') lockHostLost = true;
+      if (call.at === 'h2' && call.op === 'stop' && call.subject === 'app') run.kill(proc);
+      if (lockHostLost && call.op === 'journal') throw new Error('h1: connection lost (journal app-deploy-lock)');
+    });
+    const data: Journal = { environment: 'production', version: 'v2.0.0', touched: [], outOfService: [], heldOn: [] };
+    const writer = new JournalWriter(data, { host: h1, lock: 'app-deploy-lock', warn: () => undefined }, () => undefined);
+    const a = run.start('A', async () => {
+      await writer.save();
+      const lb = (await findServers(connected, { tookOverLock: false, running: await readCurrent(deps) }))!;
+      await writer.note({ heldOn: lb.heldOn });
+      return executeRollout(await plan(v2), { ...deps, lb, journal: writer });
+    });
+    await Promise.race([run.died, a]);
+
+    // Run B takes the lock over (A's run has ended) and finishes what A left, from the journal kept in the lock.
+    await run.start('B', async () => {
+      const taken = await acquireDeployLock(h1, 'app-deploy-lock', lockOf('2'), 'img', {
+        config: { wait: 0, 'stale-after': 3600, takeover: true },
+        runEnded: async () => true,
+        sleep: async () => undefined,
+        now: () => new Date(),
+        warn: () => undefined,
+        info: () => undefined,
+      });
+      await finishThenDeploy(connected, deps, plan, newestJournal(taken.journal ?? [])!);
+    });
+    expect(world.lbState.get('h2-master')).toBe('ready');
+    expect(world.lbState.get('h2-backup')).toBe('maint');
+    expect(world.violations).toEqual([]);
+    expect(Object.values(world.served())).toEqual(Array(4).fill('v2.0.0'));
+  });
+});
+
+describe('a journal write that fails right after an adopted container was set aside', () => {
+  it('the outcome says the role runs nothing, not the container set aside', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: handRun, backup: handRun });
+    const h1 = deps.hosts.get('h1')!;
+    await h1.acquireLock('l', lockOf('1'), 'img');
+    // The lock's host takes no journal write once the master is renamed aside.
+    world.intercept = (call) => {
+      if (call.op === 'journal' && world.asides.size > 0) throw new Error('h1: connection lost (journal l)');
+    };
+    const data: Journal = { environment: 'production', touched: [], outOfService: [], heldOn: [] };
+    const result = await executeRollout(await plan(v2), { ...deps, journal: new JournalWriter(data, { host: h1, lock: 'l', warn: () => undefined }, () => undefined) });
+    expect(result.ok).toBe(false);
+    expect(result.failure?.message).toContain('could not keep the journal next to the deploy lock on h1');
+    expect(world.asides.has('h1/master')).toBe(true);
+    expect(result.hosts[0]!.after.master).toBeUndefined();
   });
 });
 
@@ -428,6 +568,30 @@ describe('the journal kept next to the lock', () => {
     expect(taken.tookOverFrom?.runId).toBe('1');
     expect(newestJournal(taken.journal!)?.outOfService).toEqual(['h1:50000']);
     expect(world.lockJournals.has('h1/app-deploy-lock')).toBe(false);
+  });
+
+  it('a write cut off mid-way is retried in the same file: two in a row still leave the last whole copy', async () => {
+    const world = new Estate(['h1']);
+    const host = new MemoryHost('h1', world);
+    await host.acquireLock('l', lock('1'));
+    let cut = false;
+    const cutting: HostDriver = Object.assign(Object.create(host) as MemoryHost, {
+      writeLockJournal: async (name: string, slot: 0 | 1, text: string) => {
+        await host.writeLockJournal(name, slot, cut ? text.slice(0, 20) : text);
+        if (cut) throw new Error('h1: connection lost (journal l)');
+      },
+    });
+    const data: Journal = { environment: 'production', touched: [], outOfService: [], heldOn: [] };
+    const writer = new JournalWriter(data, { host: cutting, lock: 'l', warn: () => undefined }, () => undefined);
+    await writer.touched('h1', { master: v1, backup: v1 });
+    cut = true;
+    await expect(writer.outOfService('h1:50000', true)).rejects.toThrow('could not keep the journal next to the deploy lock on h1');
+    await expect(writer.outOfService('h1:50000', false)).rejects.toThrow('no change is made that a run taking the lock over would not know of');
+    expect(newestJournal(world.lockJournals.get('h1/l')!)?.touched).toEqual(['h1']);
+    // Once the host takes writes again, the next one carries everything, even with nothing new to say.
+    cut = false;
+    await writer.outOfService('h1:50000', false);
+    expect(newestJournal(world.lockJournals.get('h1/l')!)?.seq).toBe(4);
   });
 
   it('refreshed while its run lives: a lock older than stale-after with a recent sign of life is live', async () => {
