@@ -180,6 +180,8 @@ export interface Run {
 }
 
 const time = new VirtualTime();
+/** Where virtual time starts: the trace counts from it. */
+const EPOCH = Date.UTC(2026, 0, 1);
 let installed = 0;
 
 /** Virtual time replaces the real timers while a test runs schedules. */
@@ -292,9 +294,10 @@ export class Simulation {
     const proc = procs.getStore();
     if (proc?.dead) return new Promise<void>(() => undefined);
     if (call.at === 'github') await time.sleep(GITHUB_MS);
+    const label = `${call.op} ${call.at}${call.subject ? ` ${call.subject}` : ''}`;
+    const who = `${proc?.name ?? '?'} ${label}`;
     if (proc && proc === this.main) {
       const n = this.mainCalls++;
-      const label = `${call.op} ${call.at}${call.subject ? ` ${call.subject}` : ''}`;
       for (const fault of this.faults) {
         if (fault.on === undefined ? fault.at === n : this.nthMatch(fault, label)) this.inject(fault, call, proc);
       }
@@ -306,8 +309,8 @@ export class Simulation {
         this.locksTakenFromLive.push(`${proc.name} took the lock of ${holder.name} (run ${held.runId}), which was still running`);
       }
     }
-    this.trace.push(`${time.now() - Date.UTC(2026, 0, 1)} ${proc?.name ?? '?'} ${call.op} ${call.at}${call.subject ? ` ${call.subject}` : ''}`);
-    if (this.scheduler) await this.scheduler.schedule(Promise.resolve(), `${proc?.name ?? '?'} ${call.op} ${call.at}${call.subject ? ` ${call.subject}` : ''}`);
+    this.trace.push(`${time.now() - EPOCH} ${who}`);
+    if (this.scheduler) await this.scheduler.schedule(Promise.resolve(), who);
     if (procs.getStore()?.dead) return new Promise<void>(() => undefined);
     await this.applyArmed(call);
     if (call.at === 'github' && this.world.unreachable.has('github')) throw gitHubDown(call.op);
