@@ -17,6 +17,19 @@ export function renderHaproxyConfig(app: string, env: EnvironmentConfig): string
     `    server ${serverName(host, 'master')} ${hostAddress(host)}:${env.ports.master}`,
     `    server ${serverName(host, 'backup')} ${hostAddress(host)}:${env.ports.backup} backup`,
   ]);
+  // rollout.procedure no-gap: a spare server per role, where the new container starts while the
+  // old one serves; disabled (MAINT) until a deploy proves a container there healthy.
+  const spares =
+    env.rollout.procedure === 'no-gap'
+      ? [
+          '    # Spare servers (rollout.procedure: no-gap): which of a role\'s two servers serves alternates with each',
+          '    # release; the server-state file keeps that across a reload.',
+          ...env.hosts.flatMap((host) => [
+            `    server ${serverName(host, 'master')}-spare ${hostAddress(host)}:${env.ports['master-spare']} disabled`,
+            `    server ${serverName(host, 'backup')}-spare ${hostAddress(host)}:${env.ports['backup-spare']} backup disabled`,
+          ]),
+        ]
+      : [];
   return [
     `# HAProxy configuration for ${app} in ${env.name}, as deploy-action expects it.`,
     ...(env.haproxy && env.haproxy.hosts.length > 1
@@ -62,6 +75,7 @@ export function renderHaproxyConfig(app: string, env: EnvironmentConfig): string
     '    option allbackups',
     `    default-server check inter ${env.health.interval}s fall 2 rise 2`,
     ...servers,
+    ...spares,
     '',
   ].join('\n');
 }

@@ -128,6 +128,7 @@ function resolveEnvironment(
     lock: complete('lock'),
     retainImages: numbers['retain-images'],
     maxParallel: hostsAtOnce(numbers['max-parallel'], scalars.hosts?.length ?? 1),
+    rollout: complete('rollout'),
     roles: [],
   };
   if (scalars.url !== undefined) env.url = scalars.url;
@@ -146,6 +147,10 @@ function resolveEnvironment(
   }
   if (env.ports.master === env.ports.backup) {
     problems.push({ path: `${path}.ports`, message: `master and backup must differ (both ${env.ports.master})` });
+  } else if (env.rollout.procedure === 'no-gap') {
+    const ports = [env.ports.master, env.ports.backup, env.ports['master-spare'], env.ports['backup-spare']];
+    if (new Set(ports).size < 4) problems.push({ path: `${path}.ports`, message: `rollout.procedure no-gap needs master, backup, master-spare and backup-spare to differ (${ports.join(', ')})` });
+    if (!haproxy) problems.push({ path: `${path}.rollout.procedure`, message: 'no-gap needs a haproxy section: it switches HAProxy servers' });
   }
   return env;
 }

@@ -115,6 +115,17 @@ export const containerSchema = {
 export const portsSchema = {
   master: withDefault(port, 50000, 'The host port of the master container (HAProxy\'s server for the host).'),
   backup: withDefault(port, 50001, 'The host port of the backup container (HAProxy\'s backup server for the host).'),
+  'master-spare': withDefault(port, 50002, 'rollout.procedure no-gap: the master\'s spare port, where a new master starts while the old one serves (its own HAProxy server, disabled until the deploy needs it).'),
+  'backup-spare': withDefault(port, 50003, 'rollout.procedure no-gap: the backup\'s spare port, as master-spare is the master\'s.'),
+};
+
+/** How each host's containers are replaced (rollout/no-gap.ts for no-gap). */
+export const rolloutSchema = {
+  procedure: withDefault(
+    text(/^(backup-first|no-gap)$/, 'backup-first or no-gap') as Reader<'backup-first' | 'no-gap'>,
+    'backup-first',
+    'backup-first: each role is taken out of service, replaced, and put back, its other role covering the host meanwhile. no-gap: the new container starts on the role\'s spare port and serves before the old one stops (needs the spare servers command: haproxy-config prints, and HAProxy\'s server-state file).',
+  ),
 };
 
 export const healthSchema = {
@@ -234,6 +245,7 @@ export const overridable = {
   lock: lockSchema,
   canary: canarySchema,
   'release-command': releaseCommandSchema,
+  rollout: rolloutSchema,
 } as const;
 
 /** What each section is, for deploy.schema.json. */
@@ -247,6 +259,7 @@ export const SECTION_DESCRIPTIONS: Record<keyof typeof overridable | 'build', st
   lock: 'The deploy lock: one deploy per environment at a time.',
   'release-command': 'A command run once per deploy (database migrations, any release task) in a one-off container of the new image, after the pull and before any traffic moves; a non-zero exit stops the deploy with no container changed.',
   canary: 'The canary hold and the error budget, judged by the load balancers\' counters; needs haproxy. Absent: no hold, no rollback for errors.',
+  rollout: 'How each host\'s containers are replaced: backup-first (the default) or no-gap.',
 };
 
 export const topScalars = {
@@ -273,6 +286,7 @@ export type SshConfig = Complete<typeof sshSchema>;
 export type HaproxyConfig = Omit<Complete<typeof haproxySchema>, 'host' | 'hosts'> & { hosts: string[] };
 export type LockConfig = Complete<typeof lockSchema>;
 export type CanaryConfig = Complete<typeof canarySchema>;
+export type RolloutConfig = Complete<typeof rolloutSchema>;
 export type ReleaseCommandConfig = Complete<typeof releaseCommandSchema>;
 
 /** One role beside the web role, as an environment runs it (defaults and the app's container settings applied). */
@@ -313,6 +327,7 @@ export interface EnvironmentConfig {
   retainImages: number;
   /** Hosts updated at once, max-parallel resolved against the number of hosts. */
   maxParallel: number;
+  rollout: RolloutConfig;
 }
 
 export interface Config {

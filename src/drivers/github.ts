@@ -1,7 +1,7 @@
 // The GitHub REST API, through @actions/github's Octokit, limited to what the action uses.
 import { getOctokit } from '@actions/github';
 import type { RunReview } from '../release/approval.js';
-import type { DeploymentRecord } from '../release/history.js';
+import type { DeploymentRecord, DeploymentState } from '../release/history.js';
 import { RECORD_MARKER, statusState, type WorkflowRunFacts } from '../release/trust.js';
 import { redact } from '../report/secrets.js';
 
@@ -53,6 +53,8 @@ const DESCRIPTION_MAX = 140;
  * none, and so as not succeeded: that can refuse a promotion, never allow one.
  */
 const STATUSES_READ = 100;
+/** Records read to find those a run left open (openRecordsOfRun). */
+const OPEN_RECORDS_READ = 10;
 /** Status requests in flight at once: GitHub asks integrations not to fire many concurrently. */
 const STATUS_READS_AT_ONCE = 4;
 
@@ -265,12 +267,7 @@ export class GitHubApi {
         throw failure(error, doing, 'repos/list-deployments');
       });
     const records = await mapBounded(data.slice(0, limit), STATUS_READS_AT_ONCE, async (d): Promise<DeploymentRecord> => {
-      const statuses = await this.octokit.rest.repos
-        .listDeploymentStatuses({ owner: this.owner, repo: this.repo, deployment_id: d.id, per_page: STATUSES_READ })
-        .catch((error: unknown) => {
-          throw failure(error, `${doing} (statuses of ${d.id})`, 'repos/list-deployment-statuses');
-        });
-      const { state, ignored } = statusState(statuses.data.map((s) => ({ state: s.state, creator: s.creator?.login })));
+      const { state, ignored } = await this.statuses(d.id, `${doing} (statuses of ${d.id})`);
       return {
         id: d.id,
         ref: d.ref,
@@ -284,5 +281,29 @@ export class GitHubApi {
     });
     // GitHub lists newest first already; created_at has whole seconds, so ties go to the higher id.
     return records.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.id - a.id);
+  }
+
+  /** The state of deployment `id`'s newest status that GITHUB_TOKEN posted (statusState): `none` without one. */
+  async deploymentState(id: number): Promise<DeploymentState> {
+    return (await this.statuses(id, `read the statuses of GitHub deployment ${id}`)).state;
+  }
+
+  /**
+   * The ids of the environment's records that run `runId` opened (the run id in their payload,
+   * with the action's marker) and left open (no status, or in_progress), among its newest
+   * OPEN_RECORDS_READ: a record the run opened minutes ago is among them.
+   */
+  async openRecordsOfRun(environment: string, runId: string): Promise<number[]> {
+    const records = await this.deployments(environment, OPEN_RECORDS_READ);
+    return records.filter((r) => r.payload.runId === runId && r.payload.recordedBy !== undefined && (r.state === 'none' || r.state === 'in_progress')).map((r) => r.id);
+  }
+
+  private async statuses(id: number, doing: string): Promise<ReturnType<typeof statusState>> {
+    const { data } = await this.octokit.rest.repos
+      .listDeploymentStatuses({ owner: this.owner, repo: this.repo, deployment_id: id, per_page: STATUSES_READ })
+      .catch((error: unknown) => {
+        throw failure(error, doing, 'repos/list-deployment-statuses');
+      });
+    return statusState(data.map((s) => ({ state: s.state, creator: s.creator?.login })));
   }
 }

@@ -81,24 +81,30 @@ export class LoadBalancers implements LoadBalancerFleet {
     members: FleetMember[],
     hosts: string[],
     ports: Record<Role, number>,
-  ): Promise<{ fleet: LoadBalancers; servers: Map<string, Record<Role, string>>; missing: string[] }> {
+    sparePorts?: Record<Role, number>,
+  ): Promise<{ fleet: LoadBalancers; servers: Map<string, Record<Role, string>>; missing: string[]; spares: Map<string, Record<Role, string>>; sparesMissing: string[] }> {
     const fleet = new LoadBalancers(members);
-    const targets = hosts.flatMap((address) => (['master', 'backup'] as const).map((role) => ({ address, port: ports[role], role })));
+    const slots = [{ ports, spare: false }, ...(sparePorts ? [{ ports: sparePorts, spare: true }] : [])];
+    const targets = slots.flatMap(({ ports: of, spare }) => hosts.flatMap((address) => (['master', 'backup'] as const).map((role) => ({ address, port: of[role], role, spare }))));
     const found = await Promise.all(members.map((member) => member.runtime.findServers(targets)));
     const servers = new Map<string, Record<Role, string>>();
+    const spares = new Map<string, Record<Role, string>>();
     const missing: string[] = [];
-    targets.forEach(({ address, port, role }, i) => {
+    const sparesMissing: string[] = [];
+    targets.forEach(({ address, port, role, spare }, i) => {
       const key = `${address}:${port}`;
       const names = new Map<string, string>();
       members.forEach((member, m) => {
         const name = found[m]![i];
         if (name) names.set(member.host, name);
-        else missing.push(`${member.host} has no server for ${key} (${role})`);
+        else (spare ? sparesMissing : missing).push(`${member.host} has no server for ${key} (${role}${spare ? ' spare' : ''})`);
       });
+      if (spare && names.size < members.length) return;
       fleet.names.set(key, names);
-      servers.set(address, { ...servers.get(address), [role]: key } as Record<Role, string>);
+      const into = spare ? spares : servers;
+      into.set(address, { ...into.get(address), [role]: key } as Record<Role, string>);
     });
-    return { fleet, servers, missing };
+    return { fleet, servers, missing, spares, sparesMissing };
   }
 
   /**

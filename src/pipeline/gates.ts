@@ -151,6 +151,18 @@ export class GitHubDeployment {
     return new GitHubDeployment(github, id, { ...(env.url ? { environmentUrl: env.url } : {}), logUrl: runUrl(inputs) });
   }
 
+  /**
+   * The record this job's main step opened, for its post step: the id its journal kept, or, when
+   * the main step was killed between opening the record and journaling its id, the one GitHub
+   * holds with this run's id in its payload, still open. Found, not journaled ahead: the id
+   * exists only once GitHub answers, and a journal write before every record would cost every
+   * run a round trip to the lock host that only a killed one needs.
+   */
+  static async ofRun(github: GitHubApi, inputs: Inputs, env: EnvironmentConfig, journaled: number | undefined): Promise<GitHubDeployment | undefined> {
+    const id = journaled ?? (await github.openRecordsOfRun(env.name, inputs.run.runId))[0];
+    return id === undefined ? undefined : GitHubDeployment.existing(github, inputs, env, id);
+  }
+
   static async open(
     github: GitHubApi | undefined,
     inputs: Inputs,
@@ -180,5 +192,15 @@ export class GitHubDeployment {
 
   async set(state: 'in_progress' | 'success' | 'failure', description: string): Promise<void> {
     await this.github.setDeploymentStatus(this.id, state, { ...this.urls, description });
+  }
+
+  /**
+   * `set`, only while the record is open (no status of ours yet, or in_progress): what closed it
+   * (the main step's own failure) stays. A state GitHub cannot read counts as open: a record left
+   * in_progress for ever is the worse mistake, and closing it twice says the same word again.
+   */
+  async closeIfOpen(state: 'failure', description: string): Promise<void> {
+    const now = await this.github.deploymentState(this.id).catch(() => 'none' as const);
+    if (now === 'none' || now === 'in_progress') await this.set(state, description);
   }
 }

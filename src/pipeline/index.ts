@@ -104,7 +104,8 @@ export async function runPipeline(
     const deps = { ...rolloutDeps(inputs, config, env, connected, prepared.lb, secrets), ...(signal ? { signal } : {}), journal };
     const { result, receipt } = await rollOut(env, prepared, deps, held.recorder, release);
     // A cancel not settled in time, or a rollback that could not put every server back.
-    leftForPostStep = (result.cancelled !== undefined && !result.cancelled.settled) || journal.pending();
+    // ... or a role container that could not be put back (its set-aside one is settled there).
+    leftForPostStep = (result.cancelled !== undefined && !result.cancelled.settled) || journal.pending() || (result.roles?.undoErrors.length ?? 0) > 0;
     await writeSummary((s) => {
       rolloutSummary(s, { environment: env.name, target: prepared.target, result });
       if (receipt) s.addRaw(renderReceipt(receipt), true);
@@ -245,7 +246,7 @@ async function preFlight(
         }
         // The receipt's baseline runs from here to the first change.
         if (lb) {
-          held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role]);
+          held.recorder = new ReceiptRecorder(lb.driver, lb.servers, (host, role) => chosen.state.current.get(host)?.[role], undefined, undefined, lb.slots);
           await held.recorder.open();
         }
         return lb;
@@ -330,31 +331,55 @@ export async function finishCutShort(inputs: Inputs, config: Config, saved: { jo
   const journal = JSON.parse(saved.journal) as Journal;
   const env = config.environments[journal.environment];
   if (!env) return;
-  const connected = await connect(inputs, config, env);
   let settled: Settled;
   let after: Map<string, HostTarget>;
   try {
-    const current = await readHosts(connected, config.app);
-    const lb = await findServers(connected, { tookOverLock: false, leftBy: journal });
-    const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
-    const lockHost = lock && connected.hosts.get(lock.host);
-    const writer = new JournalWriter(journal, lockHost ? { host: lockHost, lock: lock.name, warn: (line) => core.warning(line) } : undefined);
-    settled = await repairInterrupted(journal, current, { ...rolloutDeps(inputs, config, env, connected, lb, secrets), journal: writer });
-    after = new Map([...current, ...settled]);
-    writer.clear();
-    if (lock) await releaseLeftoverLock(connected, lock, inputs.run.runAttempt);
-  } finally {
-    connected.dispose();
+    const connected = await connect(inputs, config, env);
+    try {
+      const current = await readHosts(connected, config.app);
+      const lb = await findServers(connected, { tookOverLock: false, leftBy: journal });
+      const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
+      const lockHost = lock && connected.hosts.get(lock.host);
+      const writer = new JournalWriter(journal, lockHost ? { host: lockHost, lock: lock.name, warn: (line) => core.warning(line) } : undefined);
+      settled = await repairInterrupted(journal, current, { ...rolloutDeps(inputs, config, env, connected, lb, secrets), journal: writer });
+      after = new Map([...current, ...settled]);
+      writer.clear();
+      if (lock) await releaseLeftoverLock(connected, lock, inputs.run.runAttempt);
+    } finally {
+      connected.dispose();
+    }
+  } catch (error) {
+    // A post step that cannot finish still closes the run's record, saying what is left (the
+    // journal as the repair left it); never in_progress for ever.
+    await runRecord(inputs, env, journal)
+      .then((record) => record?.closeIfOpen('failure', unfinishedRecord(journal, error, lock !== undefined)))
+      .catch((e: Error) => core.warning(`Could not mark the deployment failed: ${e.message}`));
+    throw error;
   }
+  await (await runRecord(inputs, env, journal))?.set('failure', postStepRecord(journal, settled, after));
+}
+
+/** The record of the run whose post step this is, when GitHub is reachable (GitHubDeployment.ofRun). */
+async function runRecord(inputs: Inputs, env: EnvironmentConfig, journal: Journal): Promise<GitHubDeployment | undefined> {
   const github = gitHub(inputs);
-  if (github && journal.deploymentId) {
-    await GitHubDeployment.existing(github, inputs, env, journal.deploymentId).set('failure', postStepRecord(journal, settled, after));
-  }
+  return github && GitHubDeployment.ofRun(github, inputs, env, journal.deploymentId);
+}
+
+/** How the main step ended, as the post step's record opens. */
+const endedAs = (journal: Journal) =>
+  journal.ended?.how === 'cancelled' ? 'Cancelled' : journal.ended?.how === 'failed' ? 'Failed, rollback unfinished' : 'Runner stopped mid-rollout';
+
+/** The record of a post step that could not finish: what is left (and the lock kept, when it held one), then why. */
+export function unfinishedRecord(journal: Journal, error: unknown, lockKept: boolean): string {
+  const left = unfinished(journal);
+  // One line (GitHub shows 140 characters): "cannot reach ...:" and the hosts it names.
+  const why = (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ');
+  return `${endedAs(journal)}; the post step could not finish${lockKept ? ', its lock stays' : ''}${left.length ? ` (left: ${left.join('; ')})` : ''}: ${why}`;
 }
 
 /** The post step's deployment status: how the main step ended, and what each host it settled runs now. */
 export function postStepRecord(journal: Journal, settled: Settled, after: Map<string, HostTarget>): string {
-  const how = journal.ended?.how === 'cancelled' ? 'Cancelled' : journal.ended?.how === 'failed' ? 'Failed, rollback unfinished' : 'Runner stopped mid-rollout';
+  const how = endedAs(journal);
   if (settled.size === 0) return `${how}; nothing had changed`;
   const runs = [...settled.keys()].map((host) => `${host} ${describeHost(after.get(host) ?? {})}`).join(', ');
   const everywhere = journal.version && [...after.values()].every((h) => h.master?.version === journal.version && h.backup?.version === journal.version);

@@ -13,7 +13,8 @@ import { splitRepository } from '../release/image.js';
 import { infoUntrusted } from '../report/untrusted.js';
 import type { LoadBalancing, Logger } from '../rollout/execute.js';
 import { runningReleases, type HostTarget } from '../rollout/plan.js';
-import type { FleetCounters, RegistryCredentials, Release, Role } from '../rollout/ports.js';
+import { containerName, oldName } from '../rollout/spec.js';
+import type { FleetCounters, RegistryCredentials, Release, Role, Slot } from '../rollout/ports.js';
 
 export class PreflightError extends Error {
   override name = 'PreflightError';
@@ -27,6 +28,8 @@ export interface Connected {
   /** Every load balancer (haproxy.hosts), in the order configured; empty without a haproxy section. */
   lbs: { host: string; runtime: HaproxyRuntime }[];
   auth?: RegistryCredentials;
+  /** The slot each role's container runs in, where not a (readHosts fills it). */
+  slots?: Map<string, Partial<Record<Role, Slot>>>;
   dispose(): void;
 }
 
@@ -145,12 +148,34 @@ export function pullEverywhere(connected: Connected, target: Release): OnEveryHo
   });
 }
 
+/**
+ * An old container a no-gap switch left under its step-aside name (APP-old, APP-backup-old): the
+ * run that renamed it was killed before it finished. Whether it or the role's container serves
+ * depends on how far that run got, so nothing guesses: the deploy stops before any change.
+ */
+async function refuseSteppedAside(host: DockerHost, app: string): Promise<void> {
+  for (const role of ['master', 'backup'] as const) {
+    const name = oldName(app, role);
+    const state = await host.containerState(name);
+    if (state) {
+      throw new PreflightError(
+        `${host.host}: ${name} exists (${state.state}): a no-gap deploy was cut short while it switched the ${role}. ` +
+          `Look at which of ${name} and ${containerName(app, role)} the load balancers send requests to (command: status), keep that one under the name ${containerName(app, role)}, remove the other, then deploy again`,
+      );
+    }
+  }
+}
+
 /** What each host runs now (from container labels). */
 export async function readHosts(connected: Connected, app: string): Promise<Map<string, HostTarget>> {
   const containers = await onEveryHost(connected.hosts, 'Reading the running containers', async (host) => {
     await host.ping();
+    if (connected.env.rollout.procedure === 'no-gap') await refuseSteppedAside(host, app);
     return host.containers(app, { repository: connected.image, warn: (line) => core.warning(line) });
   });
+  connected.slots = new Map(
+    [...containers].map(([host, found]) => [host, Object.fromEntries((['master', 'backup'] as const).flatMap((role) => (found[role]?.running && found[role]?.slot ? [[role, found[role]!.slot]] : [])))]),
+  );
   return new Map([...containers].map(([host, found]) => [host, runningReleases(found)]));
 }
 
@@ -189,15 +214,39 @@ export async function findServers(
 ): Promise<Servers | undefined> {
   const { env, lbs } = connected;
   if (lbs.length === 0 || !env.haproxy) return undefined;
-  const { fleet, servers, missing } = await LoadBalancers.locate(lbs, env.hosts, env.ports);
+  const sparePorts = { master: env.ports['master-spare'], backup: env.ports['backup-spare'] };
+  const { fleet, servers, missing, spares, sparesMissing } = await LoadBalancers.locate(lbs, env.hosts, env.ports, sparePorts);
   if (missing.length > 0) {
     throw new PreflightError(
       `HAProxy backend ${env.haproxy.backend}: ${missing.join('; ')}; add them (command: haproxy-config prints a backend that fits)`,
     );
   }
-  const roleOf = new Map([...servers].flatMap(([host, roles]) => (['master', 'backup'] as const).map((role) => [roles[role], { host, role }] as const)));
+  // Containers in slot b (a no-gap deploy put them there) are served by the spare servers: any procedure needs those then.
+  const active = new Map([...(connected.slots ?? [])].map(([host, slots]) => [host, { ...slots }]));
+  const inSlotB = [...active].some(([, slots]) => Object.values(slots).includes('b'));
+  if ((env.rollout.procedure === 'no-gap' || inSlotB) && sparesMissing.length > 0) {
+    throw new PreflightError(
+      `HAProxy backend ${env.haproxy.backend}: ${sparesMissing.join('; ')}; ` +
+        (env.rollout.procedure === 'no-gap' ? 'rollout.procedure no-gap needs a spare server per role and host' : 'containers run on their spare ports (a no-gap deploy put them there)') +
+        ': add the spare server lines that command: haproxy-config prints',
+    );
+  }
+  const slots = sparesMissing.length === 0 && spares.size > 0 ? { spares, active } : undefined;
+  const roleOf = new Map(
+    [...servers, ...spares].flatMap(([host, roles]) => (['master', 'backup'] as const).map((role) => [roles[role], { host, role }] as const)),
+  );
+  // The server of the slot a role's container is not in: out of service by design, the deploy's own.
+  const idle = new Set(
+    [...servers].flatMap(([host, roles]) =>
+      (['master', 'backup'] as const).map((role) => ((active.get(host)?.[role] ?? 'a') === 'b' ? roles[role] : spares.get(host)?.[role])).filter((s): s is string => s !== undefined),
+    ),
+  );
   const heldBefore = new Set((leftBy?.heldOn ?? []).map(([server]) => server));
   for (const [server, { where }] of await fleet.readHeld()) {
+    if (idle.has(server)) {
+      fleet.forgetHeld(server);
+      continue;
+    }
     const { host, role } = roleOf.get(server)!;
     if (running && !running.get(host)?.[role]) {
       // No container serves there: nothing for an operator to hold; a rollback of a first deploy
@@ -220,7 +269,15 @@ export async function findServers(
   // Held before the run cut short: the state the operator set then, not the one that run left.
   const snapshot = fleet.heldSnapshot().map(([server, members]) => [server, heldBefore.has(server) ? leftBy!.heldOn.find(([s]) => s === server)![1] : members] as HeldSnapshot[number]);
   const held = fleet.loadHeld(snapshot);
-  return { driver: fleet, servers, held, heldOn: snapshot, drainTimeoutSeconds: env.haproxy['drain-timeout'], onDrainTimeout: env.haproxy['on-drain-timeout'] };
+  return {
+    driver: fleet,
+    servers,
+    held,
+    heldOn: snapshot,
+    drainTimeoutSeconds: env.haproxy['drain-timeout'],
+    onDrainTimeout: env.haproxy['on-drain-timeout'],
+    ...(slots ? { slots } : {}),
+  };
 }
 
 /**

@@ -11,7 +11,7 @@ import type { ReceiptRecorder } from '../receipt/recorder.js';
 import { executeRollout, type LoadBalancing, type RolloutDeps, type RolloutResult } from '../rollout/execute.js';
 import { describePlan, planRollout } from '../rollout/plan.js';
 import type { Release } from '../rollout/ports.js';
-import { asideName, containerName, containerSpec, roleSpec } from '../rollout/spec.js';
+import { asideName, containerName, containerSpec, oldName, roleSpec, slotPort } from '../rollout/spec.js';
 import { readSecretValues } from '../inputs.js';
 import { runUrl } from './gates.js';
 import { coreLogger, type Connected } from './preflight.js';
@@ -87,8 +87,10 @@ export function rolloutDeps(
       : {}),
     containerName: (role) => containerName(config.app, role),
     asideName: (role) => asideName(config.app, role),
-    hostPort: (role) => env.ports[role],
-    spec: (role, release) => containerSpec({ ...context, secrets }, role, release),
+    procedure: env.rollout.procedure,
+    oldName: (role) => oldName(config.app, role),
+    hostPort: (role, slot) => slotPort(env.ports, role, slot),
+    spec: (role, release, slot) => containerSpec({ ...context, secrets }, role, release, slot),
     health: { path: env.health.path, timeoutSeconds: env.health.timeout, intervalSeconds: env.health.interval },
     stopTimeoutSeconds: env.container['stop-timeout'],
     log: coreLogger(env.maxParallel === 1),

@@ -5,7 +5,7 @@
 // load balancer's reading falls cleanly on one release. A load balancer that missed that reading
 // answers next with counts from both sides of the change: those are unattributable, reported as
 // such, and credited to no release. Pure.
-import type { FleetCounters, HaproxyProcess, Release, Role, ServerCounters } from '../rollout/ports.js';
+import type { FleetCounters, HaproxyProcess, Release, Role, ServerCounters, Slot } from '../rollout/ports.js';
 import { addInto, between, emptyTally, errorsOf, wholeTally, type Tally } from './tally.js';
 
 /** Requests and errors through every load balancer between two readings. */
@@ -47,6 +47,12 @@ export interface Notice {
 /** The release key for a server with no container behind it. */
 export const NONE = 'none';
 
+/** The spare servers of each host and the slot each role runs in (LoadBalancing.slots). */
+export interface LedgerSlots {
+  spares: Map<string, Record<Role, string>>;
+  active: Map<string, Partial<Record<Role, Slot>>>;
+}
+
 export class Ledger {
   /** Load balancer → server → the counters last read there. */
   private readonly last = new Map<string, Map<string, ServerCounters>>();
@@ -76,10 +82,19 @@ export class Ledger {
   first?: number;
   lastAt?: number;
 
-  /** `servers`: each host's fleet server names; `running`: the release behind each role now. */
-  constructor(servers: Map<string, Record<Role, string>>, running: (host: string, role: Role) => Release | undefined) {
+  /**
+   * `servers`: each host's fleet server names; `running`: the release behind each role now;
+   * `slots`: the spare servers and which slot each role runs in (no-gap): the release is behind
+   * the server of its slot, nothing behind the other.
+   */
+  constructor(servers: Map<string, Record<Role, string>>, running: (host: string, role: Role) => Release | undefined, slots?: LedgerSlots) {
     for (const [host, roles] of servers) {
-      for (const role of ['master', 'backup'] as const) this.setOwner(roles[role], host, running(host, role));
+      for (const role of ['master', 'backup'] as const) {
+        const inB = slots?.active.get(host)?.[role] === 'b';
+        this.setOwner(roles[role], host, inB ? undefined : running(host, role));
+        const spare = slots?.spares.get(host)?.[role];
+        if (spare) this.setOwner(spare, host, inB ? running(host, role) : undefined);
+      }
     }
   }
 

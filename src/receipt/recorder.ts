@@ -5,7 +5,7 @@
 // for a reading while one waits joins it). A load balancer that does not answer in time leaves
 // a gap, never fails the deploy (the rollout's own steps judge that).
 import type { LoadBalancerFleet, Release, Role } from '../rollout/ports.js';
-import { Ledger } from './ledger.js';
+import { Ledger, type LedgerSlots } from './ledger.js';
 
 export const EVERY_MS = 1_000;
 
@@ -28,9 +28,10 @@ export class ReceiptRecorder {
     running: (host: string, role: Role) => Release | undefined,
     private readonly clock: () => number = Date.now,
     private readonly everyMs = EVERY_MS,
+    slots?: LedgerSlots,
   ) {
-    this.baseline = new Ledger(servers, running);
-    this.deploy = new Ledger(servers, running);
+    this.baseline = new Ledger(servers, running, slots);
+    this.deploy = new Ledger(servers, running, slots);
     this.into = [this.baseline];
   }
 
@@ -91,8 +92,8 @@ export class ReceiptRecorder {
    * server is put back in service. A load balancer that missed it makes its next counts of the
    * server unattributable (the ledger reports them).
    */
-  changing(host: string, role: Role, to: Release | undefined): Promise<void> {
-    const server = this.servers.get(host)?.[role];
+  changing(host: string, role: Role, to: Release | undefined, onServer?: string): Promise<void> {
+    const server = onServer ?? this.servers.get(host)?.[role];
     if (!server) return Promise.resolve();
     const at = this.clock();
     this.deploy.mark({ at, host, role, what: 'out of service', version: to?.version ?? 'nothing' });

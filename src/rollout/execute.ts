@@ -9,7 +9,9 @@ import type {
   LoadBalancerFleet,
   Release,
   Role,
+  Slot,
 } from './ports.js';
+import { replaceWithoutGap, usesNoGap } from './no-gap.js';
 import { moveRoles, type RoleDeps, type RolesResult } from './roles.js';
 
 export interface Logger {
@@ -35,6 +37,12 @@ export interface LoadBalancing {
    * the step (then rolled back like any failure); `cut` stops the container with them.
    */
   onDrainTimeout: 'fail' | 'cut';
+  /**
+   * Each host's spare servers (slot b, `ports.*-spare`) and the slot each role's container runs
+   * in now (absent: a), which the rollout keeps up to date as containers change slots. Present
+   * when the backend has spare servers (rollout.procedure: no-gap needs them).
+   */
+  slots?: { spares: Map<string, Record<Role, string>>; active: Map<string, Partial<Record<Role, Slot>>> };
 }
 
 /**
@@ -62,8 +70,9 @@ export interface RolloutObserver {
   /**
    * The role is in maintenance on every load balancer and its old container gone; `to` is about to run there.
    * The returned promise must settle (never reject) before the role is put back in service.
+   * `server`: the server this is about, when not the role's usual one (a no-gap slot change).
    */
-  changing(host: string, role: Role, to: Release | undefined): Promise<void>;
+  changing(host: string, role: Role, to: Release | undefined, server?: string): Promise<void>;
   /** The role is in service again, running `release`. */
   serving(host: string, role: Role, release: Release): void;
 }
@@ -92,10 +101,14 @@ export interface RolloutDeps {
   /** Roles beside the web role: moved once every web batch is proven. Absent: none. */
   roles?: RoleDeps;
   containerName(role: Role): string;
+  /** rollout.procedure: no-gap replaces a container without a gap (rollout/no-gap.ts); absent: backup-first. */
+  procedure?: 'backup-first' | 'no-gap';
+  /** Where a no-gap replacement puts the old container, still serving, while the new one starts. */
+  oldName?(role: Role): string;
   /** Where an adopted container waits, stopped, while its replacement proves itself. */
   asideName(role: Role): string;
-  hostPort(role: Role): number;
-  spec(role: Role, release: Release): ContainerSpec;
+  hostPort(role: Role, slot?: Slot): number;
+  spec(role: Role, release: Release, slot?: Slot): ContainerSpec;
   health: HealthCheck;
   stopTimeoutSeconds: number;
   log: Logger;
@@ -139,6 +152,20 @@ export interface PhaseTimes {
   inService: number;
 }
 
+/** A replacement's phase times, and a wrapper that times one phase. */
+export function phaseTimer(role: Role) {
+  const times: PhaseTimes = { role, drain: 0, stop: 0, start: 0, healthy: 0, inService: 0 };
+  const timed = async <T>(phase: Exclude<keyof PhaseTimes, 'role'>, run: () => Promise<T>): Promise<T> => {
+    const started = Date.now();
+    try {
+      return await run();
+    } finally {
+      times[phase] = (Date.now() - started) / 1000;
+    }
+  };
+  return { times, timed };
+}
+
 export function describePhases(t: PhaseTimes): string {
   const s = (n: number) => n.toFixed(1);
   return `${t.role}: drain ${s(t.drain)} s, stop ${s(t.stop)} s, start ${s(t.start)} s, healthy ${s(t.healthy)} s, in service ${s(t.inService)} s`;
@@ -174,7 +201,7 @@ export interface RolloutResult {
 }
 
 /** One host's live state during the run: which release each role runs right now. */
-class HostRun {
+export class HostRun {
   current: HostTarget;
   health = '';
   seconds = 0;
@@ -199,17 +226,17 @@ class HostRun {
   constructor(
     readonly plan: HostPlan,
     readonly driver: HostDriver,
-    private readonly deps: RolloutDeps,
+    readonly deps: RolloutDeps,
   ) {
     this.current = { ...plan.before };
     this.signal = deps.signal;
   }
 
-  private checkCancelled(): void {
+  checkCancelled(): void {
     if (this.signal?.aborted) throw new Cancelled();
   }
 
-  private log(line: string) {
+  log(line: string) {
     this.deps.log.info(`[${this.plan.host}] ${line}`);
   }
 
@@ -271,6 +298,7 @@ class HostRun {
   }
 
   private async replace(role: Role, to: Release, canary = false): Promise<void> {
+    if (usesNoGap(this, role, to)) return replaceWithoutGap(this, role, to, canary);
     const name = this.deps.containerName(role);
     if (canary) {
       // The canary is unjudged from before it goes in service until its hold ends: a cancel or
@@ -282,15 +310,7 @@ class HostRun {
     this.log(`${role}: ${from?.version ?? 'nothing'} → ${to.version}`);
     await this.markTouched();
     await this.deps.journal?.changing(this.plan.host, role, true);
-    const times: PhaseTimes = { role, drain: 0, stop: 0, start: 0, healthy: 0, inService: 0 };
-    const timed = async <T>(phase: Exclude<keyof PhaseTimes, 'role'>, run: () => Promise<T>): Promise<T> => {
-      const started = Date.now();
-      try {
-        return await run();
-      } finally {
-        times[phase] = (Date.now() - started) / 1000;
-      }
-    };
+    const { times, timed } = phaseTimer(role);
     await timed('drain', () => this.takeOutOfService(role));
     // Kept whole, so that a rollback puts back the very container that served.
     const setAside = from?.adopted || this.stoppedInPlace.has(role);
@@ -316,7 +336,7 @@ class HostRun {
         this.asides.delete(role);
         await this.deps.journal?.aside(this.plan.host, role, false);
       } else {
-        await this.driver.run(this.deps.spec(role, to));
+        await this.driver.run(this.deps.spec(role, to, this.slot(role)));
       }
     });
     const verdict = await timed('healthy', () => this.waitHealthy(role));
@@ -332,6 +352,11 @@ class HostRun {
     this.current[role] = to;
     await noted;
     await timed('inService', () => this.ensureInService(role));
+    await this.inService(role, to, times, canary);
+  }
+
+  /** A replacement `to` is proven healthy and in service: recorded, journalled, and (not the canary) judged. */
+  async inService(role: Role, to: Release, times: PhaseTimes, canary: boolean): Promise<void> {
     this.verified.add(role);
     await this.deps.journal?.changing(this.plan.host, role, false);
     if (role === 'master' && this.unproven && !canary) {
@@ -349,7 +374,7 @@ class HostRun {
     if (spent) throw new StepFailed(this.plan.host, role, undefined, spent);
   }
 
-  private async markTouched(): Promise<void> {
+  async markTouched(): Promise<void> {
     if (!this.touched) await this.deps.journal?.touched(this.plan.host, this.plan.before);
     this.touched = true;
   }
@@ -363,6 +388,9 @@ class HostRun {
     await this.deps.observer?.changing(this.plan.host, role, undefined);
     delete this.current[role];
     this.verified.delete(role);
+    // Nothing runs in either slot: the next container starts in slot a.
+    const active = this.deps.lb?.slots?.active.get(this.plan.host);
+    if (active) delete active[role];
     await this.deps.journal?.changing(this.plan.host, role, false);
     this.log(`${role}: removed`);
   }
@@ -391,10 +419,10 @@ class HostRun {
     }
   }
 
-  private async waitHealthy(role: Role) {
+  async waitHealthy(role: Role, name = this.deps.containerName(role), slot = this.slot(role)) {
     const verdict = await this.driver.waitHealthy(
-      this.deps.containerName(role),
-      this.deps.hostPort(role),
+      name,
+      this.deps.hostPort(role, slot),
       this.deps.health,
       (line) => this.log(line),
       this.signal,
@@ -403,14 +431,20 @@ class HostRun {
     return verdict;
   }
 
-  private server(role: Role): string | undefined {
-    return this.deps.lb?.servers.get(this.plan.host)?.[role];
+  /** The slot the role's container runs in now. */
+  slot(role: Role): Slot {
+    return this.deps.lb?.slots?.active.get(this.plan.host)?.[role] ?? 'a';
+  }
+
+  /** The role's server in `slot` (the slot its container runs in now, by default). */
+  server(role: Role, slot = this.slot(role)): string | undefined {
+    const servers = slot === 'b' ? this.deps.lb?.slots?.spares : this.deps.lb?.servers;
+    return servers?.get(this.plan.host)?.[role];
   }
 
   /** Drain (new requests go elsewhere, running ones finish), then maintenance. */
-  async takeOutOfService(role: Role): Promise<void> {
+  async takeOutOfService(role: Role, server = this.server(role)): Promise<void> {
     const lb = this.deps.lb;
-    const server = this.server(role);
     if (!lb || !server) return;
     const held = lb.held.get(server);
     const putBack = () => (held ? lb.driver.restoreState(server) : lb.driver.setState(server, 'ready'));
@@ -466,9 +500,8 @@ class HostRun {
    * Back into HAProxy only once proven healthy; done when HAProxy itself reports it UP. A server
    * the operator had out of service goes back to that state instead.
    */
-  private async ensureInService(role: Role): Promise<void> {
+  async ensureInService(role: Role, server = this.server(role)): Promise<void> {
     const lb = this.deps.lb;
-    const server = this.server(role);
     if (!lb || !server) return;
     const held = lb.held.get(server);
     if (held) {

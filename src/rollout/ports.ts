@@ -4,6 +4,14 @@
 
 export type Role = 'master' | 'backup';
 
+/**
+ * Where a role's container is published (rollout.procedure: no-gap): slot `a` on the role's
+ * port (ports.master / ports.backup), slot `b` on its spare port (ports.master-spare /
+ * ports.backup-spare), each with its own HAProxy server. A no-gap replacement starts the new
+ * container in the slot the old one is not in; the backup-first procedure keeps the slot.
+ */
+export type Slot = 'a' | 'b';
+
 /** Labels that carry the deployment state on each container (no state file anywhere). */
 export const LABELS = {
   app: 'deploy-action.app',
@@ -16,6 +24,8 @@ export const LABELS = {
   oneOff: 'deploy-action.one-off',
   runUrl: 'deploy-action.run-url',
   history: 'deploy-action.history',
+  /** The slot the container is published in (absent: a). */
+  slot: 'deploy-action.slot',
 } as const;
 
 /** An image pinned by digest, with the release tag it was deployed as. */
@@ -46,6 +56,8 @@ export interface AppContainer {
   /** From labels; undefined for a container this action did not create. */
   release?: Release;
   running: boolean;
+  /** From the slot label; absent for slot a and for containers this action did not create. */
+  slot?: Slot;
 }
 
 export interface ContainerSpec {
@@ -161,6 +173,18 @@ export interface HostDriver {
    * settings, volumes) to be put back; fails when `asideName` is taken.
    */
   setAside(name: string, asideName: string, stopTimeout: number): Promise<void>;
+  /**
+   * Renames a running container to `asideName`, then stops it gracefully (a role's worker, set
+   * aside to be put back): a rename that fails leaves it running under its name, untouched.
+   */
+  moveAside(name: string, asideName: string, stopTimeout: number): Promise<void>;
+  /**
+   * Starts a container moved aside, then renames it back to `name`: cut short in between, it is
+   * still found under `asideName`, running, and moving it back again finishes the job.
+   */
+  moveBack(asideName: string, name: string): Promise<void>;
+  /** Renames a container, running or not, leaving it as it is (no-gap: the old one steps aside for the new). */
+  rename(name: string, newName: string): Promise<void>;
   /** Renames a container set aside back to `name` and starts it. */
   restore(asideName: string, name: string): Promise<void>;
   /** Whether a container named `name` exists (running or not): a set-aside that may not have finished. */

@@ -1,7 +1,7 @@
 // The container each role runs: the same spec for master and backup but for name and host port,
 // and the labels that let a later deploy read what is running. Pure.
-import type { EnvironmentConfig, RoleConfig } from '../config/schema.js';
-import { LABELS, type ContainerSpec, type OneOffSpec, type Release, type Role, type RoleSpec } from './ports.js';
+import type { EnvironmentConfig, PortsConfig, RoleConfig } from '../config/schema.js';
+import { LABELS, type ContainerSpec, type OneOffSpec, type Release, type Role, type RoleSpec, type Slot } from './ports.js';
 
 export interface SpecContext {
   app: string;
@@ -14,6 +14,10 @@ export interface SpecContext {
 
 export const containerName = (app: string, role: Role) => (role === 'master' ? app : `${app}-backup`);
 export const lockName = (app: string) => `${app}-deploy-lock`;
+/** Where a no-gap replacement puts the old container, still serving, while the new one takes the role's name. */
+export const oldName = (app: string, role: Role) => `${containerName(app, role)}-old`;
+/** The host port of a role's slot: its own port (a) or its spare (b). */
+export const slotPort = (ports: PortsConfig, role: Role, slot: Slot = 'a') => (slot === 'b' ? ports[`${role}-spare`] : ports[role]);
 /** Where an adopted container waits, stopped, until the rollout that replaced it has succeeded. */
 export const asideName = (app: string, role: Role) => `${containerName(app, role)}-adopted`;
 
@@ -67,13 +71,13 @@ export function roleSpec(ctx: SpecContext, role: RoleConfig, name: string, relea
 
 const historyLabel = (release: Release): Record<string, string> => (release.history?.length ? { [LABELS.history]: release.history.join(' ') } : {});
 
-export function containerSpec(ctx: SpecContext, role: Role, release: Release): ContainerSpec {
+export function containerSpec(ctx: SpecContext, role: Role, release: Release, slot: Slot = 'a'): ContainerSpec {
   const { container, ports } = ctx.environment;
   return {
     name: containerName(ctx.app, role),
     role,
     release,
-    hostPort: ports[role],
+    hostPort: slotPort(ports, role, slot),
     bind: container.bind,
     containerPort: container.port,
     env: { ...container.env, ...ctx.secrets },
@@ -84,6 +88,7 @@ export function containerSpec(ctx: SpecContext, role: Role, release: Release): C
     labels: {
       ...releaseLabels(ctx, release),
       [LABELS.role]: role,
+      ...(slot === 'b' ? { [LABELS.slot]: slot } : {}),
       ...historyLabel(release),
     },
   };

@@ -29,6 +29,7 @@ import type {
   RoleSpec,
   ServerCounters,
   ServerStatus,
+  Slot,
 } from '../../src/rollout/ports.js';
 
 export const release = (version: string): Release => ({ version, ref: `r/app@sha256:${version}`, digest: `sha256:${version}` });
@@ -36,6 +37,8 @@ export const release = (version: string): Release => ({ version, ref: `r/app@sha
 export const ROLES: Role[] = ['master', 'backup'];
 export const NAMES: Record<Role, string> = { master: 'app', backup: 'app-backup' };
 export const PORTS: Record<Role, number> = { master: 50000, backup: 50001 };
+/** The spare ports (slot b) of rollout.procedure: no-gap. */
+export const SPARE_PORTS: Record<Role, number> = { master: 50002, backup: 50003 };
 
 /** A container of a role beside the web role: app-ROLE-N, or app-ROLE-N-previous set aside. */
 export const isRoleContainer = (name: string) => /^app-[a-z][a-z0-9-]*-\d+(-previous)?$/.test(name);
@@ -64,6 +67,8 @@ export interface Box {
   ignoresSigterm?: boolean;
   /** A stop the engine is carrying out (it goes on without its caller). */
   stopping?: Promise<void>;
+  /** Published on the role's spare port (slot b); absent: slot a. */
+  slot?: Slot;
 }
 
 /** One operation on the estate, as the gate sees it. */
@@ -106,6 +111,7 @@ const ZERO: ServerCounters = { requests: 0, http5xx: 0, connectionErrors: 0, res
 export class Estate {
   boxes = new Map<string, Box>(); // host/role → container named app / app-backup
   asides = new Map<string, Box>(); // host/role → adopted container set aside (stopped)
+  olds = new Map<string, Box>(); // host/role → the old container of a no-gap replacement (app-old), still serving
   roleBoxes = new Map<string, RoleBox>(); // host/name → a role container beside the web role (set-aside ones too)
   /** Versions whose role containers never become ready (exit at start). */
   rolesNotReady = new Set<string>();
@@ -133,10 +139,13 @@ export class Estate {
   constructor(
     readonly hosts: string[],
     loadBalancers: string[] = ['lb'],
+    /** The backend has spare servers (slot b, declared disabled: MAINT). */
+    readonly spares = false,
   ) {
     for (const lb of loadBalancers) {
       const states = new Map<string, AdminState>();
       for (const host of hosts) for (const role of ROLES) states.set(serverOf(host, role), 'ready');
+      if (spares) for (const host of hosts) for (const role of ROLES) states.set(serverOf(host, role, 'b'), 'maint');
       this.lbs.set(lb, states);
       this.lbConfig.set(lb, new Map(states));
       this.counted.set(lb, new Map());
@@ -160,10 +169,16 @@ export class Estate {
     if (this.unreachable.has(call.at)) throw new Error(`${call.at}: connection lost (${call.op}${call.subject ? ` ${call.subject}` : ''})`);
   }
 
+  /** The container published in a server's slot (the role's, or its old one stepping aside), if any. */
+  behind(server: string): Box | undefined {
+    const { host, role, slot } = parseServer(server);
+    const key = this.key(host, role);
+    return [this.boxes.get(key), this.olds.get(key)].find((box) => box !== undefined && (box.slot ?? 'a') === slot);
+  }
+
   /** Whether the container behind a server answers. */
   alive(server: string): boolean {
-    const [host, role] = server.split('-') as [string, Role];
-    const box = this.boxes.get(this.key(host, role));
+    const box = this.behind(server);
     return box !== undefined && box.healthy && box.running !== false;
   }
 
@@ -179,8 +194,7 @@ export class Estate {
       if (this.unreachable.has(lb)) continue;
       for (const [server, state] of states) {
         if (state !== 'ready') continue;
-        const [host, role] = server.split('-') as [string, Role];
-        const box = this.boxes.get(this.key(host, role));
+        const box = this.behind(server);
         // A ready server with no container counts as DOWN (health checks) only if it never had
         // one: routing to a container that was just stopped is what drops requests.
         if (box && (!box.healthy || box.running === false)) this.violations.push(`${event}: ${server} is ready${this.lbs.size > 1 ? ` on ${lb}` : ''} but its container is ${box.healthy ? 'stopped' : 'unhealthy'}`);
@@ -194,12 +208,11 @@ export class Estate {
   /** Traffic since the last look: 10 requests to each master in rotation (the backups when none is). */
   traffic(lb: string): void {
     const states = this.lbs.get(lb)!;
-    const inRotation = (role: Role) => [...states.keys()].filter((s) => s.endsWith(`-${role}`) && states.get(s) === 'ready' && this.serving(s, lb));
+    const inRotation = (role: Role) => [...states.keys()].filter((s) => parseServer(s).role === role && states.get(s) === 'ready' && this.serving(s, lb));
     const servers = inRotation('master').length > 0 ? inRotation('master') : inRotation('backup');
     const counted = this.counted.get(lb)!;
     for (const server of servers) {
-      const [host, role] = server.split('-') as [string, Role];
-      const failing = this.failingPages.has(this.boxes.get(this.key(host, role))!.release.version);
+      const failing = this.failingPages.has(this.behind(server)!.release.version);
       const c = counted.get(server) ?? ZERO;
       counted.set(server, { ...c, requests: c.requests + 10, http5xx: c.http5xx + (failing ? 10 : 0) });
     }
@@ -224,8 +237,13 @@ export class Estate {
   }
 }
 
-/** The server of a host's role, as the unit tests name it on every load balancer. */
-export const serverOf = (host: string, role: Role) => `${host}-${role}`;
+/** The server of a host's role, as the unit tests name it on every load balancer (slot b: HOST-ROLE-b). */
+export const serverOf = (host: string, role: Role, slot: Slot = 'a') => `${host}-${role}${slot === 'b' ? '-b' : ''}`;
+
+export function parseServer(server: string): { host: string; role: Role; slot: Slot } {
+  const [host, role, b] = server.split('-') as [string, Role, string?];
+  return { host, role, slot: b === 'b' ? 'b' : 'a' };
+}
 
 /** One application host's Docker Engine. */
 export class MemoryHost implements HostDriver {
@@ -242,7 +260,7 @@ export class MemoryHost implements HostDriver {
     const out: Partial<Record<Role, AppContainer>> = {};
     for (const role of ROLES) {
       const box = this.world.boxes.get(this.world.key(this.host, role));
-      if (box) out[role] = { id: `${this.host}-${role}`, name: NAMES[role], role, release: box.release, running: box.running !== false };
+      if (box) out[role] = { id: `${this.host}-${role}`, name: NAMES[role], role, release: box.release, running: box.running !== false, ...(box.slot === 'b' ? { slot: 'b' as const } : {}) };
     }
     return out;
   }
@@ -262,15 +280,16 @@ export class MemoryHost implements HostDriver {
       if (this.world.asides.delete(key)) this.world.events.push(`discard ${key}`);
       return;
     }
+    // app / app-backup, or the old one a no-gap switch renamed app-old (still serving).
+    const boxes = name.endsWith('-old') ? this.world.olds : this.world.boxes;
     await this.world.enter({ at: this.host, op: 'stop', subject: name });
-    const box = this.world.boxes.get(key);
+    const box = boxes.get(key);
     if (!box) return;
     await this.stop(key, role, box, stopTimeout, 'stop');
     await this.world.enter({ at: this.host, op: 'remove', subject: name });
-    if (this.world.boxes.get(key) === box) this.world.boxes.delete(key);
+    if (boxes.get(key) === box) boxes.delete(key);
   }
   async setAside(name: string, asideName: string, stopTimeout: number) {
-    if (isRoleContainer(name)) return this.setRoleBoxAside(name, asideName);
     const role = roleOf(name);
     const key = this.world.key(this.host, role);
     await this.world.enter({ at: this.host, op: 'stop', subject: name });
@@ -283,8 +302,19 @@ export class MemoryHost implements HostDriver {
     this.world.boxes.delete(key);
     this.world.asides.set(key, box);
   }
+  /** app ⇄ app-old (running or not). */
+  async rename(name: string, newName: string) {
+    const key = this.world.key(this.host, roleOf(name));
+    await this.world.enter({ at: this.host, op: 'rename', subject: name });
+    const [from, to] = newName.endsWith('-old') ? [this.world.boxes, this.world.olds] : [this.world.olds, this.world.boxes];
+    const box = from.get(key);
+    if (!box) throw new Error(`${this.host}: cannot rename ${name}: it does not exist`);
+    if (to.has(key)) throw new Error(`${this.host}: cannot rename ${name} to ${newName}: a container named ${newName} exists`);
+    from.delete(key);
+    to.set(key, box);
+    this.world.events.push(`rename ${key} ${name} → ${newName}`);
+  }
   async restore(asideName: string, name: string) {
-    if (isRoleContainer(name)) return this.restoreRoleBox(asideName, name);
     const key = this.world.key(this.host, roleOf(name));
     await this.world.enter({ at: this.host, op: 'rename', subject: asideName });
     const box = this.world.asides.get(key);
@@ -308,7 +338,7 @@ export class MemoryHost implements HostDriver {
   private async stop(key: string, role: Role, box: Box, stopTimeout: number, verb: string) {
     if (box.running === false) return;
     for (const [lb, states] of this.world.lbs) {
-      const state = states.get(serverOf(this.host, role));
+      const state = states.get(serverOf(this.host, role, box.slot));
       if (state !== 'maint') this.world.violations.push(`${verb} ${key} while HAProxy has it ${state}${this.world.lbs.size > 1 ? ` on ${lb}` : ''}`);
     }
     box.stopping ??= (box.ignoresSigterm ? this.world.clock.sleep(stopTimeout * 1000) : Promise.resolve()).then(() => {
@@ -322,7 +352,11 @@ export class MemoryHost implements HostDriver {
     const key = this.world.key(this.host, spec.role);
     await this.world.enter({ at: this.host, op: 'run', subject: spec.name });
     if (this.world.boxes.has(key)) throw new Error(`${this.host}: a container named ${spec.name} exists`);
-    this.world.boxes.set(key, { release: spec.release, healthy: !spec.release.version.includes('broken') });
+    const slot: Slot = spec.hostPort === SPARE_PORTS[spec.role] ? 'b' : 'a';
+    for (const other of [this.world.boxes.get(key), this.world.olds.get(key)]) {
+      if (other && other.running !== false && (other.slot ?? 'a') === slot) throw new Error(`${this.host}: port ${spec.hostPort} is already allocated`);
+    }
+    this.world.boxes.set(key, { release: spec.release, healthy: !spec.release.version.includes('broken'), ...(slot === 'b' ? { slot } : {}) });
     this.world.check(`run ${key} ${spec.release.version}`);
     return key;
   }
@@ -330,7 +364,7 @@ export class MemoryHost implements HostDriver {
     const role = roleOf(name);
     const key = this.world.key(this.host, role);
     await this.world.enter({ at: this.host, op: 'health', subject: name });
-    const box = this.world.boxes.get(key);
+    const box = (name.endsWith('-old') ? this.world.olds : this.world.boxes).get(key);
     if (this.world.sickOnArrival.delete(key) && box) box.healthy = false;
     this.world.events.push(`health ${key}`);
     if (box?.healthy && box.running !== false) return { healthy: true as const, detail: 'HTTP 200' };
@@ -369,27 +403,29 @@ export class MemoryHost implements HostDriver {
     if (this.world.roleBoxes.get(key) === box) this.world.roleBoxes.delete(key);
     this.world.events.push(`remove ${key}`);
   }
-  private async setRoleBoxAside(name: string, asideName: string) {
+  /** Renamed first, then stopped: a failed rename leaves it running under its name. */
+  async moveAside(name: string, asideName: string) {
     const key = `${this.host}/${name}`;
-    await this.world.enter({ at: this.host, op: 'stop', subject: name });
+    await this.world.enter({ at: this.host, op: 'rename', subject: name });
     const box = this.world.roleBoxes.get(key);
     if (!box) throw new Error(`${this.host}: cannot set ${name} aside: it does not exist`);
     if (this.world.roleBoxes.has(`${this.host}/${asideName}`)) throw new Error(`${this.host}: cannot set ${name} aside: ${asideName} exists`);
-    box.running = false;
-    await this.world.enter({ at: this.host, op: 'rename', subject: name });
     this.world.roleBoxes.delete(key);
     this.world.roleBoxes.set(`${this.host}/${asideName}`, box);
+    await this.world.enter({ at: this.host, op: 'stop', subject: asideName });
+    box.running = false;
     this.world.events.push(`aside ${key}`);
   }
-  private async restoreRoleBox(asideName: string, name: string) {
-    await this.world.enter({ at: this.host, op: 'rename', subject: asideName });
+  /** Started first, then renamed back: cut short in between, it runs under its aside name. */
+  async moveBack(asideName: string, name: string) {
+    await this.world.enter({ at: this.host, op: 'start', subject: asideName });
     const box = this.world.roleBoxes.get(`${this.host}/${asideName}`);
     if (!box) throw new Error(`${this.host}: cannot put ${name} back: ${asideName} does not exist`);
-    if (this.world.roleBoxes.has(`${this.host}/${name}`)) throw new Error(`${this.host}: cannot restore: ${name} exists`);
+    box.running = true;
+    await this.world.enter({ at: this.host, op: 'rename', subject: asideName });
+    if (this.world.roleBoxes.has(`${this.host}/${name}`)) throw new Error(`${this.host}: cannot put ${name} back: ${name} exists`);
     this.world.roleBoxes.delete(`${this.host}/${asideName}`);
     this.world.roleBoxes.set(`${this.host}/${name}`, box);
-    await this.world.enter({ at: this.host, op: 'start', subject: name });
-    box.running = true;
     this.world.events.push(`restore ${this.host}/${name} ${box.release.version}`);
   }
   async acquireLock(name: string, lock: DeployLock) {
@@ -438,7 +474,9 @@ export class MemoryLoadBalancer implements LoadBalancerDriver {
     await this.world.enter({ at: this.lb, op: 'lb-find' });
     return targets.map(({ address, port }) => {
       const role = ROLES.find((r) => PORTS[r] === port);
-      return role && this.world.hosts.includes(address) ? serverOf(address, role) : undefined;
+      const spare = this.world.spares ? ROLES.find((r) => SPARE_PORTS[r] === port) : undefined;
+      if (!this.world.hosts.includes(address)) return undefined;
+      return role ? serverOf(address, role) : spare ? serverOf(address, spare, 'b') : undefined;
     });
   }
   async setState(server: string, state: AdminState) {
@@ -500,6 +538,8 @@ export interface EstateOptions {
   maxParallel?: number;
   held?: Map<string, 'maint' | 'drain'>;
   onDrainTimeout?: 'fail' | 'cut';
+  /** rollout.procedure: no-gap, over a backend with spare servers. */
+  noGap?: boolean;
   /** Roles beside the web role, each host of theirs running `start`'s master release (when any) in each container. */
   roles?: RolePolicy[];
 }
@@ -508,9 +548,9 @@ export interface EstateOptions {
 export function memoryEstate(
   hosts: string[],
   start: Partial<Record<Role, Release>>,
-  { lb = true, loadBalancers = ['lb'], maxParallel = 1, held = new Map<string, 'maint' | 'drain'>(), onDrainTimeout = 'fail', roles }: EstateOptions = {},
+  { lb = true, loadBalancers = ['lb'], maxParallel = 1, held = new Map<string, 'maint' | 'drain'>(), onDrainTimeout = 'fail', roles, noGap = false }: EstateOptions = {},
 ) {
-  const world = new Estate(hosts, loadBalancers);
+  const world = new Estate(hosts, loadBalancers, noGap);
   for (const role of roles ?? []) {
     for (const host of role.hosts) {
       for (let n = 1; n <= role.count && start.master; n++) world.roleBoxes.set(`${host}/${roleContainerName('app', role.name, n)}`, { role: role.name, release: start.master, running: true });
@@ -542,9 +582,13 @@ export function memoryEstate(
             held,
             drainTimeoutSeconds: 0,
             onDrainTimeout,
+            ...(noGap
+              ? { slots: { spares: new Map(hosts.map((h) => [h, { master: serverOf(h, 'master', 'b'), backup: serverOf(h, 'backup', 'b') }])), active: new Map() } }
+              : {}),
           },
         }
       : {}),
+    ...(noGap ? { procedure: 'no-gap' as const, oldName: (role: Role) => `${NAMES[role]}-old` } : {}),
     ...(roles
       ? {
           roles: {
@@ -557,8 +601,8 @@ export function memoryEstate(
       : {}),
     containerName: (role) => NAMES[role],
     asideName: (role) => `${NAMES[role]}-adopted`,
-    hostPort: (role) => PORTS[role],
-    spec: (role, r): ContainerSpec => ({ name: NAMES[role], role, release: r, hostPort: PORTS[role], containerPort: 3000, env: {}, volumes: [], restart: 'no', stopTimeout: 1, init: true, labels: {} }),
+    hostPort: (role, slot = 'a') => (slot === 'b' ? SPARE_PORTS : PORTS)[role],
+    spec: (role, r, slot = 'a'): ContainerSpec => ({ name: NAMES[role], role, release: r, hostPort: (slot === 'b' ? SPARE_PORTS : PORTS)[role], containerPort: 3000, env: {}, volumes: [], restart: 'no', stopTimeout: 1, init: true, labels: {} }),
     health: { path: '/healthcheck', timeoutSeconds: 1, intervalSeconds: 1 },
     stopTimeoutSeconds: 1,
     log,

@@ -46,7 +46,8 @@ describe('parseConfig: valid files', () => {
 
   it('fills every default in a minimal file', () => {
     const env = parseConfig('deploy.yml', minimal).environments.staging!;
-    expect(env.ports).toEqual({ master: 50000, backup: 50001 });
+    expect(env.ports).toEqual({ master: 50000, backup: 50001, 'master-spare': 50002, 'backup-spare': 50003 });
+    expect(env.rollout).toEqual({ procedure: 'backup-first' });
     expect(env.health).toEqual({ path: '/healthcheck', timeout: 60, interval: 1 });
     expect(env.ssh).toMatchObject({ user: 'deploy', port: 22 });
     expect(env.container).toMatchObject({ port: 3000, restart: 'on-failure', 'stop-timeout': 30, init: true, env: {}, secrets: [] });
@@ -67,7 +68,7 @@ describe('parseConfig: valid files', () => {
     ['max-parallel as a percentage of the hosts, rounded down, at least one', `${minimal}    max-parallel: "50%"\n`, (c: any) => expect(c.environments.staging.maxParallel).toBe(1)],
     ['max-parallel defaults to half the hosts', minimal.replace('hosts: [app1.example.com]', 'hosts: [a1, a2, a3, a4, a5, a6, a7, a8]'), (c: any) => expect(c.environments.staging.maxParallel).toBe(4)],
     ['lists replace instead of merging', `${minimal.replace('container: { port: 3000 }', 'container: { port: 3000, volumes: ["/a:/a"] }')}    container: { volumes: ["/b:/b"] }\n`, (c: any) => expect(c.environments.staging.container.volumes).toEqual(['/b:/b'])],
-    ['scalars override', `${minimal}    ports: { master: 8080 }\n`, (c: any) => expect(c.environments.staging.ports).toEqual({ master: 8080, backup: 50001 })],
+    ['scalars override', `${minimal}    ports: { master: 8080 }\n`, (c: any) => expect(c.environments.staging.ports).toEqual({ master: 8080, backup: 50001, 'master-spare': 50002, 'backup-spare': 50003 })],
     ['numbers and booleans in env become text', minimal.replace('{ port: 3000 }', '{ port: 3000, env: { WORKERS: 4, DEBUG: false } }'), (c: any) => expect(c.environments.staging.container.env).toEqual({ WORKERS: '4', DEBUG: 'false' })],
     ['IPv6 hosts and registry ports', minimal.replace('app1.example.com', '"fd00::1"').replace('registry.example.com/', 'localhost:5000/'), (c: any) => expect([c.environments.staging.hosts[0], c.image]).toEqual(['fd00::1', 'localhost:5000/team/demo'])],
     ['an environment overrides max-parallel', `${minimal}    max-parallel: 2\n`, (c: any) => expect(c.environments.staging.maxParallel).toBe(2)],
@@ -122,6 +123,8 @@ describe('parseConfig: invalid files name the key and what is expected', () => {
     ['unknown key in an override', `${minimal}    health: { url: /x }\n`, 'environments.staging.health.url: unknown key'],
     ['bad override value', `${minimal}    ports: { backup: 0 }\n`, 'environments.staging.ports.backup: expected a whole number from 1 to 65535, got number 0'],
     ['same master and backup ports', `${minimal}    ports: { master: 50001 }\n`, 'environments.staging.ports: master and backup must differ (both 50001)'],
+    ['no-gap with a spare port on a role\'s', `${minimal}    rollout: { procedure: no-gap }\n    ports: { master-spare: 50001 }\n`, 'environments.staging.ports: rollout.procedure no-gap needs master, backup, master-spare and backup-spare to differ (50000, 50001, 50001, 50003)'],
+    ['an unknown procedure', `${minimal}    rollout: { procedure: blue-green }\n`, 'environments.staging.rollout.procedure: "blue-green" is not backup-first or no-gap'],
     ['promote-from itself', `${minimal}    promote-from: staging\n`, 'environments.staging.promote-from: must name another environment'],
     ['haproxy without host', minimal.replace('container:', 'haproxy: { backend: app }\ncontainer:'), 'haproxy.host: is required (at the top level or under environments.staging) (or haproxy.hosts for several load balancers)'],
     ['haproxy with host and hosts', minimal.replace('container:', 'haproxy: { host: lb0, hosts: [lb1], backend: app }\ncontainer:'), 'haproxy: give host (one load balancer) or hosts (several), not both'],

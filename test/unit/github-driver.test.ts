@@ -225,6 +225,31 @@ describe('deployments', () => {
   });
 });
 
+describe('the records a run left open', () => {
+  const ofRun = (version: string, runId: string): NewDeployment => ({ ...deployment(version, 'production'), payload: { ...deployment(version).payload, run_id: runId } });
+
+  it('deploymentState: the newest status of ours, none without one', async () => {
+    const id = await api.createDeployment(deployment('v1.2.0'));
+    expect(await api.deploymentState(id)).toBe('none');
+    await api.setDeploymentStatus(id, 'in_progress', { logUrl, description: 'Deploying v1.2.0' });
+    expect(await api.deploymentState(id)).toBe('in_progress');
+    await api.setDeploymentStatus(id, 'failure', { logUrl, description: 'failed' });
+    expect(await api.deploymentState(id)).toBe('failure');
+  });
+
+  it('openRecordsOfRun: the run\'s own records by the run id in their payload, without a status or in_progress, newest first', async () => {
+    const closed = await api.createDeployment(ofRun('v1.2.0', '1001'));
+    await api.setDeploymentStatus(closed, 'failure', { logUrl, description: 'failed' });
+    const older = await api.createDeployment(ofRun('v1.3.0', '1001'));
+    await api.setDeploymentStatus(older, 'in_progress', { logUrl, description: 'Deploying v1.3.0' });
+    await api.createDeployment(ofRun('v1.4.0', '2002'));
+    await api.createDeployment({ ...deployment('v1.4.0', 'production'), payload: { version: 'v1.4.0', image: 'x', digest: DIGEST, run_id: '1001' } as never });
+    const newest = await api.createDeployment(ofRun('v1.5.0', '1001'));
+    expect(await api.openRecordsOfRun('production', '1001')).toEqual([newest, older]);
+    expect(await api.openRecordsOfRun('staging', '1001')).toEqual([]);
+  });
+});
+
 describe('runReviews', () => {
   it('reads the reviews of the run: state, environment names, reviewer', async () => {
     github.reviews.set(1001, [

@@ -51,3 +51,14 @@ environments:
     );
   });
 });
+
+describe('renderHaproxyConfig with rollout.procedure: no-gap', () => {
+  it('adds a disabled spare server per role and host, on the spare ports', () => {
+    const env = config.environments.production!;
+    const text = renderHaproxyConfig(config.app, { ...env, rollout: { procedure: 'no-gap' }, ports: { ...env.ports, 'master-spare': 50012, 'backup-spare': 50013 } });
+    const host = env.hosts[0]!;
+    expect(text).toContain(`    server ${serverName(host, 'master')}-spare ${host}:50012 disabled\n`);
+    expect(text).toContain(`    server ${serverName(host, 'backup')}-spare ${host}:50013 backup disabled\n`);
+    expect(renderHaproxyConfig(config.app, env)).not.toContain('-spare');
+  });
+});

@@ -399,7 +399,8 @@ function connectedTo(world: Estate, deps: RolloutDeps): Connected {
   const env = {
     name: 'production',
     hosts: world.hosts,
-    ports: { master: 50000, backup: 50001 },
+    ports: { master: 50000, backup: 50001, 'master-spare': 50002, 'backup-spare': 50003 },
+    rollout: { procedure: 'backup-first' },
     haproxy: { hosts: ['lb'], backend: 'app', 'drain-timeout': 0, 'on-drain-timeout': 'fail' },
   } as unknown as EnvironmentConfig;
   return { env, image: 'r/app', hosts: deps.hosts as never, lbs: [{ host: 'lb', runtime: new MemoryLoadBalancer('lb', world) as never }], dispose: () => undefined };

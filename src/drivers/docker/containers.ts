@@ -30,7 +30,8 @@ export async function appContainers(engine: Engine, app: string, trust?: LabelTr
     if (checked && 'untrusted' in checked) trust?.warn(`${engine.host}: the labels of ${name} are not trusted (${checked.untrusted}): it is adopted as a container deploy-action did not create`);
     // A running container without (trusted) labels serves all the same: it is adopted.
     const release = checked && 'trusted' in checked ? checked.trusted : info.State.Running ? await adopted(engine, info) : undefined;
-    found[role] = { id: info.Id, name, role, running: info.State.Running, ...(release ? { release } : {}) };
+    const slot = labels[LABELS.slot] === 'b' && checked && 'trusted' in checked ? { slot: 'b' as const } : {};
+    found[role] = { id: info.Id, name, role, running: info.State.Running, ...(release ? { release } : {}), ...slot };
   }
   return found;
 }
