@@ -115,6 +115,12 @@ const schedules = fc.record({
 const describeViolations = (run: Run, only?: string) =>
   check(run).flatMap((v) => ((!only || v.invariant === only) && !explained(v, run) ? [`${v.invariant}: ${v.detail}`] : []));
 
+/** CPU seconds this process used since `from` (process.cpuUsage): what the schedules cost, whatever else the machine runs. */
+const cpuSince = (from: NodeJS.CpuUsage) => {
+  const { user, system } = process.cpuUsage(from);
+  return (user + system) / 1e6;
+};
+
 /**
  * Runs `runs` schedules from `seed` (only: fails on that invariant alone); the failure, if any,
  * names its seed and path.
@@ -123,6 +129,7 @@ async function simulate(runs: number, seed: number, options: { path?: string; sh
   let ran = 0;
   let last: Run | undefined;
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const property = fc.asyncProperty(schedules, async ({ scenario, faults, scheduler }) => {
     ran++;
     last = await new Simulation(scenario, faults, scheduler).run();
@@ -131,13 +138,13 @@ async function simulate(runs: number, seed: number, options: { path?: string; sh
   });
   try {
     await fc.assert(property, { numRuns: runs, seed, ...(options.path ? { path: options.path, endOnFailure: true } : {}), ...(options.shrink === false ? { endOnFailure: true } : {}) });
-    return { ran, seconds: (performance.now() - started) / 1000, last };
+    return { ran, seconds: (performance.now() - started) / 1000, cpuSeconds: cpuSince(cpu), last };
   } catch (error) {
     const cause = error instanceof Error && error.cause instanceof Error ? `\nThe invariants broken: ${error.cause.message}` : '';
     const message = `${error instanceof Error ? error.message : String(error)}${cause}`;
     const replay = /seed: (-?\d+), path: "([^"]*)"/.exec(message);
     const how = replay ? `\nReplay: npm run simulate -- --seed ${replay[1]} --path ${replay[2]}` : '';
-    return { ran, seconds: (performance.now() - started) / 1000, failure: `${message}${how}`, last };
+    return { ran, seconds: (performance.now() - started) / 1000, cpuSeconds: cpuSince(cpu), failure: `${message}${how}`, last };
   }
 }
 
@@ -227,7 +234,8 @@ describe('the rollout simulator', () => {
     const result = await simulate(BUDGET, SEED, PATH ? { path: PATH } : {});
     if (result.failure && PATH && result.last) printRun(result.last);
     console.log(
-      `simulator: ${result.ran} schedules (${SCENARIOS.length} scenarios, ${FAULTS.length} faults, seed ${SEED}) in ${result.seconds.toFixed(1)} s: ` +
+      `simulator: ${result.ran} schedules (${SCENARIOS.length} scenarios, ${FAULTS.length} faults, seed ${SEED}) in ${result.seconds.toFixed(1)} s ` +
+        `(${result.cpuSeconds.toFixed(1)} s of CPU): ` +
         (result.failure ? 'an invariant broke' : 'every invariant held'),
     );
     expect(result.failure).toBeUndefined();
