@@ -585,3 +585,63 @@ describe('more of what HAProxy and the hosts say', () => {
     expect(warnings).toEqual(['[h1] could not remove an adopted container set aside: h1: remove app-backup-adopted failed']);
   });
 });
+
+describe('a cancel during the automatic rollback', () => {
+  it('as one host\'s rollback ends: no other host\'s rollback begins; the hosts not back are settled', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
+    failMasterOf(deps.hosts.get('h2') as unknown as MemoryHost);
+    const controller = new AbortController();
+    let checks = 0;
+    world.intercept = (call) => {
+      // h2's backup: checked before the deploy, then as the rollback's last step.
+      if (call.at === 'h2' && call.op === 'health' && call.subject === 'app-backup' && ++checks === 2) controller.abort();
+    };
+    const { lines, log } = logged();
+    const result = await executeRollout(await plan(v2), { ...deps, log, signal: controller.signal });
+    expect(lines.filter((l) => l.startsWith('## '))).toEqual(['## Deploy v2.0.0 to h1', '## Deploy v2.0.0 to h2', '## Roll back h2', '## Settle h1 after the cancel']);
+    expect(result.rollbackErrors).toEqual([]);
+    expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
+    expect(world.served()).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0', 'h2/master': 'v1.0.0', 'h2/backup': 'v1.0.0' });
+  });
+
+  it('as a host\'s rollback begins: it is settled instead, no rollback error; a host that cannot be settled is named', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 });
+    failMasterOf(deps.hosts.get('h2') as unknown as MemoryHost);
+    const controller = new AbortController();
+    world.intercept = (call) => {
+      if (controller.signal.aborted && call.at === 'h1') throw new Error('h1: connection lost');
+    };
+    const { lines, log } = logged();
+    const group = log.group;
+    log.group = (title, run) => {
+      if (title === 'Roll back h2') controller.abort();
+      return group(title, run);
+    };
+    const result = await executeRollout(await plan(v2), { ...deps, log, signal: controller.signal });
+    expect(result.rollbackErrors).toEqual([]);
+    expect(result.cancelled).toEqual({ settled: false, unsettled: ['h1'] });
+    expect(lines.filter((l) => l.startsWith('## '))).toEqual(['## Deploy v2.0.0 to h1', '## Deploy v2.0.0 to h2', '## Roll back h2', '## Settle h2 after the cancel', '## Settle h1 after the cancel']);
+    expect(world.served()).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0', 'h2/master': 'v1.0.0', 'h2/backup': 'v1.0.0' });
+  });
+});
+
+describe('settling within its deadline', () => {
+  it('a settle that runs out of time says so, and leaves the host to the post step', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    // Every call takes 5 ms of real time; settling gets 1 ms.
+    world.latency = () => 5;
+    world.clock = { now: () => Date.now(), sleep: (ms) => new Promise((done) => setTimeout(done, ms)) };
+    const controller = new AbortController();
+    let checks = 0;
+    world.intercept = (call) => {
+      if (call.op === 'health' && call.subject === 'app-backup' && ++checks === 2) {
+        controller.abort();
+        world.sickOnArrival.add('h1/backup');
+      }
+    };
+    const { lines, log } = logged();
+    const result = await executeRollout(await plan(v2), { ...deps, log, signal: controller.signal, settleMs: 1 });
+    expect(result.cancelled).toEqual({ settled: false, unsettled: ['h1'] });
+    expect(lines).toContain('warning: [h1] not settled before the deadline (cancelled): the post step finishes it');
+  });
+});
