@@ -17,7 +17,7 @@ import { htmlText, writeSummary } from '../report/summary.js';
 import { textTable } from '../report/table.js';
 import { infoUntrusted } from '../report/untrusted.js';
 import { describeLock, lockHost } from '../rollout/lock.js';
-import type { RegistryCredentials, Role } from '../rollout/ports.js';
+import type { RegistryCredentials, Role, RoleContainer } from '../rollout/ports.js';
 import { lockName } from '../rollout/spec.js';
 import { selectEnvironment } from '../config/environment.js';
 import { gitHub } from '../pipeline/gates.js';
@@ -124,6 +124,30 @@ export async function checkHost(
     }
   }
   rows.push(await checkDisk(host, config, freeBytes));
+  rows.push(...checkRoles(where, config.app, env, await host.roleContainers(config.app)));
+  return rows;
+}
+
+/**
+ * The role containers (workers) a host holds against the config: a container set aside by a
+ * run cut short (the next deploy or its post step puts it back), a role no longer configured
+ * (left alone by deploys). Each configured role of the host says what runs of it now.
+ */
+export function checkRoles(where: string, app: string, env: EnvironmentConfig, found: RoleContainer[]): CheckRow[] {
+  const rows: CheckRow[] = [];
+  for (const role of env.roles.filter((r) => r.hosts.includes(where))) {
+    const mine = found.filter((c) => c.role === role.name && !c.name.endsWith('-previous'));
+    const running = mine.filter((c) => c.running).map((c) => `${c.name} ${c.release?.version ?? 'unknown'}`);
+    rows.push(pass(where, `role ${role.name}`, `${role.count} wanted; running: ${running.join(', ') || 'none yet (the next deploy starts them)'}`));
+  }
+  const aside = found.filter((c) => c.name.endsWith('-previous')).map((c) => c.name);
+  if (aside.length > 0) {
+    rows.push({ where, check: 'role containers set aside', verdict: 'warn', detail: `${aside.join(', ')}: left by a run cut short`, fix: 'the next deploy puts each back before it moves the roles (or rename it back by hand: docker rename NAME-previous NAME, then docker start NAME)' });
+  }
+  const unknown = [...new Set(found.filter((c) => !env.roles.some((r) => r.name === c.role)).map((c) => c.role))];
+  if (unknown.length > 0) {
+    rows.push({ where, check: 'roles not configured', verdict: 'warn', detail: `containers of ${unknown.join(', ')} run here, a role no longer in roles`, fix: `deploys leave them alone: remove them by hand (docker rm -f ${app}-ROLE-N) once they are not wanted` });
+  }
   return rows;
 }
 

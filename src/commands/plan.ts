@@ -8,6 +8,8 @@ import { runningVersion } from '../pipeline/target.js';
 import { releaseFromRun } from '../release/version.js';
 import { writeSummary } from '../report/summary.js';
 import { describePlan, planRollout } from '../rollout/plan.js';
+import type { RoleContainer } from '../rollout/ports.js';
+import { describeRolePlan, planRoles } from '../rollout/roles.js';
 
 export async function plan(inputs: Inputs, config: Config): Promise<Record<string, string>> {
   const env = selectEnvironment(config, inputs.environment);
@@ -17,8 +19,11 @@ export async function plan(inputs: Inputs, config: Config): Promise<Record<strin
     const current = await readHosts(connected, config.app);
     const target = await pinRelease(connected, config.image, release.tag, inputs.digest, 'the digest input (the build job\'s)');
     await findServers(connected, { tookOverLock: false, running: current });
+    const roleContainers = new Map<string, RoleContainer[]>();
+    if (env.roles.length > 0) for (const [host, driver] of connected.hosts) roleContainers.set(host, await driver.roleContainers(config.app));
     const lines = [
       ...describePlan(planRollout(target, env.hosts.map((host) => ({ host, current: current.get(host) ?? {} })), env.maxParallel, env.canary?.hold)),
+      ...describeRolePlan(planRoles(config.app, target, env.roles, roleContainers)),
       `Load balancers: ${env.haproxy ? env.haproxy.hosts.join(', ') : 'none (no haproxy section)'}`,
     ];
     core.info(lines.join('\n'));

@@ -1,5 +1,5 @@
 // command: status — what one environment runs, read-only: each host's master and backup
-// (release, digest, state, health, since when), each server's state on every load balancer, the
+// (release, digest, state, health, since when), its role containers (workers), each server's state on every load balancer, the
 // deploy lock if held, and the last deployments GitHub recorded. Everything shown comes from
 // hosts, HAProxy or GitHub, so it goes to the log as untrusted text and to the summary escaped.
 import * as core from '@actions/core';
@@ -55,6 +55,31 @@ async function hostRows(connected: Connected, app: string): Promise<string[][]> 
   return rows.flat();
 }
 
+/** Each host's containers of roles beside the web role (workers), set-aside ones too. */
+async function roleRows(connected: Connected, app: string): Promise<string[][]> {
+  const rows = await Promise.all(
+    [...connected.hosts].map(async ([address, host]) => {
+      const found = await host.roleContainers(app, { repository: connected.image, warn: (line) => core.warning(line) });
+      return Promise.all(
+        found.map(async (container) => {
+          const state = await host.containerState(container.name);
+          return [
+            address,
+            container.role,
+            container.name,
+            container.release?.version ?? 'unknown',
+            container.release?.digest ?? '—',
+            state?.state ?? '—',
+            state?.health ?? 'no HEALTHCHECK',
+            state?.deployedAt ?? state?.since ?? '—',
+          ];
+        }),
+      );
+    }),
+  );
+  return rows.flat();
+}
+
 /** Every server of the backend on every load balancer; `serves` names the host and role by address and port. */
 async function loadBalancerRows(connected: Connected): Promise<string[][]> {
   const { env } = connected;
@@ -90,14 +115,18 @@ async function deploymentRows(github: GitHubApi | undefined, environment: string
 export async function readStatus(connected: Connected, config: Config, github: GitHubApi | undefined): Promise<Section[]> {
   const { env } = connected;
   const lockAt = lockHost(env.hosts);
-  const [hosts, lbs, lock, deployments] = await Promise.all([
+  const [hosts, roles, lbs, lock, deployments] = await Promise.all([
     hostRows(connected, config.app),
+    roleRows(connected, config.app),
     loadBalancerRows(connected),
     connected.hosts.get(lockAt)!.readLock(lockName(config.app)),
     deploymentRows(github, env.name, config.image),
   ]);
   return [
     { title: `Hosts of ${env.name}`, header: HOST_HEADER, rows: hosts },
+    ...(roles.length > 0 || env.roles.length > 0
+      ? [{ title: `Roles beside the web role (${env.roles.map((r) => r.name).join(', ') || 'none configured'})`, header: HOST_HEADER, rows: roles, ...(roles.length ? {} : { note: 'no container of theirs on any host' }) }]
+      : []),
     {
       title: env.haproxy ? `Load balancers (backend ${env.haproxy.backend})` : 'Load balancers',
       header: LB_HEADER,

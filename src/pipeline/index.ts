@@ -104,7 +104,8 @@ export async function runPipeline(
     const deps = { ...rolloutDeps(inputs, config, env, connected, prepared.lb, secrets), ...(signal ? { signal } : {}), journal };
     const { result, receipt } = await rollOut(env, prepared, deps, held.recorder, release);
     // A cancel not settled in time, or a rollback that could not put every server back.
-    leftForPostStep = (result.cancelled !== undefined && !result.cancelled.settled) || journal.pending();
+    // ... or a role container that could not be put back (its set-aside one is settled there).
+    leftForPostStep = (result.cancelled !== undefined && !result.cancelled.settled) || journal.pending() || (result.roles?.undoErrors.length ?? 0) > 0;
     await writeSummary((s) => {
       rolloutSummary(s, { environment: env.name, target: prepared.target, result });
       if (receipt) s.addRaw(renderReceipt(receipt), true);

@@ -7,7 +7,7 @@ import * as core from '@actions/core';
 import { executeRollout, takeOutOfService, type RolloutDeps } from '../rollout/execute.js';
 import { planHost, sameRelease, settleTarget, type HostPlan, type HostTarget } from '../rollout/plan.js';
 import type { HostDriver, Role } from '../rollout/ports.js';
-import { restoreLeftovers } from '../rollout/roles.js';
+import { settleLeftovers } from '../rollout/roles.js';
 import type { Journal } from './journal.js';
 
 const split = (entry: string) => [entry.slice(0, entry.lastIndexOf('/')), entry.slice(entry.lastIndexOf('/') + 1) as Role] as const;
@@ -63,9 +63,9 @@ export async function repairInterrupted(journal: Journal, current: Map<string, H
     await deps.journal?.aside(host, role, false);
     deps.log.info(`[${host}] removed the adopted ${role} container the cut-short run had set aside`);
   }
-  // A role container the cut-short run had set aside (a worker mid-move) is the one that served:
-  // put back on every host, whatever started after it.
-  if (roles) for (const [host, driver] of deps.hosts) await restoreLeftovers(host, driver, roles, deps.log);
+  // A role container the cut-short run had set aside (a worker mid-move): the new one kept if
+  // it is ready by its role's rule, else the one set aside put back.
+  if (roles) for (const [host, driver] of deps.hosts) await settleLeftovers(host, driver, roles, deps.log);
   return new Map(plans.map((p) => [p.host, p.target]));
 }
 

@@ -56,6 +56,12 @@ export function rolloutSummary(
       htmlText(h.health || '—'),
     ]),
   ]);
+  if (result.roles) {
+    s.addTable([
+      ['Host', 'Role', 'Container', 'Before → after'].map((data) => ({ data, header: true })),
+      ...result.roles.containers.map((c) => [c.host, htmlText(c.role), htmlText(c.name), `${versionOf(c.before)} → ${versionOf(c.after)}${c.undone ? ' (put back)' : ''}`]),
+    ]);
+  }
   if (result.failure) {
     s.addRaw(`<p>${htmlText(`Failed on ${result.failure.host}: ${result.failure.role} ${result.failure.reason}.`)}</p>`, true);
     const rolledBack = result.hosts.filter((h) => h.rolledBack).map((h) => h.host);

@@ -173,6 +173,16 @@ export interface HostDriver {
    * settings, volumes) to be put back; fails when `asideName` is taken.
    */
   setAside(name: string, asideName: string, stopTimeout: number): Promise<void>;
+  /**
+   * Renames a running container to `asideName`, then stops it gracefully (a role's worker, set
+   * aside to be put back): a rename that fails leaves it running under its name, untouched.
+   */
+  moveAside(name: string, asideName: string, stopTimeout: number): Promise<void>;
+  /**
+   * Starts a container moved aside, then renames it back to `name`: cut short in between, it is
+   * still found under `asideName`, running, and moving it back again finishes the job.
+   */
+  moveBack(asideName: string, name: string): Promise<void>;
   /** Renames a container, running or not, leaving it as it is (no-gap: the old one steps aside for the new). */
   rename(name: string, newName: string): Promise<void>;
   /** Renames a container set aside back to `name` and starts it. */

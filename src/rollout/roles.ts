@@ -6,7 +6,7 @@
 // changed back (the new one stopped the same graceful way, the one set aside restored), and the
 // executor then rolls the web role back: every role ends on the release it ran. A cancel puts
 // back only the container whose new one was not proven yet. The ones set aside are removed once
-// the release is done.
+// the release is done; what a run cut short left set aside is settled by settleLeftovers.
 import { Cancelled, StepFailed, type Logger } from './execute.js';
 import { sameRelease } from './plan.js';
 import type { HostDriver, ReadyRule, Release, RoleContainer, RoleSpec } from './ports.js';
@@ -76,6 +76,12 @@ export function describeRoleStep(step: RoleStep): string {
   }
 }
 
+/** The roles' part of a plan, as text (command: plan). */
+export function describeRolePlan(plans: RoleHostPlan[]): string[] {
+  if (plans.length === 0) return [];
+  return ['Roles, once every web batch is proven:', ...plans.flatMap((p) => [`  ${p.host}`, ...p.steps.map((step) => `    - ${describeRoleStep(step)}`)])];
+}
+
 /** The roles as the executor drives them. */
 export interface RoleDeps {
   app: string;
@@ -112,6 +118,8 @@ interface Change {
   step: RoleStep;
   /** The old container is set aside as NAME-previous. */
   aside: boolean;
+  /** Setting it aside began: a call that failed may still have renamed it. */
+  asideTried: boolean;
   /** A new container was created under NAME. */
   started: boolean;
   proven: boolean;
@@ -130,20 +138,29 @@ const DEFAULT_STOP_TIMEOUT = 10;
 const policyOf = (deps: RoleDeps, role: string) => deps.roles.find((r) => r.name === role)!;
 
 /**
- * What a run cut short left on a host: NAME-previous beside NAME (or alone). The container set
- * aside is the one that served: it is put back, whatever started under NAME after it (which no
- * record proves ready). The post step and every role phase start with this. Returns the host's
- * role containers as they are then.
+ * What a run cut short left on a host: NAME-previous beside NAME (or alone). The new container
+ * under NAME is judged by the role's own rule, as the run would have: ready, it stays and the
+ * one set aside goes; not ready (or absent), it goes and the one set aside, which served, is put
+ * back. The post step and every role phase start with this. Returns the host's role containers
+ * as they are then.
  */
-export async function restoreLeftovers(host: string, driver: HostDriver, deps: RoleDeps, log: Logger): Promise<RoleContainer[]> {
+export async function settleLeftovers(host: string, driver: HostDriver, deps: RoleDeps, log: Logger): Promise<RoleContainer[]> {
   const containers = await driver.roleContainers(deps.app);
   const asides = containers.filter((c) => isPrevious(c.name));
   for (const aside of asides) {
     const name = aside.name.slice(0, -'-previous'.length);
     const policy = deps.roles.find((r) => r.name === aside.role);
-    if (containers.some((c) => c.name === name)) await driver.stopAndRemove(name, policy?.stopTimeout ?? DEFAULT_STOP_TIMEOUT);
-    await driver.restore(aside.name, name);
-    log.info(`[${host}] ${name}: put back ${aside.release?.version ?? 'the container'} that a run cut short had set aside`);
+    const newer = containers.find((c) => c.name === name);
+    const verdict = newer && policy ? await driver.waitReady(name, policy.ready, deps.readyTimeoutSeconds, (line) => log.info(`[${host}] ${line}`)) : undefined;
+    if (verdict?.healthy) {
+      // Stopped already, unless its stop was cut short: then the graceful way, a job may be in hand.
+      await driver.stopAndRemove(aside.name, policy!.stopTimeout);
+      log.info(`[${host}] ${name}: kept ${newer?.release?.version ?? 'the new container'} (${verdict.detail}), removed the one a run cut short had set aside`);
+      continue;
+    }
+    if (newer) await driver.stopAndRemove(name, policy?.stopTimeout ?? DEFAULT_STOP_TIMEOUT);
+    await driver.moveBack(aside.name, name);
+    log.info(`[${host}] ${name}: put back ${aside.release?.version ?? 'the container'} that a run cut short had set aside${verdict ? ` (the new one ${verdict.detail})` : ''}`);
   }
   return asides.length > 0 ? driver.roleContainers(deps.app) : containers;
 }
@@ -152,7 +169,7 @@ export async function restoreLeftovers(host: string, driver: HostDriver, deps: R
 export async function moveRoles(target: Release, deps: RoleRunDeps, maxParallel: number): Promise<RolesResult> {
   const { roles, log } = deps;
   const current = new Map<string, RoleContainer[]>();
-  for (const [host, driver] of deps.hosts) current.set(host, await restoreLeftovers(host, driver, roles, log));
+  for (const [host, driver] of deps.hosts) current.set(host, await settleLeftovers(host, driver, roles, log));
   const plans = planRoles(roles.app, target, roles.roles, current);
   const changes: Change[] = [];
   const failures: StepFailed[] = [];
@@ -181,8 +198,8 @@ export async function moveRoles(target: Release, deps: RoleRunDeps, maxParallel:
     if (failures.length > 0 || (cancelled && !change.proven)) {
       await undo(change, driver, deps).catch((error: unknown) => undoErrors.push(why(error)));
     } else if (change.aside) {
-      // Left behind, it is put back by the next run's restoreLeftovers: a failure here is a warning.
-      await driver.stopAndRemove(previousName(change.step.name), 0).then(
+      // Left behind, the next run's settleLeftovers removes it (the new one is ready): a warning.
+      await driver.stopAndRemove(previousName(change.step.name), policyOf(roles, change.step.role).stopTimeout).then(
         () => (change.aside = false),
         (error: unknown) => log.warning(`could not remove the container set aside: ${why(error)}`),
       );
@@ -209,11 +226,12 @@ async function runHost(plan: RoleHostPlan, deps: RoleRunDeps, changes: Change[])
     log(describeRoleStep(step));
     if (step.kind === 'keep') continue;
     const policy = policyOf(deps.roles, step.role);
-    const change: Change = { host: plan.host, step, aside: false, started: false, proven: false, undone: false };
+    const change: Change = { host: plan.host, step, aside: false, asideTried: false, started: false, proven: false, undone: false };
     changes.push(change);
     if (step.kind === 'retire' || step.existing) {
-      // SIGTERM and the role's stop-timeout: a worker finishes the job in hand before it goes.
-      await driver.setAside(step.name, previousName(step.name), policy.stopTimeout);
+      // Renamed, then SIGTERM and the role's stop-timeout: a worker finishes the job in hand.
+      change.asideTried = true;
+      await driver.moveAside(step.name, previousName(step.name), policy.stopTimeout);
       change.aside = true;
     }
     if (step.kind === 'retire') {
@@ -242,8 +260,10 @@ async function undo(change: Change, driver: HostDriver, deps: RoleRunDeps): Prom
     await driver.stopAndRemove(step.name, policy.stopTimeout);
     change.started = false;
   }
-  if (change.aside) {
-    await driver.restore(previousName(step.name), step.name);
+  // A move aside that failed after its rename (the stop) left it set aside all the same.
+  const aside = change.aside || (change.asideTried && (await driver.roleContainers(deps.roles.app)).some((c) => c.name === previousName(step.name)));
+  if (aside) {
+    await driver.moveBack(previousName(step.name), step.name);
     change.aside = false;
   }
   change.undone = true;

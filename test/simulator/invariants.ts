@@ -12,7 +12,7 @@
 //              (the estate's own check at every operation), except where a reload caused it.
 import type { Role } from '../../src/rollout/ports.js';
 import { ROLES, serverOf } from '../support/memory-estate.js';
-import { NEXT, type Run } from './simulate.js';
+import { NEXT, V1, WORKERS, type Run } from './simulate.js';
 
 export const INVARIANTS = ['hosts', 'kept', 'servers', 'lock', 'next deploy', 'report', 'requests'] as const;
 export type Invariant = (typeof INVARIANTS)[number];
@@ -93,7 +93,8 @@ export function check(run: Run): Violation[] {
   // run changed the hosts after it).
   const rivalMoved = run.rival?.done && !run.rival.failed;
   if (main.done && !main.dead && !rivalMoved) {
-    const rows = main.tables.at(-1)?.slice(1) ?? [];
+    // The hosts' table (the roles' own table follows it where there are roles).
+    const rows = main.tables.findLast((t) => t[0]?.[1] === 'Master before → after')?.slice(1) ?? [];
     for (const [host, masterCell, backupCell] of rows) {
       if (run.unreachableAfterMain.has(host!)) continue;
       const after = run.afterMain.get(host!);
@@ -155,6 +156,36 @@ export function check(run: Run): Violation[] {
     }
     if (world.locks.size > 0) v('next deploy', `after the next deploy a lock is left: ${[...world.locks.keys()].join(', ')}`);
     if (!reloaded) for (const line of world.violations.slice(run.violationsBeforeFinal).filter(counts)) v('requests', `during the next deploy: ${line}`);
+  }
+  return out;
+}
+
+/**
+ * The worker role of ROLE_SCENARIOS (docs/roles.md), on top of the invariants above: after the
+ * post step (or the next run), every worker of every host reachable runs, none is left set
+ * aside, each on the release it ran or a target its workers proved ready; after the next
+ * deploy, every worker runs that release. Where the hosts invariant waits (a load balancer cut
+ * off, a lock left with its journal), so does this one.
+ */
+export function checkRoles(run: Run): string[] {
+  const out: string[] = [];
+  const { scenario, world } = run;
+  const lockHost = [...scenario.hosts].sort()[0]!;
+  const waits = scenario.lbs.some((lb) => run.unreachableInPhase2.has(lb)) || (run.phase2.locks.has(`${lockHost}/${LOCK}`) && run.phase2.journals.has(lockHost));
+  const allowed = new Set([V1, ...(run.target && scenario.roles === 'ready' && !run.target.includes('broken') ? [run.target] : [])]);
+  // A run that succeeded but could not remove a container set aside says so; the next deploy removes it.
+  const warned = new Set([run.main, run.second].flatMap((p) => p?.logs ?? []).flatMap((l) => [...l.matchAll(/could not remove the container set aside: (\S+): (\S+):/g)].map((m) => `${m[1]}/${m[2]}-previous`)));
+  const look = (when: string, roles: Map<string, { version: string; running: boolean }>, host: string, wanted: (version: string) => boolean) => {
+    for (const [key] of roles) if (key.startsWith(`${host}/`) && key.endsWith('-previous') && !(when === 'after the post step' && warned.has(key))) out.push(`${when}: ${key} is left set aside`);
+    for (const name of WORKERS) {
+      const there = roles.get(`${host}/${name}`);
+      if (!there?.running) out.push(`${when}: ${host}/${name} ${there ? `is stopped (${there.version})` : 'is gone'}`);
+      else if (!wanted(there.version)) out.push(`${when}: ${host}/${name} runs ${there.version}`);
+    }
+  };
+  for (const host of scenario.hosts) {
+    if (!waits && !run.unreachableInPhase2.has(host)) look('after the post step', run.phase2.roles, host, (v) => allowed.has(v));
+    if (run.final?.done && !run.stuck) look('after the next deploy', new Map([...world.roleBoxes].map(([k, b]) => [k, { version: b.release.version, running: b.running }])), host, (v) => v === NEXT);
   }
   return out;
 }

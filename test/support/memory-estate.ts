@@ -290,7 +290,6 @@ export class MemoryHost implements HostDriver {
     if (boxes.get(key) === box) boxes.delete(key);
   }
   async setAside(name: string, asideName: string, stopTimeout: number) {
-    if (isRoleContainer(name)) return this.setRoleBoxAside(name, asideName);
     const role = roleOf(name);
     const key = this.world.key(this.host, role);
     await this.world.enter({ at: this.host, op: 'stop', subject: name });
@@ -316,7 +315,6 @@ export class MemoryHost implements HostDriver {
     this.world.events.push(`rename ${key} ${name} → ${newName}`);
   }
   async restore(asideName: string, name: string) {
-    if (isRoleContainer(name)) return this.restoreRoleBox(asideName, name);
     const key = this.world.key(this.host, roleOf(name));
     await this.world.enter({ at: this.host, op: 'rename', subject: asideName });
     const box = this.world.asides.get(key);
@@ -405,27 +403,29 @@ export class MemoryHost implements HostDriver {
     if (this.world.roleBoxes.get(key) === box) this.world.roleBoxes.delete(key);
     this.world.events.push(`remove ${key}`);
   }
-  private async setRoleBoxAside(name: string, asideName: string) {
+  /** Renamed first, then stopped: a failed rename leaves it running under its name. */
+  async moveAside(name: string, asideName: string) {
     const key = `${this.host}/${name}`;
-    await this.world.enter({ at: this.host, op: 'stop', subject: name });
+    await this.world.enter({ at: this.host, op: 'rename', subject: name });
     const box = this.world.roleBoxes.get(key);
     if (!box) throw new Error(`${this.host}: cannot set ${name} aside: it does not exist`);
     if (this.world.roleBoxes.has(`${this.host}/${asideName}`)) throw new Error(`${this.host}: cannot set ${name} aside: ${asideName} exists`);
-    box.running = false;
-    await this.world.enter({ at: this.host, op: 'rename', subject: name });
     this.world.roleBoxes.delete(key);
     this.world.roleBoxes.set(`${this.host}/${asideName}`, box);
+    await this.world.enter({ at: this.host, op: 'stop', subject: asideName });
+    box.running = false;
     this.world.events.push(`aside ${key}`);
   }
-  private async restoreRoleBox(asideName: string, name: string) {
-    await this.world.enter({ at: this.host, op: 'rename', subject: asideName });
+  /** Started first, then renamed back: cut short in between, it runs under its aside name. */
+  async moveBack(asideName: string, name: string) {
+    await this.world.enter({ at: this.host, op: 'start', subject: asideName });
     const box = this.world.roleBoxes.get(`${this.host}/${asideName}`);
     if (!box) throw new Error(`${this.host}: cannot put ${name} back: ${asideName} does not exist`);
-    if (this.world.roleBoxes.has(`${this.host}/${name}`)) throw new Error(`${this.host}: cannot restore: ${name} exists`);
+    box.running = true;
+    await this.world.enter({ at: this.host, op: 'rename', subject: asideName });
+    if (this.world.roleBoxes.has(`${this.host}/${name}`)) throw new Error(`${this.host}: cannot put ${name} back: ${name} exists`);
     this.world.roleBoxes.delete(`${this.host}/${asideName}`);
     this.world.roleBoxes.set(`${this.host}/${name}`, box);
-    await this.world.enter({ at: this.host, op: 'start', subject: name });
-    box.running = true;
     this.world.events.push(`restore ${this.host}/${name} ${box.release.version}`);
   }
   async acquireLock(name: string, lock: DeployLock) {

@@ -7,7 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { repairInterrupted } from '../../src/pipeline/interrupted.js';
 import { executeRollout } from '../../src/rollout/execute.js';
 import type { RoleContainer } from '../../src/rollout/ports.js';
-import { planRoles, type RolePolicy } from '../../src/rollout/roles.js';
+import { checkRoles } from '../../src/commands/check.js';
+import type { EnvironmentConfig } from '../../src/config/schema.js';
+import { rolloutSummary } from '../../src/report/summary.js';
+import { describeRolePlan, planRoles, type RolePolicy } from '../../src/rollout/roles.js';
 import { memoryEstate, release } from '../support/memory-estate.js';
 
 const v1 = release('v1.0.0');
@@ -27,6 +30,12 @@ describe('planRoles', () => {
         h2: [],
       }),
     ).toEqual(['h1: move app-worker-1 v1.0.0, keep app-worker-2, retire app-worker-3', 'h2: move app-worker-1 new, move app-worker-2 new']);
+  });
+
+  it('reads as text for command: plan', () => {
+    const plans = planRoles('app', v2, [worker({ count: 1 })], new Map([['h1', [container('app-worker-1', 'v1.0.0')]], ['h2', []]]));
+    expect(describeRolePlan(plans)).toEqual(['Roles, once every web batch is proven:', '  h1', '    - app-worker-1: v1.0.0 → v2.0.0', '  h2', '    - app-worker-1: nothing → v2.0.0']);
+    expect(describeRolePlan([])).toEqual([]);
   });
 
   it('replaces a stopped container even on the release, retires a host no longer listed, leaves unknown roles alone', () => {
@@ -73,6 +82,16 @@ describe('executeRollout with a worker role', () => {
     // The workers go back before the web role does.
     expect(world.events.indexOf('restore h1/app-worker-1 v1.0.0')).toBeLessThan(world.events.indexOf('run h2/master v1.0.0'));
     expect(result.roles?.containers.find((c) => c.name === 'app-worker-1' && c.host === 'h1')).toMatchObject({ undone: true, after: v1 });
+    // The job summary has a row per role container: the one that failed was put back, the others never moved.
+    const rows: string[][] = [];
+    const summary = { addHeading: () => summary, addRaw: () => summary, addDetails: () => summary, addTable: (t: unknown[][]) => (rows.push(...(t.slice(1) as string[][])), summary) };
+    rolloutSummary(summary as never, { environment: 'production', target: v2, result });
+    expect(rows.filter((r) => r.length === 4)).toEqual([
+      ['h1', 'worker', 'app-worker-1', 'v1.0.0 → v1.0.0 (put back)'],
+      ['h1', 'worker', 'app-worker-2', 'v1.0.0 → v1.0.0'],
+      ['h2', 'worker', 'app-worker-1', 'v1.0.0 → v1.0.0'],
+      ['h2', 'worker', 'app-worker-2', 'v1.0.0 → v1.0.0'],
+    ]);
   });
 
   it('a web role that fails leaves the workers as they were: nothing of them moved', async () => {
@@ -106,17 +125,18 @@ describe('executeRollout with a worker role', () => {
     expect(world.served()).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0', 'h2/master': 'v2.0.0', 'h2/backup': 'v2.0.0' });
   });
 
-  it('puts back what a run cut short set aside before it plans, then moves it', async () => {
+  it('settles what a run cut short set aside before it plans: a new container not ready goes, the old one is put back and moved', async () => {
     const { world, deps, plan } = setup(v2);
-    // Killed mid-move: the old worker set aside, the new one started, never proven.
+    // Killed mid-move: the old worker set aside, the new one started and crashed.
     world.roleBoxes.set('h1/app-worker-1-previous', { ...world.roleBoxes.get('h1/app-worker-1')!, release: v1, running: false });
-    world.roleBoxes.set('h1/app-worker-1', { role: 'worker', release: v2, running: true });
+    world.roleBoxes.set('h1/app-worker-1', { role: 'worker', release: v2, running: false });
+    // And one whose new container runs: kept, the old one removed.
+    world.roleBoxes.set('h2/app-worker-2-previous', { role: 'worker', release: v1, running: false });
     const result = await executeRollout(await plan(v2), deps);
     expect(result.ok).toBe(true);
-    const h1 = world.events.filter((e) => e.includes('h1/app-worker-1'));
-    expect(h1.slice(0, 2)).toEqual(['remove h1/app-worker-1', 'restore h1/app-worker-1 v1.0.0']);
-    expect(world.roleServed()['h1/app-worker-1']).toBe('v2.0.0');
-    expect(Object.keys(world.roleServed()).some((k) => k.endsWith('-previous'))).toBe(false);
+    expect(world.events.filter((e) => e.includes('h1/app-worker-1')).slice(0, 3)).toEqual(['ready? h1/app-worker-1', 'remove h1/app-worker-1', 'restore h1/app-worker-1 v1.0.0']);
+    expect(world.events.filter((e) => e.includes('h2/app-worker-2'))).toEqual(['ready? h2/app-worker-2', 'remove h2/app-worker-2-previous']);
+    expect(world.roleServed()).toEqual({ 'h1/app-worker-1': 'v2.0.0', 'h1/app-worker-2': 'v2.0.0', 'h2/app-worker-1': 'v2.0.0', 'h2/app-worker-2': 'v2.0.0' });
   });
 
   it('the post step puts back a worker a killed run had set aside, and moves nothing', async () => {
@@ -139,5 +159,18 @@ describe('executeRollout with a worker role', () => {
     const again = await executeRollout(await plan(v2), deps);
     expect(again.ok).toBe(true);
     expect(world.roleServed()).toEqual({ 'h1/app-worker-1': 'v2.0.0', 'h2/app-worker-1': 'v2.0.0', 'h2/app-mailer-1': 'v2.0.0' });
+  });
+});
+
+describe('command: check, on roles', () => {
+  it('says what runs of each role on the host, and warns of containers set aside and of roles no longer configured', () => {
+    const env = { roles: [{ ...worker(), command: ['work'], env: {}, secrets: [] }] } as unknown as EnvironmentConfig;
+    const rows = checkRoles('h1', 'app', env, [container('app-worker-1', 'v1.0.0'), container('app-worker-2-previous', 'v1.0.0', false), container('app-mailer-1', 'v1.0.0')]);
+    expect(rows.map((r) => `${r.verdict} ${r.check}: ${r.detail}`)).toEqual([
+      'pass role worker: 2 wanted; running: app-worker-1 v1.0.0',
+      'warn role containers set aside: app-worker-2-previous: left by a run cut short',
+      'warn roles not configured: containers of mailer run here, a role no longer in roles',
+    ]);
+    expect(checkRoles('h3', 'app', env, [])).toEqual([]);
   });
 });

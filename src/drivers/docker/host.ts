@@ -21,7 +21,7 @@ import { appContainers, type LabelTrust } from './containers.js';
 import { Engine, type DockerTimeouts, type Tunnel } from './engine.js';
 import { waitHealthy } from './health.js';
 import { containerState, engineVersion, portUse, storage, type ContainerState } from './inspection.js';
-import { renameContainer, runContainer, runRoleContainer, restore, setAside, stopAndRemove } from './lifecycle.js';
+import { moveAside, moveBack, renameContainer, runContainer, runRoleContainer, restore, setAside, stopAndRemove } from './lifecycle.js';
 import { roleContainers, waitReady } from './roles.js';
 import { acquireLock, readLock, readLockJournal, releaseLock, writeLockJournal } from './lock.js';
 import { tailLogs } from './logs.js';
@@ -64,6 +64,14 @@ export class DockerHost implements HostDriver {
 
   setAside(name: string, asideName: string, stopTimeout: number): Promise<void> {
     return setAside(this.engine, name, asideName, stopTimeout);
+  }
+
+  moveAside(name: string, asideName: string, stopTimeout: number): Promise<void> {
+    return moveAside(this.engine, name, asideName, stopTimeout);
+  }
+
+  moveBack(asideName: string, name: string): Promise<void> {
+    return moveBack(this.engine, asideName, name);
   }
 
   rename(name: string, newName: string): Promise<void> {

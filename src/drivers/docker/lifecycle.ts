@@ -65,6 +65,20 @@ export async function stopAndRemove(engine: Engine, name: string, stopTimeout: n
 }
 
 export async function setAside(engine: Engine, name: string, asideName: string, stopTimeout: number): Promise<void> {
+  const container = await toSetAside(engine, name, asideName);
+  await stop(engine, name, container, stopTimeout);
+  await rename(engine, container, name, asideName);
+}
+
+/** A role's container: renamed first, then stopped, so that a cut in between leaves it running, set aside. */
+export async function moveAside(engine: Engine, name: string, asideName: string, stopTimeout: number): Promise<void> {
+  const container = await toSetAside(engine, name, asideName);
+  await rename(engine, container, name, asideName);
+  await stop(engine, asideName, container, stopTimeout);
+}
+
+/** The container `name`, once `asideName` is known to be free. */
+async function toSetAside(engine: Engine, name: string, asideName: string): Promise<Dockerode.Container> {
   if (await engine.inspect(asideName)) {
     throw new DockerHostError(
       `${engine.host}: cannot set ${name} aside: a container named ${asideName} exists (an earlier run left it); ` +
@@ -73,18 +87,28 @@ export async function setAside(engine: Engine, name: string, asideName: string, 
   }
   const info = await engine.inspect(name);
   if (!info) throw new DockerHostError(`${engine.host}: cannot set ${name} aside: it does not exist`);
-  const container = engine.docker.getContainer(info.Id);
-  await stop(engine, name, container, stopTimeout);
-  await rename(engine, container, name, asideName);
+  return engine.docker.getContainer(info.Id);
 }
 
 export async function restore(engine: Engine, asideName: string, name: string): Promise<void> {
+  const container = await setAsideOne(engine, asideName, name);
+  await rename(engine, container, asideName, name);
+  await engine.call(`start ${name}`, (abortSignal) => tolerate(container.start({ abortSignal }), 304));
+}
+
+/** A role's container: started first, then renamed back, so that a cut in between leaves it running, set aside. */
+export async function moveBack(engine: Engine, asideName: string, name: string): Promise<void> {
+  const container = await setAsideOne(engine, asideName, name);
+  await engine.call(`start ${asideName}`, (abortSignal) => tolerate(container.start({ abortSignal }), 304));
+  await rename(engine, container, asideName, name);
+}
+
+/** The container set aside as `asideName`, to be put back as `name`. */
+async function setAsideOne(engine: Engine, asideName: string, name: string): Promise<Dockerode.Container> {
   const info = await engine.inspect(asideName);
   if (!info) throw new DockerHostError(`${engine.host}: cannot put ${name} back: ${asideName} does not exist`);
   checkName(name);
-  const container = engine.docker.getContainer(info.Id);
-  await rename(engine, container, asideName, name);
-  await engine.call(`start ${name}`, (abortSignal) => tolerate(container.start({ abortSignal }), 304));
+  return engine.docker.getContainer(info.Id);
 }
 
 /** Renames a container as it is (running or not): no-gap's old container stepping aside, and back. */

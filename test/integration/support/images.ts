@@ -21,6 +21,8 @@ export interface TestAppBuild {
   failingPages?: boolean | number;
   /** The app prints workflow commands, a fence and HTML to its log (test/app/Dockerfile). */
   hostileLog?: boolean;
+  /** /bin/worker exits at once: the worker role never becomes ready (test/app/worker.sh). */
+  workerFails?: boolean;
 }
 
 export interface TestAppRelease extends Release {
@@ -56,6 +58,7 @@ export async function pushTestApp(estate: Estate, build: TestAppBuild): Promise<
       '--build-arg', `START_DELAY=${build.startDelaySeconds ?? 0}`,
       '--build-arg', `FAILING_PAGES=${build.failingPages === true ? 1 : build.failingPages || 0}`,
       '--build-arg', `HOSTILE_LOG=${build.hostileLog ? 1 : 0}`,
+      '--build-arg', `WORKER_FAILS=${build.workerFails ? 1 : 0}`,
       '--tag', tag,
       join(REPO_ROOT, 'test/app'),
     ]);
