@@ -159,4 +159,20 @@ describe('no-gap under load through both load balancers', () => {
     for (const host of hosts()) expect(versions[host]!.demo).toBe(versions[host]!['demo-backup']);
     expect(await problems()).toEqual([]);
   }, 300_000);
+
+  it('an APP-old a killed switch left stops the next no-gap deploy in pre-flight, nothing changed', async () => {
+    const host = hosts()[0]!;
+    const before = await versionsOn(estate, hosts());
+    const image = (await containersOn(estate, host)).find((c) => c.name === 'demo')!.image;
+    await execIn(nodeOf(estate, host), 'docker', 'create', '--name', 'demo-old', image);
+    try {
+      const run = await deploy({ version: 'v24.0.0' });
+      expect(run.code).toBe(1);
+      expect(run.log).toContain(`${host}: demo-old exists (created): a no-gap deploy was cut short while it switched the master`);
+      expect(await versionsOn(estate, hosts())).toEqual(before);
+    } finally {
+      await execIn(nodeOf(estate, host), 'docker', 'rm', '-f', 'demo-old');
+    }
+    expect(await problems()).toEqual([]);
+  }, 300_000);
 });
