@@ -32,6 +32,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { executeRollout, takeOutOfService, type Logger, type RolloutJournal } from '../../src/rollout/execute.js';
 import { planHost } from '../../src/rollout/plan.js';
+import type { RolePolicy } from '../../src/rollout/roles.js';
 import { Estate, MemoryHost, memoryEstate, release } from '../support/memory-estate.js';
 
 const v1 = release('v1.0.0');
@@ -636,5 +637,167 @@ describe('settling within its deadline', () => {
     const result = await executeRollout(await plan(v2), { ...deps, log, signal: controller.signal, settleMs: 1 });
     expect(result.cancelled).toEqual({ settled: false, unsettled: ['h1'] });
     expect(lines).toContain('warning: [h1] not settled before the deadline (cancelled): the post step finishes it');
+  });
+});
+
+describe('a sick container on a host whose target lacks its role', () => {
+  it('is repaired with the release the host ends on, the master\'s when the target has no backup', async () => {
+    const { world, deps } = memoryEstate(['h1'], { master: v2, backup: v2 });
+    world.sickOnArrival.add('h1/backup');
+    const { lines, log } = logged();
+    const warnings: string[] = [];
+    const target = { master: v1 };
+    const result = await executeRollout({ target: v1, batches: [['h1']], hosts: [planHost('h1', { master: v2, backup: v2 }, target)] } as never, {
+      ...deps,
+      log: { ...log, warning: (line) => void warnings.push(line) },
+    });
+    expect(result.failure?.message).toBeUndefined();
+    expect(warnings).toEqual(['[h1] backup is not healthy (HTTP 500): replacing it with v1.0.0']);
+    expect(lines).toContain('[h1] backup: v2.0.0 → v1.0.0');
+    expect(world.served()).toEqual({ 'h1/master': 'v1.0.0' });
+  });
+
+  it('with no release to repair it with (every role removed), fails naming the role, its release and the health answer', async () => {
+    const { world, deps } = memoryEstate(['h1'], { master: v2, backup: v2 });
+    world.sickOnArrival.add('h1/backup');
+    const result = await executeRollout({ target: v1, batches: [['h1']], hosts: [planHost('h1', { master: v2, backup: v2 }, {})] } as never, { ...deps, rollBackOnFailure: false });
+    expect(result.failure?.message).toBe('h1: backup v2.0.0 is not healthy: HTTP 500');
+    expect(result.failure?.logs).toBe('h1/backup says boom');
+    // Nothing was changed: both containers still run.
+    expect(world.events.filter((e) => e.startsWith('stop'))).toEqual([]);
+  });
+});
+
+describe('a new container that fails its health check', () => {
+  it('without log lines logs none: no empty line under the host', async () => {
+    const { deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    const host = deps.hosts.get('h1') as unknown as MemoryHost;
+    failMasterOf(host);
+    const waitHealthy = host.waitHealthy.bind(host);
+    host.waitHealthy = async (name) => {
+      const verdict = await waitHealthy(name);
+      return verdict.healthy ? verdict : { healthy: false as const, detail: verdict.detail };
+    };
+    const { lines, log } = logged();
+    const result = await executeRollout(await plan(v2), { ...deps, log, rollBackOnFailure: false });
+    expect(result.failure?.message).toBe('h1: master v2.0.0 did not become healthy: HTTP 500');
+    expect(lines.filter((l) => l.trim() === '[h1]')).toEqual([]);
+    expect(lines).toContain('[h1] master v2.0.0 did not become healthy: HTTP 500');
+  });
+});
+
+describe('a role removed', () => {
+  it('without HAProxy (no haproxy section) is stopped and removed all the same', async () => {
+    const { world, deps } = memoryEstate(['h1'], { backup: v2 }, { lb: false });
+    const result = await executeRollout({ target: v1, batches: [['h1']], hosts: [planHost('h1', { backup: v2 }, {})] } as never, deps);
+    expect(result.ok).toBe(true);
+    expect(world.served()).toEqual({});
+  });
+
+  it('under no-gap frees its slot: the role\'s next container starts in slot a, on its own port', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 }, { noGap: true });
+    expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
+    // No-gap moved both roles to their spare slot.
+    expect(deps.lb!.slots!.active.get('h1')).toEqual({ master: 'b', backup: 'b' });
+    const current = { master: v2, backup: v2 };
+    const removed = await executeRollout({ target: v2, batches: [['h1']], hosts: [planHost('h1', current, { master: v2 })] } as never, deps);
+    expect(removed.ok).toBe(true);
+    expect(deps.lb!.slots!.active.get('h1')).toEqual({ master: 'b' });
+    const back = await executeRollout({ target: v2, batches: [['h1']], hosts: [planHost('h1', { master: v2 }, current)] } as never, deps);
+    expect(back.ok).toBe(true);
+    expect(world.boxes.get('h1/backup')?.slot).toBeUndefined();
+  });
+});
+
+describe('a stop that fails: what the role runs is read back from the host', () => {
+  /** The host's `op` on the master container throws once; `vanish` first removes the container. */
+  function failing(world: Estate, op: string, vanish = false) {
+    let failed = false;
+    world.intercept = (call) => {
+      if (call.op !== op || call.subject !== 'app' || failed) return;
+      failed = true;
+      if (vanish) world.boxes.delete('h1/master');
+      throw new Error(`${op} app: the engine answered 500`);
+    };
+  }
+
+  it('a stop refused with the container still running: the failure names the release it still runs', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    failing(world, 'stop');
+    const result = await executeRollout(await plan(v2), { ...deps, rollBackOnFailure: false });
+    expect(result.failure?.message).toBe('h1: master v1.0.0 failed: stop app: the engine answered 500');
+    expect(result.hosts[0]!.after.master).toEqual(v1);
+  });
+
+  it('a remove that failed after the stop: the role runs nothing, so the rollback starts it again', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    failing(world, 'remove');
+    const { lines, log } = logged();
+    const result = await executeRollout(await plan(v2), { ...deps, log });
+    expect(result.failure?.message).toBe('h1: master failed: remove app: the engine answered 500');
+    expect(result.hosts[0]!.after).toEqual({ master: v1, backup: v1 });
+    expect(lines).toContain('[h1] master: nothing → v1.0.0');
+  });
+
+  it('a container gone with the error: the role runs nothing', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    failing(world, 'remove', true);
+    const result = await executeRollout(await plan(v2), { ...deps, rollBackOnFailure: false });
+    expect(result.failure?.message).toBe('h1: master failed: remove app: the engine answered 500');
+    expect(result.hosts[0]!.after.master).toBeUndefined();
+  });
+
+  it('the host cut off as it fails (nothing can be read back): the belief stays as it was', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    failing(world, 'remove');
+    const planned = await plan(v2);
+    const host = deps.hosts.get('h1')!;
+    host.containers = async () => {
+      throw new Error('h1: connection lost');
+    };
+    const result = await executeRollout(planned, { ...deps, rollBackOnFailure: false });
+    expect(result.failure?.message).toBe('h1: master v1.0.0 failed: remove app: the engine answered 500');
+  });
+
+  it('the host is asked for the app\'s containers by the app\'s name, which finds both roles', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 });
+    failing(world, 'remove');
+    const host = deps.hosts.get('h1')!;
+    const containers = host.containers.bind(host);
+    // As Docker's name filter does: another name finds nothing.
+    host.containers = async (name) => (name === 'app' ? containers(name) : {});
+    const result = await executeRollout(await plan(v2), { ...deps, rollBackOnFailure: false });
+    expect(result.failure?.message).toBe('h1: master failed: remove app: the engine answered 500');
+  });
+});
+
+describe('the roles beside the web role', () => {
+  const worker: RolePolicy = { name: 'worker', hosts: ['h1', 'h2'], count: 1, stopTimeout: 30, ready: { running: 5 } };
+  const workerEvents = (world: Estate) => world.events.filter((e) => e.includes('app-worker'));
+
+  it('move as many hosts at once as the web batches did', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 }, { roles: [worker], maxParallel: 2 });
+    expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
+    // Side by side: both set aside, both started, both asked whether ready.
+    expect(workerEvents(world).slice(0, 6)).toEqual(['aside h1/app-worker-1', 'aside h2/app-worker-1', 'run h1/app-worker-1 v2.0.0', 'run h2/app-worker-1 v2.0.0', 'ready? h1/app-worker-1', 'ready? h2/app-worker-1']);
+    expect(world.roleServed()).toEqual({ 'h1/app-worker-1': 'v2.0.0', 'h2/app-worker-1': 'v2.0.0' });
+  });
+
+  it('move one host at a time after web batches of one', async () => {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 }, { roles: [worker] });
+    expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
+    // h1's worker proven ready before h2's is touched.
+    expect(workerEvents(world).slice(0, 6)).toEqual(['aside h1/app-worker-1', 'run h1/app-worker-1 v2.0.0', 'ready? h1/app-worker-1', 'aside h2/app-worker-1', 'run h2/app-worker-1 v2.0.0', 'ready? h2/app-worker-1']);
+  });
+
+  it('a worker that cannot be put back after a failed move is a rollback error the user reads, naming host and container', async () => {
+    const { world, deps, plan } = memoryEstate(['h1'], { master: v1, backup: v1 }, { roles: [{ ...worker, hosts: ['h1'] }] });
+    world.rolesNotReady.add('v2.0.0');
+    world.intercept = (call) => {
+      if (call.op === 'start' && call.subject === 'app-worker-1-previous') throw new Error('h1: the engine answered 500');
+    };
+    const result = await executeRollout(await plan(v2), deps);
+    expect(result.ok).toBe(false);
+    expect(result.rollbackErrors).toEqual(['h1: app-worker-1: h1: the engine answered 500']);
   });
 });
