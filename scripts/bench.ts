@@ -115,11 +115,14 @@ interface Row {
   receipt: string;
 }
 
+/** The opt-in: no gap per container, every host at once (the backups and the old containers carry the load). */
+const NO_GAP = 'rollout: { procedure: no-gap }\nmax-parallel: 100%';
+
 async function measure(environment: 'staging' | 'production', count: number, releases: TestAppRelease[], seed: boolean, canary = false): Promise<Row[]> {
   const env = estate.environments[environment];
   const hosts = env.hosts.slice(0, count);
   const frontends = env.lbs.map((lb) => lb.frontend);
-  const [from, to, seedTo] = releases as [TestAppRelease, TestAppRelease, TestAppRelease];
+  const [from, to, seedTo, noGapTo] = releases as [TestAppRelease, TestAppRelease, TestAppRelease, TestAppRelease];
   await clearHosts(estate, env.hosts);
   const first = await runDeploy(estate, { environment, version: from.version, hosts, githubUrl: github.url });
   if (first.code !== 0) throw new Error(`first deploy failed:\n${first.log}`);
@@ -128,30 +131,13 @@ async function measure(environment: 'staging' | 'production', count: number, rel
 
   const lbNodes = environment === 'staging' ? ['lb-staging'] : ['lb-production', 'lb-production2'];
   const nodes = [...hosts.map((h) => nodeOf(estate, h)), ...lbNodes];
-  const before = nodes.map(sshLogins);
   // The canary's budget judged at every container put in service (no hold): what its readings cost.
-  const extra = canary ? 'canary: { hold: 0 }' : '';
-  const [deploy, load, wall, p99Before] = await underLoad(frontends, () => runDeploy(estate, { environment, version: to.version, hosts, githubUrl: github.url, extra }));
-  if (deploy.code !== 0) throw new Error(`deploy failed:\n${deploy.log}`);
-  const logins = nodes.map((node, i) => sshLogins(node) - before[i]!);
-  const perHost = [...deploy.summary.matchAll(/<td>([\d.]+) s<\/td>/g)].map((m) => Number(m[1]));
-  const receipt = JSON.parse(deploy.outputs.receipt ?? '') as Receipt;
-  const [start, end] = [Date.parse(receipt.window.start), Date.parse(receipt.window.end)];
-  const counted = endedWithin([load], start, end);
-  const rows: Row[] = [
-    {
-      hosts: count,
-      lbs: lbNodes.length,
-      way: canary ? 'deploy-action, canary budget' : 'deploy-action',
-      wall,
-      preflight: Number(/Pre-flight took ([\d.]+) s/.exec(deploy.log)?.[1] ?? NaN),
-      perHost: `${(perHost.reduce((a, b) => a + b, 0) / perHost.length).toFixed(1)} s`,
-      load,
-      p99Before,
-      ssh: `${logins.slice(0, count).join('/')} (+${logins.slice(count).join('/')} LB)`,
-      receipt: `${receipt.cost.seconds.toFixed(2)} s, waited ${receipt.cost.waitedSeconds.toFixed(2)} s (${((100 * receipt.cost.waitedSeconds) / wall).toFixed(1)}%), ${receipt.cost.readings} reads, ${receipt.gaps.length} gaps; ${receipt.totals.requests} vs ${counted}`,
-    },
-  ];
+  const rows = [await measured(environment, count, hosts, to, canary ? 'canary: { hold: 0 }' : '', canary ? 'deploy-action, canary budget' : 'deploy-action', frontends, nodes)];
+  if (seed) {
+    // The opt-in from the same state: every host on `to` (slot a), the new image on the hosts.
+    await pullEverywhere(hosts, noGapTo);
+    rows.push(await measured(environment, count, hosts, noGapTo, NO_GAP, 'deploy-action, no-gap, 100% at once', frontends, nodes));
+  }
   await clearHosts(estate, env.hosts);
   if (!seed) return rows;
   // The seed's way starts from the same state: every host on `to`, images already pulled.
@@ -165,10 +151,43 @@ async function measure(environment: 'staging' | 'production', count: number, rel
   ];
 }
 
+/** One deploy by the action under load, with `extra` config lines: its row. */
+async function measured(
+  environment: 'staging' | 'production',
+  count: number,
+  hosts: string[],
+  to: TestAppRelease,
+  extra: string,
+  way: string,
+  frontends: string[],
+  nodes: string[],
+): Promise<Row> {
+  const before = nodes.map(sshLogins);
+  const [deploy, load, wall, p99Before] = await underLoad(frontends, () => runDeploy(estate, { environment, version: to.version, hosts, githubUrl: github.url, extra }));
+  if (deploy.code !== 0) throw new Error(`deploy failed:\n${deploy.log}`);
+  const logins = nodes.map((node, i) => sshLogins(node) - before[i]!);
+  const perHost = [...deploy.summary.matchAll(/<td>([\d.]+) s<\/td>/g)].map((m) => Number(m[1]));
+  const receipt = JSON.parse(deploy.outputs.receipt ?? '') as Receipt;
+  const [start, end] = [Date.parse(receipt.window.start), Date.parse(receipt.window.end)];
+  const counted = endedWithin([load], start, end);
+  return {
+      hosts: count,
+      lbs: nodes.length - count,
+      way,
+      wall,
+      preflight: Number(/Pre-flight took ([\d.]+) s/.exec(deploy.log)?.[1] ?? NaN),
+      perHost: `${(perHost.reduce((a, b) => a + b, 0) / perHost.length).toFixed(1)} s`,
+      load,
+      p99Before,
+      ssh: `${logins.slice(0, count).join('/')} (+${logins.slice(count).join('/')} LB)`,
+      receipt: `${receipt.cost.seconds.toFixed(2)} s, waited ${receipt.cost.waitedSeconds.toFixed(2)} s (${((100 * receipt.cost.waitedSeconds) / wall).toFixed(1)}%), ${receipt.cost.readings} reads, ${receipt.gaps.length} gaps; ${receipt.totals.requests} vs ${counted}`,
+  };
+}
+
 async function benchDeploys(): Promise<void> {
   const stamp = Date.now().toString(36);
   const releases = [];
-  for (const version of [`v9.0.0-bench.${stamp}`, `v9.1.0-bench.${stamp}`, `v9.2.0-bench.${stamp}`]) {
+  for (const version of [`v9.0.0-bench.${stamp}`, `v9.1.0-bench.${stamp}`, `v9.2.0-bench.${stamp}`, `v9.3.0-bench.${stamp}`]) {
     releases.push(await pushTestApp(estate, { version }));
   }
   const rows: Row[] = [];
@@ -193,6 +212,11 @@ async function benchDeploys(): Promise<void> {
   print(header);
   for (const row of table) print(row);
   for (const r of rows) for (const f of r.load.failures.slice(0, 5)) console.log(`  ${r.hosts} hosts, ${r.way}: ${f}`);
+  // Each way's wall time over the seed's, at the same number of hosts, in this run.
+  for (const seedRow of rows.filter((r) => r.way.startsWith('seed'))) {
+    const ratios = rows.filter((r) => r.hosts === seedRow.hosts && r.lbs === seedRow.lbs && !r.way.startsWith('seed')).map((r) => `${r.way} ${(r.wall / seedRow.wall).toFixed(2)}×`);
+    console.log(`against the seed's way at ${seedRow.hosts} hosts: ${ratios.join(', ')}`);
+  }
 }
 
 if (only !== 'build') await benchDeploys();

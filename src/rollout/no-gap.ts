@@ -73,6 +73,8 @@ export async function replaceWithoutGap(run: HostRun, role: Role, to: Release, c
   // MAINT again: it must be UP everywhere before the old container stops.
   await run.ensureInService(role, newServer);
   await timed('stop', () => driver.stopAndRemove(oldName, deps.stopTimeoutSeconds));
+  // Out of service by design now (the idle slot's server): nothing for a repair to put back.
+  await deps.journal?.outOfService(oldServer, false);
   await deps.observer?.changing(host, role, undefined, oldServer);
   await run.inService(role, to, times, canary);
 }

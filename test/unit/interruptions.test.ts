@@ -16,7 +16,7 @@ import { acquireDeployLock, type LockPolicy } from '../../src/rollout/lock.js';
 import type { HostTarget } from '../../src/rollout/plan.js';
 import type { DeployLock, HostDriver, Release } from '../../src/rollout/ports.js';
 import { lockOf } from '../support/deploy-lock.js';
-import { Estate, MemoryHost, MemoryLoadBalancer, hostTarget, memoryEstate, release, type Call, type Clock } from '../support/memory-estate.js';
+import { Estate, MemoryHost, MemoryLoadBalancer, hostTarget, memoryEstate, release, type Box, type Call, type Clock } from '../support/memory-estate.js';
 
 const v1 = release('v1.0.0');
 const v2 = release('v2.0.0');
@@ -101,6 +101,15 @@ class HeldStops implements Clock {
 
 const settle = () => new Promise((done) => setImmediate(done));
 
+/** h1's very hand-run master serves again: nothing left set aside, no rule broken, every server in service. */
+function expectPutBack(world: Estate, original: Box): void {
+  expect(world.boxes.get('h1/master')).toBe(original);
+  expect(original.running).toBe(true);
+  expect(world.asides.size).toBe(0);
+  expect(world.violations).toEqual([]);
+  expect([...world.lbState.values()]).toEqual(Array(4).fill('ready'));
+}
+
 describe('defect 1: the post step and a hand-run (adopted) master whose stop was cut short', () => {
   it('killed between the stop and the rename: the post step puts the very container back, it never removes it', async () => {
     const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: handRun, backup: handRun });
@@ -114,11 +123,7 @@ describe('defect 1: the post step and a hand-run (adopted) master whose stop was
     expect(world.boxes.get('h1/master')?.running).toBe(false);
 
     await postStep(run, data, deps);
-    expect(world.boxes.get('h1/master')).toBe(original);
-    expect(original.running).toBe(true);
-    expect(world.asides.size).toBe(0);
-    expect(world.violations).toEqual([]);
-    expect([...world.lbState.values()]).toEqual(Array(4).fill('ready'));
+    expectPutBack(world, original);
   });
 
   it('killed while the engine still stops it (SIGTERM ignored, stop-timeout 30 s): the post step does not put it back before the stop ends', async () => {
@@ -193,11 +198,7 @@ describe('an adopted (hand-run) container whose set-aside did not finish', () =>
     expect(data.changing).toEqual(['h1/master']);
     // Whoever finishes next (the next run, from the journal kept next to the lock) finishes it.
     await postStep(run, data, deps);
-    expect(world.boxes.get('h1/master')).toBe(original);
-    expect(original.running).toBe(true);
-    expect(world.asides.size).toBe(0);
-    expect(world.violations).toEqual([]);
-    expect([...world.lbState.values()]).toEqual(Array(4).fill('ready'));
+    expectPutBack(world, original);
   });
 
   it('one the journal says is set aside that the run had put back under its name (killed before its note): set aside again, never removed', async () => {
@@ -217,11 +218,7 @@ describe('an adopted (hand-run) container whose set-aside did not finish', () =>
     expect(world.boxes.get('h1/master')).toBe(original);
 
     await postStep(run, data, deps);
-    expect(world.boxes.get('h1/master')).toBe(original);
-    expect(original.running).toBe(true);
-    expect(world.asides.size).toBe(0);
-    expect(world.violations).toEqual([]);
-    expect([...world.lbState.values()]).toEqual(Array(4).fill('ready'));
+    expectPutBack(world, original);
   });
 
   it('one the journal says is set aside but is gone (a run that got further than its journal): the host settles on the release of ours it runs', async () => {

@@ -37,11 +37,30 @@ function setup(hosts: string[], options: EstateOptions = {}) {
 
 const states = (world: Estate) => Object.fromEntries(world.lbState);
 
+/** A journal that keeps what a post step would have to finish: servers out of service, roles changing. */
+function pendingJournal() {
+  const pending = new Set<string>();
+  const mark = (what: string, yes: boolean) => void (yes ? pending.add(what) : pending.delete(what));
+  return {
+    pending,
+    journal: {
+      touched: () => undefined,
+      outOfService: (server: string, out: boolean) => mark(`out ${server}`, out),
+      unproven: () => undefined,
+      changing: (host: string, role: string, yes: boolean) => mark(`changing ${host} ${role}`, yes),
+      aside: () => undefined,
+    },
+  };
+}
+
 describe('no-gap rollout', () => {
   it('starts each new container in the spare slot and proves it before the old one stops', async () => {
     const { world, deps, plan, broken, lines } = setup(['h1', 'h2'], { maxParallel: 2 });
-    const result = await executeRollout(await plan(v2), deps);
+    const { pending, journal } = pendingJournal();
+    const result = await executeRollout(await plan(v2), { ...deps, journal });
     expect(result.ok).toBe(true);
+    // Nothing left for a post step: the old servers are out of service by design.
+    expect([...pending]).toEqual([]);
     expect(world.violations).toEqual([]);
     expect(broken).toEqual([]);
     expect(world.served()).toEqual({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0', 'h2/master': 'v2.0.0', 'h2/backup': 'v2.0.0' });
@@ -84,8 +103,10 @@ describe('no-gap rollout', () => {
   it('a release that never becomes healthy never serves: the old container keeps its name and its server, and every host is rolled back', async () => {
     const { world, deps, plan, broken } = setup(['h1', 'h2']);
     expect((await executeRollout(await plan(v2), deps)).ok).toBe(true);
-    const result = await executeRollout(await plan(sick), deps);
+    const { pending, journal } = pendingJournal();
+    const result = await executeRollout(await plan(sick), { ...deps, journal });
     expect(result.ok).toBe(false);
+    expect([...pending]).toEqual([]);
     expect(result.failure?.reason).toBe('did not become healthy: HTTP 500');
     expect(world.violations).toEqual([]);
     expect(broken).toEqual([]);
@@ -147,8 +168,10 @@ describe('no-gap rollout', () => {
       }
       return waitHealthy(name);
     };
-    const result = await executeRollout(await plan(v2), { ...deps, signal: controller.signal });
+    const { pending, journal } = pendingJournal();
+    const result = await executeRollout(await plan(v2), { ...deps, signal: controller.signal, journal });
     expect(result.cancelled).toEqual({ settled: true, unsettled: [] });
+    expect([...pending]).toEqual([]);
     expect(world.violations).toEqual([]);
     expect(broken).toEqual([]);
     expect(Object.values(world.served())).toEqual(Array(4).fill('v1.0.0'));

@@ -132,14 +132,22 @@ export interface KillWatch {
  * action, on the host's own engine.
  */
 export function watchKills(estate: Estate, host: string, onKill: (name: string) => void = () => {}): KillWatch {
+  return watchEvents(estate, host, 'kill', onKill);
+}
+
+/**
+ * Watches a host's engine for one kind of container event (kill, rename, start, ...), calling
+ * `onEvent` with each container's name (its new name, for a rename).
+ */
+export function watchEvents(estate: Estate, host: string, event: string, onEvent: (name: string) => void = () => {}): KillWatch {
   // Its own process group: stopping it must end `docker events` inside the node too, not only
-  // the shell that started it (an orphan would linger until the host's next kill event).
-  const events = spawn('bash', [ESTATE_SCRIPT, 'exec', nodeOf(estate, host), 'docker', 'events', '--filter', 'event=kill', '--format', '{{.Actor.Attributes.name}}'], { detached: true });
+  // the shell that started it (an orphan would linger until the host's next event).
+  const events = spawn('bash', [ESTATE_SCRIPT, 'exec', nodeOf(estate, host), 'docker', 'events', '--filter', `event=${event}`, '--format', '{{.Actor.Attributes.name}}'], { detached: true });
   const names: string[] = [];
   events.stdout.setEncoding('utf8').on('data', (chunk: string) => {
     for (const name of chunk.split('\n').filter(Boolean)) {
       names.push(name);
-      onKill(name);
+      onEvent(name);
     }
   });
   return {
