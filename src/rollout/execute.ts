@@ -598,7 +598,8 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
         if (result.status === 'fulfilled') return;
         const reason = result.reason as unknown;
         const run = runsOf[i]!;
-        if (!interrupted.includes(run)) interrupted.push(run);
+        // Each run once: collect() meets a run again only after a batch in which nothing was interrupted.
+        interrupted.push(run);
         if (reason instanceof Cancelled) return;
         failures.push(
           reason instanceof StepFailed
@@ -619,7 +620,8 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
   }
   const rollbackErrors: string[] = [];
   let roles: RolesResult | undefined;
-  if (deps.roles && failures.length === 0 && interrupted.length === 0 && !deps.signal?.aborted) {
+  // A failure interrupts its run too: nothing interrupted means nothing failed.
+  if (deps.roles && interrupted.length === 0 && !deps.signal?.aborted) {
     // A release is one unit: a role that fails has put its own containers back, and the web
     // role follows below, like any failure.
     const atOnce = Math.max(1, ...plan.batches.map((b) => b.length));
