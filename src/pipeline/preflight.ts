@@ -214,17 +214,19 @@ export async function findServers(
 ): Promise<Servers | undefined> {
   const { env, lbs } = connected;
   if (lbs.length === 0 || !env.haproxy) return undefined;
-  const sparePorts = { master: env.ports['master-spare'], backup: env.ports['backup-spare'] };
+  // Containers in slot b (a no-gap deploy put them there) are served by the spare servers: any
+  // procedure needs those then. Otherwise only no-gap looks for them: a backup-first deploy's
+  // fleet, readings and receipt stay those of the two servers per host.
+  const active = new Map([...(connected.slots ?? [])].map(([host, slots]) => [host, { ...slots }]));
+  const inSlotB = [...active].some(([, slots]) => Object.values(slots).includes('b'));
+  const sparePorts = env.rollout.procedure === 'no-gap' || inSlotB ? { master: env.ports['master-spare'], backup: env.ports['backup-spare'] } : undefined;
   const { fleet, servers, missing, spares, sparesMissing } = await LoadBalancers.locate(lbs, env.hosts, env.ports, sparePorts);
   if (missing.length > 0) {
     throw new PreflightError(
       `HAProxy backend ${env.haproxy.backend}: ${missing.join('; ')}; add them (command: haproxy-config prints a backend that fits)`,
     );
   }
-  // Containers in slot b (a no-gap deploy put them there) are served by the spare servers: any procedure needs those then.
-  const active = new Map([...(connected.slots ?? [])].map(([host, slots]) => [host, { ...slots }]));
-  const inSlotB = [...active].some(([, slots]) => Object.values(slots).includes('b'));
-  if ((env.rollout.procedure === 'no-gap' || inSlotB) && sparesMissing.length > 0) {
+  if (sparesMissing.length > 0) {
     throw new PreflightError(
       `HAProxy backend ${env.haproxy.backend}: ${sparesMissing.join('; ')}; ` +
         (env.rollout.procedure === 'no-gap' ? 'rollout.procedure no-gap needs a spare server per role and host' : 'containers run on their spare ports (a no-gap deploy put them there)') +

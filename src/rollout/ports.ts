@@ -179,10 +179,11 @@ export interface HostDriver {
    */
   moveAside(name: string, asideName: string, stopTimeout: number): Promise<void>;
   /**
-   * Starts a container moved aside, then renames it back to `name`: cut short in between, it is
-   * still found under `asideName`, running, and moving it back again finishes the job.
+   * Stops a container moved aside gracefully (waiting out a stop still in flight: a killed run's
+   * engine carries its stop through), starts it, then renames it back to `name`: cut short in
+   * between, it is still found under `asideName`, and moving it back again finishes the job.
    */
-  moveBack(asideName: string, name: string): Promise<void>;
+  moveBack(asideName: string, name: string, stopTimeout: number): Promise<void>;
   /** Renames a container, running or not, leaving it as it is (no-gap: the old one steps aside for the new). */
   rename(name: string, newName: string): Promise<void>;
   /** Renames a container set aside back to `name` and starts it. */

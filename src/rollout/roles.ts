@@ -158,8 +158,9 @@ export async function settleLeftovers(host: string, driver: HostDriver, deps: Ro
       log.info(`[${host}] ${name}: kept ${newer?.release?.version ?? 'the new container'} (${verdict.detail}), removed the one a run cut short had set aside`);
       continue;
     }
-    if (newer) await driver.stopAndRemove(name, policy?.stopTimeout ?? DEFAULT_STOP_TIMEOUT);
-    await driver.moveBack(aside.name, name);
+    const stopTimeout = policy?.stopTimeout ?? DEFAULT_STOP_TIMEOUT;
+    if (newer) await driver.stopAndRemove(name, stopTimeout);
+    await driver.moveBack(aside.name, name, stopTimeout);
     log.info(`[${host}] ${name}: put back ${aside.release?.version ?? 'the container'} that a run cut short had set aside${verdict ? ` (the new one ${verdict.detail})` : ''}`);
   }
   return asides.length > 0 ? driver.roleContainers(deps.app) : containers;
@@ -263,7 +264,7 @@ async function undo(change: Change, driver: HostDriver, deps: RoleRunDeps): Prom
   // A move aside that failed after its rename (the stop) left it set aside all the same.
   const aside = change.aside || (change.asideTried && (await driver.roleContainers(deps.roles.app)).some((c) => c.name === previousName(step.name)));
   if (aside) {
-    await driver.moveBack(previousName(step.name), step.name);
+    await driver.moveBack(previousName(step.name), step.name, policy.stopTimeout);
     change.aside = false;
   }
   change.undone = true;

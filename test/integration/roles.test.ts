@@ -1,7 +1,8 @@
 // A worker role on the estate's staging, run as the runner runs it, under steady load through
 // HAProxy while jobs keep arriving. The worker (test/app/worker.sh) takes jobs from a file queue
 // in a directory every host mounts (the estate's hosts share one file system, as workers share a
-// queue), logs each job taken and done, and finishes the job in hand on SIGTERM. Then: a web
+// queue), logs each job taken and done, and finishes the job in hand on SIGTERM (a job held
+// open until the test sees the SIGTERM arrive proves it). Then: a web
 // release that fails its health leaves the workers where they were; a worker release that never
 // becomes ready rolls the web role back too; a cancel and a kill during a worker's move end clean.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -59,7 +60,7 @@ function produce(prefix: string): { stop: () => string[] } {
 
 /** Waits (without a time limit of its own: the test's applies) until the workers have taken and finished every job. */
 async function drained(): Promise<void> {
-  while (readdirSync(`${QUEUE}/todo`).length > 0 || readdirSync(`${QUEUE}/taken`).length > 0) await new Promise((done) => setTimeout(done, 250));
+  await until(() => readdirSync(`${QUEUE}/todo`).length === 0 && readdirSync(`${QUEUE}/taken`).length === 0);
 }
 
 /** Each job's lines in the queue's log: "took JOB VERSION CONTAINER", "done JOB ...". */
@@ -199,7 +200,35 @@ describe('roles: a worker role', () => {
     await drained();
     expectNoJobLost(made);
   }, 900_000);
+
+  it('a worker that gets SIGTERM with a job in hand finishes it, and only then is replaced', async () => {
+    // A job that holds its worker until the gate opens: taken before the deploy starts.
+    writeFileSync(`${QUEUE}/incoming-held`, 'gate:gate-open');
+    renameSync(`${QUEUE}/incoming-held`, `${QUEUE}/todo/held`);
+    await until(() => readdirSync(`${QUEUE}/taken`).some((f) => f.startsWith('held.')));
+    const holder = readdirSync(`${QUEUE}/taken`).find((f) => f.startsWith('held.'))!.slice('held.'.length);
+    const deploying = deploy('v25.1.0');
+    // The worker holding it has taken SIGTERM (its trap logged it): now the job may end.
+    const termed = until(() => readFileSync(`${QUEUE}/log`, 'utf8').includes(`term ${holder} `)).then(() => 'term');
+    expect(await Promise.race([termed, deploying.then((r) => `the deploy ended first: ${r.log.slice(-3000)}`)])).toBe('term');
+    expect(existsSync(`${QUEUE}/done/held`)).toBe(false);
+    writeFileSync(`${QUEUE}/gate-open`, '');
+    const run = await deploying;
+    expect(run.code, run.log).toBe(0);
+    const lines = readFileSync(`${QUEUE}/log`, 'utf8').split('\n');
+    const took = lines.findIndex((l) => l.startsWith('took held v25.4.0 ') && l.endsWith(holder));
+    const term = lines.findIndex((l) => l.startsWith(`term ${holder} v25.4.0`));
+    const done = lines.findIndex((l) => l.startsWith('done held v25.4.0 ') && l.endsWith(holder));
+    expect([took >= 0, term > took, done > term]).toEqual([true, true, true]);
+    expect(existsSync(`${QUEUE}/done/held`)).toBe(true);
+    expect(await versionsOfWorkers()).toEqual(hosts.flatMap((h) => [`${h} demo-worker-1 running v25.1.0`, `${h} demo-worker-2 running v25.1.0`]));
+  }, 600_000);
 });
+
+/** Resolves once `test` holds, polling every 100 ms (the test's own time limit applies). */
+async function until(test: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await test())) await new Promise((done) => setTimeout(done, 100));
+}
 
 /** Containers set aside and the lock, on every staging host. */
 async function leftovers(): Promise<string[]> {

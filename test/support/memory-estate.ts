@@ -416,11 +416,13 @@ export class MemoryHost implements HostDriver {
     box.running = false;
     this.world.events.push(`aside ${key}`);
   }
-  /** Started first, then renamed back: cut short in between, it runs under its aside name. */
+  /** Stopped (gracefully), started, then renamed back: cut short in between, it is under its aside name. */
   async moveBack(asideName: string, name: string) {
-    await this.world.enter({ at: this.host, op: 'start', subject: asideName });
+    await this.world.enter({ at: this.host, op: 'stop', subject: asideName });
     const box = this.world.roleBoxes.get(`${this.host}/${asideName}`);
     if (!box) throw new Error(`${this.host}: cannot put ${name} back: ${asideName} does not exist`);
+    box.running = false;
+    await this.world.enter({ at: this.host, op: 'start', subject: asideName });
     box.running = true;
     await this.world.enter({ at: this.host, op: 'rename', subject: asideName });
     if (this.world.roleBoxes.has(`${this.host}/${name}`)) throw new Error(`${this.host}: cannot put ${name} back: ${name} exists`);

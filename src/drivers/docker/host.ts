@@ -70,8 +70,8 @@ export class DockerHost implements HostDriver {
     return moveAside(this.engine, name, asideName, stopTimeout);
   }
 
-  moveBack(asideName: string, name: string): Promise<void> {
-    return moveBack(this.engine, asideName, name);
+  moveBack(asideName: string, name: string, stopTimeout: number): Promise<void> {
+    return moveBack(this.engine, asideName, name, stopTimeout);
   }
 
   rename(name: string, newName: string): Promise<void> {

@@ -96,9 +96,13 @@ export async function restore(engine: Engine, asideName: string, name: string): 
   await engine.call(`start ${name}`, (abortSignal) => tolerate(container.start({ abortSignal }), 304));
 }
 
-/** A role's container: started first, then renamed back, so that a cut in between leaves it running, set aside. */
-export async function moveBack(engine: Engine, asideName: string, name: string): Promise<void> {
+/**
+ * A role's container: stopped (a stop in flight waited out, so it cannot end the container once
+ * started), started, then renamed back, so that a cut in between leaves it set aside.
+ */
+export async function moveBack(engine: Engine, asideName: string, name: string, stopTimeout: number): Promise<void> {
   const container = await setAsideOne(engine, asideName, name);
+  await stop(engine, asideName, container, stopTimeout);
   await engine.call(`start ${asideName}`, (abortSignal) => tolerate(container.start({ abortSignal }), 304));
   await rename(engine, container, asideName, name);
 }
