@@ -1,5 +1,5 @@
 // command: logs — the last `lines` lines of each container of an environment, per host and
-// role, read-only. What an app prints is outside text: in the log each container's lines fold
+// role (the web role's master and backup, then each role container beside them), read-only. What an app prints is outside text: in the log each container's lines fold
 // in a group of their own inside a stop-commands block, in the summary they are escaped.
 import * as core from '@actions/core';
 import type { Config } from '../config/schema.js';
@@ -13,7 +13,8 @@ import { connect, onEveryHost } from '../pipeline/preflight.js';
 
 interface ContainerLogs {
   host: string;
-  role: Role;
+  /** master, backup, or a role beside the web role (a worker). */
+  role: string;
   /** `APP (v1.4.0)`, or why there is nothing to show. */
   title: string;
   text: string;
@@ -24,19 +25,25 @@ const ROLES: Role[] = ['master', 'backup'];
 export async function logs(inputs: Inputs, config: Config): Promise<Record<string, string>> {
   const env = selectEnvironment(config, inputs.environment);
   // An app may print its own secrets: those the step's env has are masked in the log and redacted from the summary.
-  for (const name of env.container.secrets) maskSecret(process.env[name] ?? '');
+  for (const name of [...env.container.secrets, ...env.roles.flatMap((r) => r.secrets)]) maskSecret(process.env[name] ?? '');
   const connected = await connect(inputs, config, env);
   try {
     const read = await onEveryHost(connected.hosts, 'Reading the containers\' logs', async (host) => {
-      const found = await host.containers(config.app, { repository: config.image, warn: (line) => core.warning(line) });
-      return Promise.all(
-        ROLES.map(async (role): Promise<ContainerLogs> => {
+      const trust = { repository: config.image, warn: (line: string) => core.warning(line) };
+      const found = await host.containers(config.app, trust);
+      // The roles beside the web role (workers) follow, each container by its name.
+      const roles = (await host.roleContainers(config.app, trust)).filter((c) => !c.name.endsWith('-previous'));
+      const entry = async (role: string, container: { id: string; name: string; running: boolean; release?: { version: string } }): Promise<ContainerLogs> => {
+        const version = container.release?.version ?? 'unknown release';
+        return { host: host.host, role, title: `${container.name} (${version}${container.running ? '' : ', not running'})`, text: await host.tailLogs(container.id, container.name, inputs.lines) };
+      };
+      return Promise.all([
+        ...ROLES.map(async (role): Promise<ContainerLogs> => {
           const container = found[role];
-          if (!container) return { host: host.host, role, title: 'no container', text: '' };
-          const version = container.release?.version ?? 'unknown release';
-          return { host: host.host, role, title: `${container.name} (${version}${container.running ? '' : ', not running'})`, text: await host.tailLogs(container.id, container.name, inputs.lines) };
+          return container ? entry(role, container) : { host: host.host, role, title: 'no container', text: '' };
         }),
-      );
+        ...roles.map((container) => entry(container.role, container)),
+      ]);
     });
     const all = env.hosts.flatMap((host) => read.get(host) ?? []);
     for (const entry of all) {

@@ -212,7 +212,11 @@ export class HostRun {
   readonly phases: PhaseTimes[] = [];
   /** Roles whose adopted container is set aside (stopped, renamed) during this run. */
   readonly asides = new Set<Role>();
-  /** Roles whose adopted container is stopped but still under its own name (its set-aside failed part way). */
+  /**
+   * Roles whose adopted container is under its own name while the run does not count it as
+   * serving (its set-aside failed part way after the stop, or it was put back and is not proven
+   * yet): the next replace of the role sets it aside again, never removes the user's container.
+   */
   readonly stoppedInPlace = new Set<Role>();
   /** Roles proven healthy and in service during this run. */
   readonly verified = new Set<Role>();
@@ -334,6 +338,8 @@ export class HostRun {
       if (to.adopted) {
         await this.driver.restore(this.deps.asideName(role), name);
         this.asides.delete(role);
+        // Not proven yet: cancelled while it starts, a settle would otherwise remove it.
+        this.stoppedInPlace.add(role);
         await this.deps.journal?.aside(this.plan.host, role, false);
       } else {
         await this.driver.run(this.deps.spec(role, to, this.slot(role)));
@@ -598,7 +604,8 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
         if (result.status === 'fulfilled') return;
         const reason = result.reason as unknown;
         const run = runsOf[i]!;
-        if (!interrupted.includes(run)) interrupted.push(run);
+        // Each run once: collect() meets a run again only after a batch in which nothing was interrupted.
+        interrupted.push(run);
         if (reason instanceof Cancelled) return;
         failures.push(
           reason instanceof StepFailed
@@ -619,7 +626,8 @@ export async function executeRollout(plan: RolloutPlan, deps: RolloutDeps): Prom
   }
   const rollbackErrors: string[] = [];
   let roles: RolesResult | undefined;
-  if (deps.roles && failures.length === 0 && interrupted.length === 0 && !deps.signal?.aborted) {
+  // A failure interrupts its run too: nothing interrupted means nothing failed.
+  if (deps.roles && interrupted.length === 0 && !deps.signal?.aborted) {
     // A release is one unit: a role that fails has put its own containers back, and the web
     // role follows below, like any failure.
     const atOnce = Math.max(1, ...plan.batches.map((b) => b.length));

@@ -94,8 +94,8 @@ for h in "${hosts[@]}"; do
 done
 
 admin() { printf '%s\n' "$1" | socat - "UNIX-CONNECT:$2"; }
-servers_up() { # SOCKET: every server of backend app reports UP
-  admin "show stat app 4 -1" "$1" | awk -F, 'NR > 1 && NF { n++; if ($18 != "UP") bad++ }
+servers_up() { # SOCKET: every server of backend app reports UP, and the spare slots (declared disabled) MAINT
+  admin "show stat app 4 -1" "$1" | awk -F, 'NR > 1 && NF { n++; want = ($2 ~ /-spare$/) ? "MAINT" : "UP"; if ($18 != want) bad++ }
     END { exit !(n > 0 && !bad) }'
 }
 server_status() { admin "show stat app 4 -1" "$1" | awk -F, -v s="$2" '$2 == s { print $18 }'; }
@@ -107,7 +107,11 @@ for env in staging production; do
   sock=$work/haproxy-$env.sock
   step "$env: HAProxy runtime API over ssh, every server UP, frontend answers $version"
   forward "$lb" "$(q ".environments.$env.lb.socket")" "$sock"
-  until_true 20 "$env: not every server of backend app is UP" servers_up "$sock"
+  deadline=$((SECONDS + 20))
+  until servers_up "$sock"; do
+    ((SECONDS < deadline)) || fail "$env: not every server of backend app is UP (its spare slots MAINT): $(admin "show stat app 4 -1" "$sock" | awk -F, 'NR > 1 && NF { printf "%s %s; ", $2, $18 }')"
+    sleep 0.3
+  done
   until_true 10 "$env: $frontend does not answer $version" answers_version "$frontend"
   [[ $(curl -s -o /dev/null -w '%{http_code}' "$frontend/healthcheck") == 200 ]] || fail "$env: /healthcheck is not 200"
 done

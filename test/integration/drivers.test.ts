@@ -311,12 +311,15 @@ describe('HaproxyRuntime', () => {
   });
   afterAll(() => balancers.forEach((balancer) => balancer.dispose()));
 
-  it.each(environments)('%s: finds each host master and backup by address and port', async (name, { hosts }) => {
+  it.each(environments)('%s: finds each host master and backup, and their spare slots, by address and port', async (name, { hosts }) => {
     const balancer = balancers.get(name)!;
     for (const [i, address] of hosts.entries()) {
       expect(await balancer.findServer(address, 50000)).toBe(`h${i + 1}-master`);
       expect(await balancer.findServer(address, 50001)).toBe(`h${i + 1}-backup`);
-      expect(await balancer.findServer(address, 50002)).toBeUndefined();
+      // The spare slots of the no-gap procedure (declared disabled in the estate's backends).
+      expect(await balancer.findServer(address, 50002)).toBe(`h${i + 1}-master-spare`);
+      expect(await balancer.findServer(address, 50003)).toBe(`h${i + 1}-backup-spare`);
+      expect(await balancer.findServer(address, 50004)).toBeUndefined();
     }
     expect(await balancer.findServer('10.231.0.99', 50000)).toBeUndefined();
   });

@@ -113,6 +113,10 @@ describe('roles: a worker role', () => {
     expect(plan.code, plan.log).toBe(0);
     expect(plan.outputs.plan).toContain('Roles, once every web batch is proven:');
     expect(plan.outputs.plan).toContain('    - demo-worker-2: v25.0.0 → v25.1.0');
+    const logs = await deploy('v25.0.0', { command: 'logs', inputs: { lines: '5' } });
+    expect(logs.code, logs.log).toBe(0);
+    for (const host of hosts) expect(logs.log).toContain(`::group::${host} worker: demo-worker-2 (v25.0.0)`);
+    expect(logs.log).toContain('worker v25.0.0 on ');
     const check = await deploy('v25.0.0', { command: 'check' });
     expect(check.log).toContain('role worker');
     expect(check.log).toContain('2 wanted; running: demo-worker-1 v25.0.0, demo-worker-2 v25.0.0');
