@@ -10,7 +10,7 @@ export interface NewDeployment {
   ref: string;
   environment: string;
   /** RECORD_MARKER's key carries its value: what marks the record as the action's. */
-  payload: { version: string; image: string; digest: string; [RECORD_MARKER.key]: string; run_id?: string };
+  payload: { version: string; image: string; digest: string; [RECORD_MARKER.key]: string; run_id?: string; run_attempt?: string };
   production: boolean;
   description: string;
   task: 'deploy' | 'rollback';
@@ -116,9 +116,13 @@ function readPayload(raw: unknown): DeploymentRecord['payload'] {
   if (typeof marker === 'string') out.recordedBy = marker;
   // The run that wrote it (records of earlier builds have none); digits only, as GitHub's ids are.
   const runId = fields.run_id;
-  if ((typeof runId === 'string' && /^\d+$/.test(runId)) || (typeof runId === 'number' && Number.isSafeInteger(runId) && runId > 0)) out.runId = String(runId);
+  if (isGitHubId(runId)) out.runId = String(runId);
+  // Its attempt (a re-run shares the run id); records written before it was recorded have none.
+  if (isGitHubId(fields.run_attempt)) out.runAttempt = String(fields.run_attempt);
   return out;
 }
+
+const isGitHubId = (value: unknown) => (typeof value === 'string' && /^\d+$/.test(value)) || (typeof value === 'number' && Number.isSafeInteger(value) && value > 0);
 
 /** Runs `fn` over `items` with at most `width` calls pending, keeping the order of the results. */
 async function mapBounded<T, R>(items: T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -289,13 +293,17 @@ export class GitHubApi {
   }
 
   /**
-   * The ids of the environment's records that run `runId` opened (the run id in their payload,
-   * with the action's marker) and left open (no status, or in_progress), among its newest
-   * OPEN_RECORDS_READ: a record the run opened minutes ago is among them.
+   * The ids of the environment's records that attempt `attempt` of run `runId` opened (both in
+   * their payload, with the action's marker) and left open (no status, or in_progress), among its
+   * newest OPEN_RECORDS_READ: a record the run opened minutes ago is among them. A re-run shares
+   * the run id, so an earlier attempt's open record is not this one's; a record without an
+   * attempt (written before the action recorded it) is no attempt's: the post step that asks runs
+   * the same build as the main step that opened its record, which wrote one.
    */
-  async openRecordsOfRun(environment: string, runId: string): Promise<number[]> {
+  async openRecordsOfRun(environment: string, runId: string, attempt: string): Promise<number[]> {
     const records = await this.deployments(environment, OPEN_RECORDS_READ);
-    return records.filter((r) => r.payload.runId === runId && r.payload.recordedBy !== undefined && (r.state === 'none' || r.state === 'in_progress')).map((r) => r.id);
+    const ofAttempt = (r: DeploymentRecord) => r.payload.runId === runId && r.payload.runAttempt === attempt && r.payload.recordedBy !== undefined;
+    return records.filter((r) => ofAttempt(r) && (r.state === 'none' || r.state === 'in_progress')).map((r) => r.id);
   }
 
   private async statuses(id: number, doing: string): Promise<ReturnType<typeof statusState>> {

@@ -28,10 +28,14 @@ function cancelledMessage(env: EnvironmentConfig, result: RolloutResult): string
 
 function failureMessage(env: EnvironmentConfig, target: Release, result: RolloutResult): string {
   const failed = result.failures.map((f) => `${f.host}: ${f.role} ${f.reason}`).join('; ');
+  const rolledBack = result.hosts.filter((h) => h.rolledBack).map((h) => h.host);
+  // Only a host the rollout touched is rolled back: none, and it failed before any change.
   const rollback =
-    result.rollbackErrors.length === 0
-      ? `every host touched was rolled back to the release it ran before (${result.hosts.filter((h) => h.rolledBack).map((h) => h.host).join(', ')})`
-      : `ROLLBACK INCOMPLETE:\n  ${result.rollbackErrors.join('\n  ')}`;
+    result.rollbackErrors.length > 0
+      ? `ROLLBACK INCOMPLETE:\n  ${result.rollbackErrors.join('\n  ')}`
+      : rolledBack.length === 0
+        ? 'no host was changed'
+        : `every host touched was rolled back to the release it ran before (${rolledBack.join(', ')})`;
   return `${target.version} to ${env.name} failed on ${failed}; ${rollback}`;
 }
 

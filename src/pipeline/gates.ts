@@ -154,12 +154,12 @@ export class GitHubDeployment {
   /**
    * The record this job's main step opened, for its post step: the id its journal kept, or, when
    * the main step was killed between opening the record and journaling its id, the one GitHub
-   * holds with this run's id in its payload, still open. Found, not journaled ahead: the id
+   * holds with this run's id and attempt in its payload, still open. Found, not journaled ahead: the id
    * exists only once GitHub answers, and a journal write before every record would cost every
    * run a round trip to the lock host that only a killed one needs.
    */
   static async ofRun(github: GitHubApi, inputs: Inputs, env: EnvironmentConfig, journaled: number | undefined): Promise<GitHubDeployment | undefined> {
-    const id = journaled ?? (await github.openRecordsOfRun(env.name, inputs.run.runId))[0];
+    const id = journaled ?? (await github.openRecordsOfRun(env.name, inputs.run.runId, inputs.run.runAttempt))[0];
     return id === undefined ? undefined : GitHubDeployment.existing(github, inputs, env, id);
   }
 
@@ -179,8 +179,15 @@ export class GitHubDeployment {
     const id = await github.createDeployment({
       ref: target.version,
       environment: env.name,
-      // run_id: what promote-from verifies the record by (checkPromotionGate).
-      payload: { version: target.version, image: target.image, digest: target.digest, [RECORD_MARKER.key]: RECORD_MARKER.value, ...(/^\d+$/.test(inputs.run.runId) ? { run_id: inputs.run.runId } : {}) },
+      // run_id: what promote-from verifies the record by (checkPromotionGate); with run_attempt,
+      // what this attempt's post step finds it by (ofRun): a re-run shares the run id.
+      payload: {
+        version: target.version,
+        image: target.image,
+        digest: target.digest,
+        [RECORD_MARKER.key]: RECORD_MARKER.value,
+        ...(/^\d+$/.test(inputs.run.runId) ? { run_id: inputs.run.runId, ...(/^\d+$/.test(inputs.run.runAttempt) ? { run_attempt: inputs.run.runAttempt } : {}) } : {}),
+      },
       production: env.name === 'production',
       description: `${task === 'rollback' ? 'Rollback to' : 'Deploy'} ${target.version}${neverRan ? ' (never ran here: allow-never-deployed)' : ''}`,
       task,

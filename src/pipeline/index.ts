@@ -25,7 +25,7 @@ import { readSecretValues, type Inputs } from '../inputs.js';
 import { ReceiptRecorder } from '../receipt/recorder.js';
 import { renderReceipt } from '../receipt/render.js';
 import { preformatted, rolloutSummary, writeSummary } from '../report/summary.js';
-import type { HostTarget } from '../rollout/plan.js';
+import { sameRelease, type HostTarget } from '../rollout/plan.js';
 import type { Release } from '../rollout/ports.js';
 import { outcomeFailure, tidyUp } from './finish.js';
 import { GitHubDeployment, checkApproval, checkPromotionGate, gitHub, trustedHistory } from './gates.js';
@@ -356,7 +356,11 @@ export async function finishCutShort(inputs: Inputs, config: Config, saved: { jo
       .catch((e: Error) => core.warning(`Could not mark the deployment failed: ${e.message}`));
     throw error;
   }
-  await (await runRecord(inputs, env, journal))?.set('failure', postStepRecord(journal, settled, after));
+  // The main step's own last word (its failure, its cancel) is the more precise: a record it
+  // closed stays. Still open (the runner died mid-step), it is closed here, as a failure
+  // whatever the post step kept: the job did not succeed, and a record that says success is
+  // what promotion trusts.
+  await (await runRecord(inputs, env, journal))?.closeIfOpen('failure', postStepRecord(journal, settled, after));
 }
 
 /** The record of the run whose post step this is, when GitHub is reachable (GitHubDeployment.ofRun). */
@@ -377,13 +381,35 @@ export function unfinishedRecord(journal: Journal, error: unknown, lockKept: boo
   return `${endedAs(journal)}; the post step could not finish${lockKept ? ', its lock stays' : ''}${left.length ? ` (left: ${left.join('; ')})` : ''}: ${why}`;
 }
 
-/** The post step's deployment status: how the main step ended, and what each host it settled runs now. */
+/**
+ * The post step's deployment status: how the main step ended, then what the post step did to
+ * each host it settled: kept the new release, settled on the old one (after a failure: finished
+ * the rollback), or, for a host left on neither, what it runs now.
+ */
 export function postStepRecord(journal: Journal, settled: Settled, after: Map<string, HostTarget>): string {
   const how = endedAs(journal);
   if (settled.size === 0) return `${how}; nothing had changed`;
-  const runs = [...settled.keys()].map((host) => `${host} ${describeHost(after.get(host) ?? {})}`).join(', ');
+  // Hosts that ended alike, named together.
+  const groups = new Map<string, { hosts: string[]; say: (hosts: string) => string }>();
+  for (const host of settled.keys()) {
+    const now = after.get(host) ?? {};
+    const runs = describeHost(now);
+    const before = journal.before?.[host];
+    const onNew = journal.version !== undefined && [now.master, now.backup].every((r) => r !== undefined && !r.adopted && r.version === journal.version);
+    const onOld = before !== undefined && sameRelease(now.master, before.master) && sameRelease(now.backup, before.backup);
+    const [kind, say] = onNew
+      ? ['new', (hosts: string) => `kept the new release ${journal.version} on ${hosts}`]
+      : onOld && journal.ended?.how === 'failed'
+        ? [`rollback ${runs}`, (hosts: string) => `finished the rollback (${hosts} back on ${runs})`]
+        : onOld
+          ? [`old ${runs}`, (hosts: string) => `settled ${hosts} on the old release ${runs}`]
+          : [`other ${runs}`, (hosts: string) => `settled ${hosts} on ${runs}`];
+    const group = groups.get(kind) ?? { hosts: [], say };
+    groups.set(kind, { ...group, hosts: [...group.hosts, host] });
+  }
+  const did = [...groups.values()].map(({ hosts, say }) => say(hosts.join(', '))).join(', and ');
   const everywhere = journal.version && [...after.values()].every((h) => h.master?.version === journal.version && h.backup?.version === journal.version);
-  return `${how}; the post step settled ${runs}${everywhere ? ` (every host runs ${journal.version})` : ''}`;
+  return `${how}; the post step ${did}${everywhere ? ` (every host runs ${journal.version})` : ''}`;
 }
 
 const describeHost = (h: HostTarget) => (h.master?.version === h.backup?.version ? (h.master?.version ?? 'nothing') : `${h.master?.version ?? 'nothing'}/${h.backup?.version ?? 'nothing'}`);

@@ -17,7 +17,7 @@ export interface DeploymentRecord {
   /** The login of whoever created the record (release/trust.ts trusts only GITHUB_TOKEN's). */
   creator?: string;
   /** What the action recorded; empty for records the action did not make (GitHub's per-job ones). */
-  payload: { version?: string; image?: string; digest?: string; recordedBy?: string; runId?: string };
+  payload: { version?: string; image?: string; digest?: string; recordedBy?: string; runId?: string; runAttempt?: string };
   /** The state of its newest status that GITHUB_TOKEN posted (release/trust.ts: statusState). */
   state: DeploymentState;
   /** Statuses others posted on it, which count for nothing; reported in a warning. */

@@ -101,7 +101,7 @@ describe('defect 1: a hand-run master that ignores SIGTERM, the job cancelled du
     expect.soft(await asides()).toEqual([]);
     expect.soft(await aftermath(estate, 'production', hosts())).toEqual({ outOfRotation: [], mixed: [], lockLeft: false });
     const record = github.deployments.at(-1)!;
-    expect.soft(record.statuses.at(-1)?.description).toMatch(/^Runner stopped mid-rollout; the post step settled [\d.]+ v8\.0\.0$/);
+    expect.soft(record.statuses.at(-1)?.description).toMatch(/^Runner stopped mid-rollout; the post step settled [\d.]+ on the old release v8\.0\.0$/);
     // The next deploy adopts them as before.
     const next = await deploy({ version: 'v8.1.0' });
     expect(next.code, next.log).toBe(0);

@@ -166,6 +166,8 @@ export interface Record_ {
   statuses: { state: string; description: string }[];
   /** The run that opened it (its payload's run_id). */
   runId?: string;
+  /** That run's attempt (its payload's run_attempt). */
+  attempt?: string;
 }
 
 /** GitHub's API as the simulator's world answers it: runs, deployment records. */
@@ -190,20 +192,20 @@ export class FakeGitHub {
     await this.call('github-reviews');
     return [];
   }
-  async createDeployment(d: { ref: string; environment: string; task: string; payload?: { run_id?: string } }): Promise<number> {
+  async createDeployment(d: { ref: string; environment: string; task: string; payload?: { run_id?: string; run_attempt?: string } }): Promise<number> {
     await this.call('github-create-deployment', d.ref);
     const id = this.records.length + 1;
-    this.records.push({ id, environment: d.environment, ref: d.ref, task: d.task, statuses: [], ...(d.payload?.run_id ? { runId: d.payload.run_id } : {}) });
+    this.records.push({ id, environment: d.environment, ref: d.ref, task: d.task, statuses: [], ...(d.payload?.run_id ? { runId: d.payload.run_id } : {}), ...(d.payload?.run_attempt ? { attempt: d.payload.run_attempt } : {}) });
     return id;
   }
   async deploymentState(id: number): Promise<string> {
     await this.call('github-statuses', String(id));
     return this.records.find((r) => r.id === id)?.statuses.at(-1)?.state ?? 'none';
   }
-  async openRecordsOfRun(environment: string, runId: string): Promise<number[]> {
+  async openRecordsOfRun(environment: string, runId: string, attempt: string): Promise<number[]> {
     await this.call('github-deployments');
     const open = (r: Record_) => (r.statuses.at(-1)?.state ?? 'in_progress') === 'in_progress';
-    return this.records.filter((r) => r.environment === environment && r.runId === runId && open(r)).reverse().map((r) => r.id);
+    return this.records.filter((r) => r.environment === environment && r.runId === runId && r.attempt === attempt && open(r)).reverse().map((r) => r.id);
   }
   async setDeploymentStatus(id: number, state: string, s: { description: string }): Promise<void> {
     await this.call('github-status', String(id));
@@ -227,14 +229,14 @@ export class FakeGitHubApi {
   runReviews() {
     return runtime().github.runReviews();
   }
-  createDeployment(d: { ref: string; environment: string; task: string; payload?: { run_id?: string } }) {
+  createDeployment(d: { ref: string; environment: string; task: string; payload?: { run_id?: string; run_attempt?: string } }) {
     return runtime().github.createDeployment(d);
   }
   deploymentState(id: number) {
     return runtime().github.deploymentState(id);
   }
-  openRecordsOfRun(environment: string, runId: string) {
-    return runtime().github.openRecordsOfRun(environment, runId);
+  openRecordsOfRun(environment: string, runId: string, attempt: string) {
+    return runtime().github.openRecordsOfRun(environment, runId, attempt);
   }
   setDeploymentStatus(id: number, state: string, s: { description: string }) {
     return runtime().github.setDeploymentStatus(id, state, s);

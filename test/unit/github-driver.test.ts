@@ -1,6 +1,7 @@
 // The GitHub driver against the local GitHub stand-in (an HTTP server in this process).
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GITHUB_API_VERSION, GitHubApi, type NewDeployment } from '../../src/drivers/github.js';
+import { GitHubDeployment } from '../../src/pipeline/gates.js';
 import { startGitHub, type GitHubStandIn } from '../integration/support/github.js';
 
 const github: GitHubStandIn = await startGitHub();
@@ -226,7 +227,10 @@ describe('deployments', () => {
 });
 
 describe('the records a run left open', () => {
-  const ofRun = (version: string, runId: string): NewDeployment => ({ ...deployment(version, 'production'), payload: { ...deployment(version).payload, run_id: runId } });
+  const ofRun = (version: string, runId: string, attempt: string | null = '1'): NewDeployment => ({
+    ...deployment(version, 'production'),
+    payload: { ...deployment(version).payload, run_id: runId, ...(attempt ? { run_attempt: attempt } : {}) },
+  });
 
   it('deploymentState: the newest status of ours, none without one', async () => {
     const id = await api.createDeployment(deployment('v1.2.0'));
@@ -245,8 +249,28 @@ describe('the records a run left open', () => {
     await api.createDeployment(ofRun('v1.4.0', '2002'));
     await api.createDeployment({ ...deployment('v1.4.0', 'production'), payload: { version: 'v1.4.0', image: 'x', digest: DIGEST, run_id: '1001' } as never });
     const newest = await api.createDeployment(ofRun('v1.5.0', '1001'));
-    expect(await api.openRecordsOfRun('production', '1001')).toEqual([newest, older]);
-    expect(await api.openRecordsOfRun('staging', '1001')).toEqual([]);
+    expect(await api.openRecordsOfRun('production', '1001', '1')).toEqual([newest, older]);
+    expect(await api.openRecordsOfRun('staging', '1001', '1')).toEqual([]);
+  });
+
+  it("openRecordsOfRun: a re-run's attempt finds its own open record, never an earlier attempt's of the same run id", async () => {
+    const first = await api.createDeployment(ofRun('v1.3.0', '1001', '1'));
+    await api.setDeploymentStatus(first, 'in_progress', { logUrl, description: 'Deploying v1.3.0' });
+    // Written before the action recorded the attempt: still read, no attempt's.
+    const old = await api.createDeployment(ofRun('v1.2.0', '1001', null));
+    const second = await api.createDeployment(ofRun('v1.3.0', '1001', '2'));
+    expect(await api.openRecordsOfRun('production', '1001', '2')).toEqual([second]);
+    expect(await api.openRecordsOfRun('production', '1001', '1')).toEqual([first]);
+    const payloads = new Map((await api.deployments('production')).map((r) => [r.id, r.payload]));
+    expect(payloads.get(second)).toMatchObject({ runId: '1001', runAttempt: '2' });
+    expect(payloads.get(old)).toEqual({ version: 'v1.2.0', image: 'registry.example.com/clay/mobile', digest: DIGEST, recordedBy: 'clay/deploy-action', runId: '1001' });
+  });
+
+  it('GitHubDeployment.open writes the run id and its attempt into the record it opens', async () => {
+    const run = { runId: '1001', runAttempt: '3', serverUrl: 'https://github.com', repository: 'clay/demo' };
+    const record = await GitHubDeployment.open(api, { run } as never, { name: 'production' } as never, { version: 'v1.4.0', digest: DIGEST, ref: `r/app@${DIGEST}`, image: 'r/app' }, 'deploy');
+    expect((await api.deployments('production')).find((r) => r.id === record!.id)!.payload).toMatchObject({ runId: '1001', runAttempt: '3' });
+    expect(await api.openRecordsOfRun('production', '1001', '3')).toEqual([record!.id]);
   });
 });
 

@@ -635,13 +635,28 @@ describe('the journal kept next to the lock', () => {
 });
 
 describe('the post step\'s deployment record', () => {
-  const journal = (ended?: Journal['ended']): Journal => ({ environment: 'production', version: 'v2.0.0', touched: ['h1'], outOfService: [], heldOn: [], ...(ended ? { ended } : {}) });
+  const journal = (ended?: Journal['ended']): Journal => ({
+    environment: 'production',
+    version: 'v2.0.0',
+    touched: ['h1', 'h2'],
+    before: { h1: { master: v1, backup: v1 }, h2: { master: v1, backup: v1 } },
+    outOfService: [],
+    heldOn: [],
+    ...(ended ? { ended } : {}),
+  });
+  const on = (master: Release, backup = master): HostTarget => ({ master, backup });
 
   it.each<[string, Journal, Map<string, HostTarget>, string]>([
-    ['a cancel it settled back', journal({ how: 'cancelled', message: 'cancelled in production' }), new Map([['h1', { master: v1, backup: v1 }], ['h2', { master: v1, backup: v1 }]]), 'Cancelled; the post step settled h1 v1.0.0'],
-    ['a failed rollback it finished, not a cancel', journal({ how: 'failed', message: 'v2.0.0 to production failed' }), new Map([['h1', { master: v1, backup: v1 }]]), 'Failed, rollback unfinished; the post step settled h1 v1.0.0'],
-    ['a runner that died, every host on the release', journal(), new Map([['h1', { master: v2, backup: v2 }], ['h2', { master: v2, backup: v2 }]]), 'Runner stopped mid-rollout; the post step settled h1 v2.0.0 (every host runs v2.0.0)'],
-  ])('says what happened: %s', (_case, j, after, expected) => {
-    expect(postStepRecord(j, new Map([['h1', after.get('h1')!]]), after)).toBe(expected);
+    ['a cancel it settled back', journal({ how: 'cancelled', message: 'cancelled in production' }), new Map([['h1', on(v1)]]), 'Cancelled; the post step settled h1 on the old release v1.0.0'],
+    ['a failed rollback it finished, not a cancel', journal({ how: 'failed', message: 'v2.0.0 to production failed' }), new Map([['h1', on(v1)]]), 'Failed, rollback unfinished; the post step finished the rollback (h1 back on v1.0.0)'],
+    ['a runner that died, every host on the release', journal(), new Map([['h1', on(v2)], ['h2', on(v2)]]), 'Runner stopped mid-rollout; the post step kept the new release v2.0.0 on h1, h2 (every host runs v2.0.0)'],
+    ['hosts that ended differently, each said', journal(), new Map([['h1', on(v2)], ['h2', on(v1)]]), 'Runner stopped mid-rollout; the post step kept the new release v2.0.0 on h1, and settled h2 on the old release v1.0.0'],
+    ['a host on neither release', journal(), new Map([['h1', on(v1, v2)]]), 'Runner stopped mid-rollout; the post step settled h1 on v1.0.0/v2.0.0'],
+  ])('says what it did: %s', (_case, j, settled, expected) => {
+    expect(postStepRecord(j, settled, settled)).toBe(expected);
+  });
+
+  it('nothing settled: nothing had changed', () => {
+    expect(postStepRecord(journal({ how: 'cancelled', message: 'cancelled' }), new Map(), new Map())).toBe('Cancelled; nothing had changed');
   });
 });

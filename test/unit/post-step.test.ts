@@ -21,6 +21,8 @@ vi.mock('../../src/drivers/docker/host.js', async (original) => ({
 interface MemoryRecord {
   id: number;
   runId: string;
+  /** The attempt in its payload (absent: written before the action recorded it). */
+  attempt?: string;
   statuses: { state: string; description: string }[];
 }
 const records: MemoryRecord[] = [];
@@ -33,8 +35,10 @@ vi.mock('../../src/drivers/github.js', async (original) => ({
     async deploymentState(id: number) {
       return records.find((r) => r.id === id)?.statuses.at(-1)?.state ?? 'none';
     }
-    async openRecordsOfRun(_environment: string, runId: string) {
-      return records.filter((r) => r.runId === runId && ['in_progress', undefined].includes(r.statuses.at(-1)?.state)).map((r) => r.id);
+    // Asked without an attempt (as the driver once was), every attempt's record matches.
+    async openRecordsOfRun(_environment: string, runId: string, attempt?: string) {
+      const ofAttempt = (r: MemoryRecord) => r.runId === runId && (attempt === undefined || r.attempt === attempt);
+      return records.filter((r) => ofAttempt(r) && ['in_progress', undefined].includes(r.statuses.at(-1)?.state)).map((r) => r.id);
     }
   },
 }));
@@ -102,10 +106,34 @@ describe('the post step\'s deployment record', () => {
   it('a run killed after opening its record and before its journal said so: the post step finds the record by the run id in its payload', async () => {
     // Another run's record, open too: not this run's to close.
     records.push({ id: 6, runId: '999', statuses: [{ state: 'in_progress', description: 'Deploying v1.0.0' }] });
-    records.push({ id: 7, runId: '1001', statuses: [] });
+    records.push({ id: 7, runId: '1001', attempt: '1', statuses: [] });
     await finishCutShort(readInputs(), config, { journal: JSON.stringify(killedMidChange()), lock: '' });
     expect(world.served()).toEqual({ 'h1/master': 'v1.0.0', 'h1/backup': 'v1.0.0', 'h2/master': 'v1.0.0', 'h2/backup': 'v1.0.0' });
-    expect(records.find((r) => r.id === 7)!.statuses).toEqual([{ state: 'failure', description: 'Runner stopped mid-rollout; the post step settled h1 v1.0.0' }]);
+    expect(records.find((r) => r.id === 7)!.statuses).toEqual([{ state: 'failure', description: 'Runner stopped mid-rollout; the post step settled h1 on the old release v1.0.0' }]);
     expect(records.find((r) => r.id === 6)!.statuses).toHaveLength(1);
+  });
+
+  it('a record the main step closed stays as it said, when the post step finishes: the post step posts only to a record still open', async () => {
+    const mainStepSaid = 'v2.0.0 to production failed on h1: master unhealthy; ROLLBACK INCOMPLETE:';
+    records.push({ id: 1, runId: '1001', attempt: '1', statuses: [{ state: 'in_progress', description: 'Deploying v2.0.0' }, { state: 'failure', description: mainStepSaid }] });
+    const journal = killedMidChange({ deploymentId: 1, ended: { how: 'failed', message: mainStepSaid } });
+    await finishCutShort(readInputs(), config, { journal: JSON.stringify(journal), lock: '' });
+    // The post step did finish the rollback...
+    expect(world.served()).toEqual({ 'h1/master': 'v1.0.0', 'h1/backup': 'v1.0.0', 'h2/master': 'v1.0.0', 'h2/backup': 'v1.0.0' });
+    // ... and the main step's precise word stays the record's last.
+    expect(records[0]!.statuses.map((s) => s.description)).toEqual(['Deploying v2.0.0', mainStepSaid]);
+  });
+
+  it("a re-run attempt's post step never closes an earlier attempt's open record of the same run", async () => {
+    process.env.GITHUB_RUN_ATTEMPT = '2';
+    // Attempt 1 left its record open (its runner died, no post step); a record from before the
+    // action recorded attempts is no attempt's either.
+    records.push({ id: 4, runId: '1001', statuses: [{ state: 'in_progress', description: 'Deploying v1.5.0' }] });
+    records.push({ id: 5, runId: '1001', attempt: '1', statuses: [{ state: 'in_progress', description: 'Deploying v2.0.0' }] });
+    records.push({ id: 8, runId: '1001', attempt: '2', statuses: [] });
+    await finishCutShort(readInputs(), config, { journal: JSON.stringify(killedMidChange()), lock: '' });
+    expect(records.find((r) => r.id === 8)!.statuses).toEqual([{ state: 'failure', description: 'Runner stopped mid-rollout; the post step settled h1 on the old release v1.0.0' }]);
+    expect(records.find((r) => r.id === 5)!.statuses).toEqual([{ state: 'in_progress', description: 'Deploying v2.0.0' }]);
+    expect(records.find((r) => r.id === 4)!.statuses).toHaveLength(1);
   });
 });

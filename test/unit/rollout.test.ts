@@ -3,6 +3,8 @@
 // to a container that is not healthy, and some healthy server is always in service once the
 // site has been up.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { EnvironmentConfig } from '../../src/config/schema.js';
+import { outcomeFailure } from '../../src/pipeline/finish.js';
 import { Canary } from '../../src/receipt/canary.js';
 import { ReceiptRecorder } from '../../src/receipt/recorder.js';
 import { errorsOf } from '../../src/receipt/tally.js';
@@ -95,6 +97,26 @@ describe('executeRollout', () => {
     expect([...world.lbState.values()]).toEqual(Array(6).fill('ready'));
     // h2 and h3 were never touched.
     expect(world.events.some((e) => e.includes('h2') && !e.startsWith('health'))).toBe(false);
+  });
+
+  it('a failure before any host changed says so, not an empty "rolled back … ()" list', async () => {
+    const { world, deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    const planned = await plan(v2);
+    // h1 cut off before its first change: its backup check fails.
+    world.unreachable.add('h1');
+    const result = await executeRollout(planned, deps);
+    expect(result.ok).toBe(false);
+    expect(result.hosts.some((h) => h.rolledBack)).toBe(false);
+    const env = { name: 'production' } as EnvironmentConfig;
+    expect(outcomeFailure(env, v2, result)).toMatch(/^v2\.0\.0 to production failed on h1: .*; no host was changed$/);
+    world.unreachable.delete('h1');
+    expect(Object.values(served(world))).toEqual(Array(4).fill('v1.0.0'));
+  });
+
+  it('a failure after a host changed names the hosts rolled back', async () => {
+    const { deps, plan } = setup(['h1', 'h2'], { master: v1, backup: v1 });
+    const result = await executeRollout(await plan(broken), deps);
+    expect(outcomeFailure({ name: 'production' } as EnvironmentConfig, broken, result)).toMatch(/; every host touched was rolled back to the release it ran before \(h1\)$/);
   });
 
   it('rolls back hosts already moved when a later host fails', async () => {
