@@ -9,7 +9,7 @@ import type { Config, EnvironmentConfig } from '../config/schema.js';
 import { probeAddress } from '../drivers/bind.js';
 import { DockerHost } from '../drivers/docker/host.js';
 import type { GitHubApi } from '../drivers/github.js';
-import { connectLoadBalancer, type HaproxyRuntime } from '../drivers/haproxy.js';
+import { connectLoadBalancer, type BackendServer, type HaproxyRuntime } from '../drivers/haproxy.js';
 import { HostKeyError, SshConnection } from '../drivers/ssh.js';
 import type { Inputs } from '../inputs.js';
 import { splitRepository } from '../release/image.js';
@@ -21,7 +21,9 @@ import type { RegistryCredentials, Role, RoleContainer } from '../rollout/ports.
 import { lockName } from '../rollout/spec.js';
 import { selectEnvironment } from '../config/environment.js';
 import { gitHub } from '../pipeline/gates.js';
-import { requireSshInputs, sshOptions } from '../pipeline/preflight.js';
+import { requireSshInputs, sshOptions, steppedAside, steppedAsideFix } from '../pipeline/preflight.js';
+import { describeAbsent, locateServers } from '../drivers/load-balancers.js';
+import { spareServerLine } from './haproxy-config.js';
 
 /** The oldest engine the action is tested against (Debian 12's docker.io). */
 export const MIN_ENGINE = '20.10.0';
@@ -125,6 +127,11 @@ export async function checkHost(
   }
   rows.push(await checkDisk(host, config, freeBytes));
   rows.push(...checkRoles(where, config.app, env, await host.roleContainers(config.app)));
+  if (env.rollout.procedure === 'no-gap') {
+    for (const left of await steppedAside(host, config.app)) {
+      rows.push(fail(where, `${left.role} switch finished`, `${left.name} exists (${left.state}): a no-gap deploy was cut short while it switched the ${left.role}; the next deploy stops on it`, steppedAsideFix(config.app, left)));
+    }
+  }
   return rows;
 }
 
@@ -181,7 +188,7 @@ async function checkLock(host: DockerHost, config: Config): Promise<CheckRow> {
   };
 }
 
-export type BackendReader = Pick<HaproxyRuntime, 'backend' | 'cliLevel' | 'servers' | 'findServer'>;
+export type BackendReader = Pick<HaproxyRuntime, 'backend' | 'cliLevel' | 'servers' | 'findServer' | 'findServers'>;
 
 /** One load balancer: the admin socket's level, the backend, a master and a backup server for every host. */
 export async function checkLoadBalancer(where: string, runtime: BackendReader, env: EnvironmentConfig, socket: string): Promise<CheckRow[]> {
@@ -239,7 +246,26 @@ export async function checkLoadBalancer(where: string, runtime: BackendReader, e
         : fail(where, check, `${detail}: ${problems.map(([what]) => what).join('; ')}`, problems.map(([, fix]) => fix).join('; ')));
     }
   }
+  if (env.rollout.procedure === 'no-gap') rows.push(...(await checkSpares(where, runtime, env, servers)));
   return rows;
+}
+
+/** rollout.procedure no-gap: a spare server per role and host, found as pre-flight finds it; a missing one stops a deploy. */
+async function checkSpares(where: string, runtime: BackendReader, env: EnvironmentConfig, servers: BackendServer[]): Promise<CheckRow[]> {
+  const sparePorts = { master: env.ports['master-spare'], backup: env.ports['backup-spare'] };
+  const { names, absent } = await locateServers([{ host: where, runtime }], env.hosts, env.ports, sparePorts);
+  return env.hosts.flatMap((host) =>
+    (['master', 'backup'] as Role[]).map((role) => {
+      const key = `${host}:${sparePorts[role]}`;
+      const check = `${role} spare server for ${key}`;
+      const missing = absent.find((a) => a.spare && a.address === host && a.role === role);
+      if (missing) {
+        return fail(where, check, `${describeAbsent(missing)}: rollout.procedure no-gap needs it`, `add to backend ${runtime.backend}: ${spareServerLine(env, host, role)}; reload HAProxy`);
+      }
+      const server = servers.find((s) => s.name === names.get(key)?.get(where));
+      return pass(where, check, server ? `${server.name}: ${server.status}` : key);
+    }),
+  );
 }
 
 /** GitHub: the environment exists, and has required reviewers where require-approval says so. */

@@ -10,6 +10,11 @@ export function serverName(host: string, role: 'master' | 'backup'): string {
   return `${host.replace(/[^A-Za-z0-9_.-]/g, '_')}-${role}`;
 }
 
+/** rollout.procedure no-gap: a role's spare server, disabled (MAINT) until a deploy proves a container there healthy. */
+export function spareServerLine(env: EnvironmentConfig, host: string, role: 'master' | 'backup'): string {
+  return `server ${serverName(host, role)}-spare ${hostAddress(host)}:${env.ports[`${role}-spare`]}${role === 'backup' ? ' backup' : ''} disabled`;
+}
+
 export function renderHaproxyConfig(app: string, env: EnvironmentConfig): string {
   const socket = env.haproxy?.socket ?? '/run/haproxy/admin.sock';
   const backend = env.haproxy?.backend ?? app;
@@ -24,10 +29,7 @@ export function renderHaproxyConfig(app: string, env: EnvironmentConfig): string
       ? [
           '    # Spare servers (rollout.procedure: no-gap): which of a role\'s two servers serves alternates with each',
           '    # release; the server-state file keeps that across a reload.',
-          ...env.hosts.flatMap((host) => [
-            `    server ${serverName(host, 'master')}-spare ${hostAddress(host)}:${env.ports['master-spare']} disabled`,
-            `    server ${serverName(host, 'backup')}-spare ${hostAddress(host)}:${env.ports['backup-spare']} backup disabled`,
-          ]),
+          ...env.hosts.flatMap((host) => [`    ${spareServerLine(env, host, 'master')}`, `    ${spareServerLine(env, host, 'backup')}`]),
         ]
       : [];
   return [

@@ -58,6 +58,52 @@ class SharedRead<T> {
   }
 }
 
+/** A server a load balancer's backend lacks: which load balancer, for which host, port and role, and whether it is a spare. */
+export interface AbsentServer {
+  lb: string;
+  address: string;
+  port: number;
+  role: Role;
+  spare: boolean;
+}
+
+export const describeAbsent = (a: AbsentServer) => `${a.lb} has no server for ${a.address}:${a.port} (${a.role}${a.spare ? ' spare' : ''})`;
+
+/**
+ * Each host's master and backup server (and spare servers, given their ports) on each load
+ * balancer, by address and port, from one read of each backend; what a backend lacks is in
+ * `absent`. A spare counts only where every load balancer has it. Pre-flight (through locate)
+ * and command: check (one load balancer at a time) both judge the backends by this.
+ */
+export async function locateServers(
+  members: { host: string; runtime: Pick<LoadBalancerDriver, 'findServers'> }[],
+  hosts: string[],
+  ports: Record<Role, number>,
+  sparePorts?: Record<Role, number>,
+): Promise<{ names: Map<string, Map<string, string>>; servers: Map<string, Record<Role, string>>; spares: Map<string, Record<Role, string>>; absent: AbsentServer[] }> {
+  const slots = [{ ports, spare: false }, ...(sparePorts ? [{ ports: sparePorts, spare: true }] : [])];
+  const targets = slots.flatMap(({ ports: of, spare }) => hosts.flatMap((address) => (['master', 'backup'] as const).map((role) => ({ address, port: of[role], role, spare }))));
+  const found = await Promise.all(members.map((member) => member.runtime.findServers(targets)));
+  const names = new Map<string, Map<string, string>>();
+  const servers = new Map<string, Record<Role, string>>();
+  const spares = new Map<string, Record<Role, string>>();
+  const absent: AbsentServer[] = [];
+  targets.forEach(({ address, port, role, spare }, i) => {
+    const key = `${address}:${port}`;
+    const of = new Map<string, string>();
+    members.forEach((member, m) => {
+      const name = found[m]![i];
+      if (name) of.set(member.host, name);
+      else absent.push({ lb: member.host, address, port, role, spare });
+    });
+    if (spare && of.size < members.length) return;
+    names.set(key, of);
+    const into = spare ? spares : servers;
+    into.set(address, { ...into.get(address), [role]: key } as Record<Role, string>);
+  });
+  return { names, servers, spares, absent };
+}
+
 export class LoadBalancers implements LoadBalancerFleet {
   /** Fleet server name → each member's own server name. */
   private readonly names = new Map<string, Map<string, string>>();
@@ -84,26 +130,10 @@ export class LoadBalancers implements LoadBalancerFleet {
     sparePorts?: Record<Role, number>,
   ): Promise<{ fleet: LoadBalancers; servers: Map<string, Record<Role, string>>; missing: string[]; spares: Map<string, Record<Role, string>>; sparesMissing: string[] }> {
     const fleet = new LoadBalancers(members);
-    const slots = [{ ports, spare: false }, ...(sparePorts ? [{ ports: sparePorts, spare: true }] : [])];
-    const targets = slots.flatMap(({ ports: of, spare }) => hosts.flatMap((address) => (['master', 'backup'] as const).map((role) => ({ address, port: of[role], role, spare }))));
-    const found = await Promise.all(members.map((member) => member.runtime.findServers(targets)));
-    const servers = new Map<string, Record<Role, string>>();
-    const spares = new Map<string, Record<Role, string>>();
-    const missing: string[] = [];
-    const sparesMissing: string[] = [];
-    targets.forEach(({ address, port, role, spare }, i) => {
-      const key = `${address}:${port}`;
-      const names = new Map<string, string>();
-      members.forEach((member, m) => {
-        const name = found[m]![i];
-        if (name) names.set(member.host, name);
-        else (spare ? sparesMissing : missing).push(`${member.host} has no server for ${key} (${role}${spare ? ' spare' : ''})`);
-      });
-      if (spare && names.size < members.length) return;
-      fleet.names.set(key, names);
-      const into = spare ? spares : servers;
-      into.set(address, { ...into.get(address), [role]: key } as Record<Role, string>);
-    });
+    const { names, servers, spares, absent } = await locateServers(members, hosts, ports, sparePorts);
+    for (const [key, of] of names) fleet.names.set(key, of);
+    const missing = absent.filter((a) => !a.spare).map(describeAbsent);
+    const sparesMissing = absent.filter((a) => a.spare).map(describeAbsent);
     return { fleet, servers, missing, spares, sparesMissing };
   }
 

@@ -331,22 +331,17 @@ export async function finishCutShort(inputs: Inputs, config: Config, saved: { jo
   const journal = JSON.parse(saved.journal) as Journal;
   const env = config.environments[journal.environment];
   if (!env) return;
-  let settled: Settled;
-  let after: Map<string, HostTarget>;
+  let settled: Settled = new Map();
+  let after: Map<string, HostTarget> = new Map();
   try {
-    const connected = await connect(inputs, config, env);
-    try {
-      const current = await readHosts(connected, config.app);
-      const lb = await findServers(connected, { tookOverLock: false, leftBy: journal });
-      const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
-      const lockHost = lock && connected.hosts.get(lock.host);
-      const writer = new JournalWriter(journal, lockHost ? { host: lockHost, lock: lock.name, warn: (line) => core.warning(line) } : undefined);
-      settled = await repairInterrupted(journal, current, { ...rolloutDeps(inputs, config, env, connected, lb, secrets), journal: writer });
-      after = new Map([...current, ...settled]);
-      writer.clear();
-      if (lock) await releaseLeftoverLock(connected, lock, inputs.run.runAttempt);
-    } finally {
-      connected.dispose();
+    if (hostsToSettle(journal).length === 0 && env.roles.length === 0) {
+      // The run changed nothing (every change is in the step state before it is made): killed
+      // between taking its lock and its first change, perhaps before the journal reached the
+      // lock. Only the lock is left, on one host: no other host nor load balancer need answer.
+      // (A role's move is not journalled per host: with roles, every host is looked at.)
+      if (lock) await releaseOnly(inputs, config, lock);
+    } else {
+      ({ settled, after } = await settleCutShort(inputs, config, env, journal, lock));
     }
   } catch (error) {
     // A post step that cannot finish still closes the run's record, saying what is left (the
@@ -361,6 +356,24 @@ export async function finishCutShort(inputs: Inputs, config: Config, saved: { jo
   // whatever the post step kept: the job did not succeed, and a record that says success is
   // what promotion trusts.
   await (await runRecord(inputs, env, journal))?.closeIfOpen('failure', postStepRecord(journal, settled, after));
+}
+
+/** The post step's repair of the hosts a cut-short run's journal names, then its lock released: what each settled host runs, and every host after. */
+async function settleCutShort(inputs: Inputs, config: Config, env: EnvironmentConfig, journal: Journal, lock: HeldLock | undefined): Promise<{ settled: Settled; after: Map<string, HostTarget> }> {
+  const connected = await connect(inputs, config, env);
+  try {
+    const current = await readHosts(connected, config.app);
+    const lb = await findServers(connected, { tookOverLock: false, leftBy: journal });
+    const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
+    const lockHost = lock && connected.hosts.get(lock.host);
+    const writer = new JournalWriter(journal, lockHost ? { host: lockHost, lock: lock.name, warn: (line) => core.warning(line) } : undefined);
+    const settled = await repairInterrupted(journal, current, { ...rolloutDeps(inputs, config, env, connected, lb, secrets), journal: writer });
+    writer.clear();
+    if (lock) await releaseLeftoverLock(connected, lock, inputs.run.runAttempt);
+    return { settled, after: new Map([...current, ...settled]) };
+  } finally {
+    connected.dispose();
+  }
 }
 
 /** The record of the run whose post step this is, when GitHub is reachable (GitHubDeployment.ofRun). */

@@ -149,20 +149,31 @@ export function pullEverywhere(connected: Connected, target: Release): OnEveryHo
 }
 
 /**
- * An old container a no-gap switch left under its step-aside name (APP-old, APP-backup-old): the
- * run that renamed it was killed before it finished. Whether it or the role's container serves
- * depends on how far that run got, so nothing guesses: the deploy stops before any change.
+ * The old containers a no-gap switch left under their step-aside names (APP-old, APP-backup-old):
+ * the run that renamed one was killed before it finished. Pre-flight stops on them; command:
+ * check reports them.
  */
-async function refuseSteppedAside(host: DockerHost, app: string): Promise<void> {
+export async function steppedAside(host: DockerHost, app: string): Promise<{ role: Role; name: string; state: string }[]> {
+  const found: { role: Role; name: string; state: string }[] = [];
   for (const role of ['master', 'backup'] as const) {
     const name = oldName(app, role);
     const state = await host.containerState(name);
-    if (state) {
-      throw new PreflightError(
-        `${host.host}: ${name} exists (${state.state}): a no-gap deploy was cut short while it switched the ${role}. ` +
-          `Look at which of ${name} and ${containerName(app, role)} the load balancers send requests to (command: status), keep that one under the name ${containerName(app, role)}, remove the other, then deploy again`,
-      );
-    }
+    if (state) found.push({ role, name, state: state.state });
+  }
+  return found;
+}
+
+/** What to do about an APP-old: whether it or the role's container serves depends on how far the cut-short run got, so nothing guesses. */
+export const steppedAsideFix = (app: string, { role, name }: { role: Role; name: string }) =>
+  `Look at which of ${name} and ${containerName(app, role)} the load balancers send requests to (command: status), keep that one under the name ${containerName(app, role)}, remove the other, then deploy again`;
+
+/** A no-gap switch cut short: the deploy stops before any change. */
+async function refuseSteppedAside(host: DockerHost, app: string): Promise<void> {
+  const [left] = await steppedAside(host, app);
+  if (left) {
+    throw new PreflightError(
+      `${host.host}: ${left.name} exists (${left.state}): a no-gap deploy was cut short while it switched the ${left.role}. ${steppedAsideFix(app, left)}`,
+    );
   }
 }
 

@@ -176,12 +176,25 @@ describe('no-gap under load through both load balancers', () => {
     expect(await problems()).toEqual([]);
   }, 300_000);
 
-  it('an APP-old a killed switch left stops the next no-gap deploy in pre-flight, nothing changed', async () => {
+  it('an APP-old a killed switch left: command: check reports it (and each spare server), the next no-gap deploy stops on it in pre-flight, nothing changed', async () => {
     const host = hosts()[0]!;
     const before = await versionsOn(estate, hosts());
     const image = (await containersOn(estate, host)).find((c) => c.name === 'demo')!.image;
     await execIn(nodeOf(estate, host), 'docker', 'create', '--name', 'demo-old', image);
     try {
+      const checked = await deploy({ command: 'check', version: 'v24.0.0' });
+      expect(checked.code, checked.log).toBe(1);
+      const rowsOf = (where: string, check: string) => checked.log.split('\n').filter((line) => line.includes(where) && line.includes(check));
+      expect(rowsOf(host, 'master switch finished')[0], checked.log).toMatch(/^FAIL .*demo-old exists \(created\): a no-gap deploy was cut short/);
+      expect(rowsOf(hosts()[1]!, 'master switch finished'), checked.log).toEqual([]);
+      for (const lb of production().lbs) {
+        for (const h of hosts()) {
+          for (const check of [`master spare server for ${h}:50002`, `backup spare server for ${h}:50003`]) {
+            expect(rowsOf(lb.address, check)[0], `${lb.address} ${check}\n${checked.log}`).toMatch(/^ok /);
+          }
+        }
+      }
+      expect(await versionsOn(estate, hosts())).toEqual(before);
       const run = await deploy({ version: 'v24.0.0' });
       expect(run.code).toBe(1);
       expect(run.log).toContain(`${host}: demo-old exists (created): a no-gap deploy was cut short while it switched the master`);

@@ -160,3 +160,54 @@ describe('check: a load balancer', () => {
     }
   });
 });
+
+describe('check: the spare servers of rollout.procedure no-gap', () => {
+  const noGap = parseConfig('deploy.yml', `
+app: demo
+image: registry.example.com/clay/demo
+container: { port: 3000 }
+haproxy: { host: 10.0.0.10, backend: app }
+rollout: { procedure: no-gap }
+environments:
+  staging: { hosts: [10.0.0.11, 10.0.0.12] }
+`).environments.staging!;
+  const SPARES: Server[] = [
+    { name: 'h1-master-spare', addr: '10.0.0.11', port: 50002, status: 'MAINT' },
+    { name: 'h1-backup-spare', addr: '10.0.0.11', port: 50003, backup: true, status: 'MAINT' },
+    { name: 'h2-master-spare', addr: '10.0.0.12', port: 50002, status: 'MAINT' },
+    { name: 'h2-backup-spare', addr: '10.0.0.12', port: 50003, backup: true, status: 'MAINT' },
+  ];
+  const spareRows = (rows: CheckRow[]) => rows.filter((r) => r.check.includes('spare server')).map((r) => `${r.verdict} ${r.check}`);
+
+  it('passes each spare server the backend has, with its state', async () => {
+    const rows = await checkLoadBalancer('10.0.0.10', runtime(haproxy([...GOOD, ...SPARES])), noGap, '/run/haproxy/admin.sock');
+    expect(spareRows(rows)).toEqual([
+      'pass master spare server for 10.0.0.11:50002',
+      'pass backup spare server for 10.0.0.11:50003',
+      'pass master spare server for 10.0.0.12:50002',
+      'pass backup spare server for 10.0.0.12:50003',
+    ]);
+    expect(byCheck(rows)['backup spare server for 10.0.0.11:50003']!.detail).toBe('h1-backup-spare: MAINT');
+  });
+
+  it('fails each missing spare server with the line command: haproxy-config prints, as pre-flight names it', async () => {
+    const rows = byCheck(await checkLoadBalancer('10.0.0.10', runtime(haproxy([...GOOD, ...SPARES.filter((s) => !s.name.startsWith('h2'))])), noGap, '/run/haproxy/admin.sock'));
+    expect(rows['master spare server for 10.0.0.12:50002']).toMatchObject({
+      verdict: 'fail',
+      detail: '10.0.0.10 has no server for 10.0.0.12:50002 (master spare): rollout.procedure no-gap needs it',
+      fix: 'add to backend app: server 10.0.0.12-master-spare 10.0.0.12:50002 disabled; reload HAProxy',
+    });
+    expect(rows['backup spare server for 10.0.0.12:50003']!.fix).toBe('add to backend app: server 10.0.0.12-backup-spare 10.0.0.12:50003 backup disabled; reload HAProxy');
+    expect(rows['master spare server for 10.0.0.11:50002']!.verdict).toBe('pass');
+    // The same wording as the deploy's pre-flight, which stops on it.
+    const { sparesMissing } = await LoadBalancers.locate([{ host: '10.0.0.10', runtime: runtime(haproxy([...GOOD, ...SPARES.filter((s) => !s.name.startsWith('h2'))])) }], noGap.hosts, noGap.ports, { master: 50002, backup: 50003 });
+    expect(sparesMissing).toEqual([
+      '10.0.0.10 has no server for 10.0.0.12:50002 (master spare)',
+      '10.0.0.10 has no server for 10.0.0.12:50003 (backup spare)',
+    ]);
+  });
+
+  it('checks no spare server without the opt-in', async () => {
+    expect(spareRows(await run(haproxy(GOOD)))).toEqual([]);
+  });
+});

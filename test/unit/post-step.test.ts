@@ -137,3 +137,17 @@ describe('the post step\'s deployment record', () => {
     expect(records.find((r) => r.id === 4)!.statuses).toHaveLength(1);
   });
 });
+
+describe('the post step of a run that changed nothing', () => {
+  it('releases the lock of a run killed before its first change (its journal never reached the lock), with another host cut off', async () => {
+    // Killed between taking the lock and writing its first journal next to it: the step state
+    // has the journal (nothing touched), the lock container has none.
+    const lock = { host: 'h1', name: 'app-deploy-lock', runId: '1001', attempt: '1', tookOver: false };
+    world.locks.set('h1/app-deploy-lock', { holder: 'run 1001', runUrl: '', runId: '1001', attempt: '1', version: 'v2.0.0', since: new Date() });
+    world.unreachable.add('h2');
+    const journal: Journal = { environment: 'production', version: 'v2.0.0', touched: [], outOfService: [], heldOn: [] };
+    await finishCutShort(readInputs(), config, { journal: JSON.stringify(journal), lock: JSON.stringify(lock) });
+    expect([...world.locks.keys()]).toEqual([]);
+    expect(world.served()).toEqual({ 'h1/master': 'v1.0.0', 'h1/backup': 'v1.0.0', 'h2/master': 'v1.0.0', 'h2/backup': 'v1.0.0' });
+  });
+});
