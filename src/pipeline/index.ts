@@ -36,6 +36,7 @@ import { lockHost } from '../rollout/lock.js';
 import { canaryRefusal, connect, findServers, pinRelease, PreflightError, pullEverywhere, readHosts, type Connected, type Servers } from './preflight.js';
 import { runReleaseCommand, runsReleaseCommand } from './release-command.js';
 import { roleSecretsKey, rollOut, rolloutDeps } from './rollout.js';
+import { settleLeftovers } from '../rollout/roles.js';
 import { historyFor, runningVersion, targetChanged, wantedRelease, type EnvironmentState, type RolloutRequest, type WantedRelease } from './target.js';
 
 /** Pre-flight's look at whether the canary has HTTP counters to judge: any answer will do. */
@@ -325,7 +326,8 @@ async function finishLeftBehind(inputs: Inputs, config: Config, connected: Conne
 export async function finishCutShort(inputs: Inputs, config: Config, saved: { journal: string; lock: string }): Promise<void> {
   const lock = saved.lock ? (JSON.parse(saved.lock) as HeldLock) : undefined;
   if (!saved.journal) {
-    if (lock) await releaseOnly(inputs, config, lock);
+    const env = lock && Object.values(config.environments).find((e) => e.hosts.includes(lock.host));
+    if (env) await releaseOnly(inputs, config, env, lock, { settleRoles: false });
     return;
   }
   const journal = JSON.parse(saved.journal) as Journal;
@@ -334,12 +336,12 @@ export async function finishCutShort(inputs: Inputs, config: Config, saved: { jo
   let settled: Settled = new Map();
   let after: Map<string, HostTarget> = new Map();
   try {
-    if (hostsToSettle(journal).length === 0 && env.roles.length === 0) {
-      // The run changed nothing (every change is in the step state before it is made): killed
-      // between taking its lock and its first change, perhaps before the journal reached the
-      // lock. Only the lock is left, on one host: no other host nor load balancer need answer.
-      // (A role's move is not journalled per host: with roles, every host is looked at.)
-      if (lock) await releaseOnly(inputs, config, lock);
+    if (hostsToSettle(journal).length === 0) {
+      // The run changed no web container (every change is in the step state before it is
+      // made): killed between taking its lock and its first change, perhaps before the journal
+      // reached the lock. The lock is left, and, with roles, whatever a role's move (not
+      // journalled per host) set aside: no load balancer need answer.
+      await releaseOnly(inputs, config, env, lock, { settleRoles: true });
     } else {
       ({ settled, after } = await settleCutShort(inputs, config, env, journal, lock));
     }
@@ -427,15 +429,23 @@ export function postStepRecord(journal: Journal, settled: Settled, after: Map<st
 
 const describeHost = (h: HostTarget) => (h.master?.version === h.backup?.version ? (h.master?.version ?? 'nothing') : `${h.master?.version ?? 'nothing'}/${h.backup?.version ?? 'nothing'}`);
 
-/** A cancelled job's lock with nothing to repair: only the lock's host is connected. */
-async function releaseOnly(inputs: Inputs, config: Config, lock: HeldLock): Promise<void> {
-  const env = Object.values(config.environments).find((e) => e.hosts.includes(lock.host));
-  if (!env) return;
-  // Only the lock's host: the load balancer plays no part in releasing it.
+/**
+ * A cut-short run's lock when no web container needs repair: only the hosts are connected, no
+ * load balancer (it plays no part). Without roles to settle, only the lock's host; with them,
+ * every host, each role container a move set aside judged as the repair would (settleLeftovers).
+ */
+async function releaseOnly(inputs: Inputs, config: Config, env: EnvironmentConfig, lock: HeldLock | undefined, { settleRoles }: { settleRoles: boolean }): Promise<void> {
+  const roles = settleRoles && env.roles.length > 0;
+  const hosts = roles ? env.hosts : lock ? [lock.host] : [];
+  if (hosts.length === 0) return;
   const { haproxy: _unused, ...hostOnly } = env;
-  const connected = await connect(inputs, config, { ...hostOnly, hosts: [lock.host] });
+  const connected = await connect(inputs, config, { ...hostOnly, hosts });
   try {
-    await releaseLeftoverLock(connected, lock, inputs.run.runAttempt);
+    if (roles) {
+      const deps = rolloutDeps(inputs, config, env, connected, undefined, readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`));
+      for (const [host, driver] of connected.hosts) await settleLeftovers(host, driver, deps.roles!, deps.log);
+    }
+    if (lock) await releaseLeftoverLock(connected, lock, inputs.run.runAttempt);
   } finally {
     connected.dispose();
   }

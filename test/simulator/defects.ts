@@ -80,4 +80,12 @@ export const DEFECTS: NamedCase[] = [
       { kind: 'sigkill', at: 11 },
     ],
   },
+  {
+    name: 'found by the simulator: the same with a worker role (the post step settles the role leftovers on the hosts alone)',
+    scenario: 'worker role',
+    faults: [
+      { kind: 'lost-lb', at: 7 },
+      { kind: 'sigkill', at: 0, on: 'journal h1 app-deploy-lock' },
+    ],
+  },
 ];
