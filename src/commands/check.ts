@@ -235,7 +235,10 @@ export async function checkLoadBalancer(where: string, runtime: BackendReader, e
           ? ['not flagged backup: it takes traffic while the masters serve', `add backup to its line: ${line}`]
           : ['flagged backup, but it is the master', `remove backup from its line: ${line}`]);
       }
-      if (!server.checkStatus || server.status === 'no check') {
+      if (!server.checkStatus && server.status.startsWith('MAINT')) {
+        // HAProxy runs no check on a server in maintenance (no-gap's idle slot, an operator's
+        // hold): there is nothing to judge until it leaves MAINT.
+      } else if (!server.checkStatus || server.status === 'no check') {
         problems.push(['no health check', `add check to its line (${line}) and option httpchk GET ${env.health.path} to the backend`]);
       } else if (server.checkStatus.startsWith('L4OK')) {
         problems.push(['a TCP check only, which Docker\'s proxy passes for a dead app', `in backend ${runtime.backend}: option httpchk GET ${env.health.path} and http-check expect status 200`]);

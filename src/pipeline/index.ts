@@ -311,7 +311,7 @@ async function showTarget(env: EnvironmentConfig, { wanted, target }: Chosen, re
  * repair finishes them, under this run's lock, with `journal` kept true as it goes.
  */
 async function finishLeftBehind(inputs: Inputs, config: Config, connected: Connected, left: Journal, journal: JournalWriter, secrets: Record<string, string>): Promise<void> {
-  const current = await readHosts(connected, config.app);
+  const current = await readHosts(connected, config.app, { repairing: true });
   const lb = await findServers(connected, { tookOverLock: true, leftBy: left });
   await repairInterrupted(left, current, { ...rolloutDeps(inputs, config, connected.env, connected, lb, secrets), journal });
 }
@@ -364,7 +364,7 @@ export async function finishCutShort(inputs: Inputs, config: Config, saved: { jo
 async function settleCutShort(inputs: Inputs, config: Config, env: EnvironmentConfig, journal: Journal, lock: HeldLock | undefined): Promise<{ settled: Settled; after: Map<string, HostTarget> }> {
   const connected = await connect(inputs, config, env);
   try {
-    const current = await readHosts(connected, config.app);
+    const current = await readHosts(connected, config.app, { repairing: true });
     const lb = await findServers(connected, { tookOverLock: false, leftBy: journal });
     const secrets = readSecretValues(env.container.secrets, `environments.${env.name}.container.secrets`);
     const lockHost = lock && connected.hosts.get(lock.host);

@@ -7,6 +7,7 @@ import * as core from '@actions/core';
 import { executeRollout, takeOutOfService, type RolloutDeps } from '../rollout/execute.js';
 import { planHost, sameRelease, settleTarget, type HostPlan, type HostTarget } from '../rollout/plan.js';
 import type { HostDriver, Role } from '../rollout/ports.js';
+import { settleSwitch } from '../rollout/no-gap.js';
 import { settleLeftovers } from '../rollout/roles.js';
 import type { Journal } from './journal.js';
 
@@ -34,12 +35,14 @@ export async function repairInterrupted(journal: Journal, current: Map<string, H
   const hosts = hostsToSettle(journal).filter((host) => deps.hosts.has(host));
   core.info(`The rollout of ${journal.environment} was cut short: settling ${hosts.join(', ') || 'nothing'}`);
   const now = new Map(hosts.map((host) => [host, { ...current.get(host) }]));
+  journal = await finishSwitches(journal, now, deps);
   await finishChanges(journal, now, deps);
   const { lb } = deps;
   const plans: HostPlan[] = [];
   for (const host of hosts) {
     const state = now.get(host)!;
-    const server = lb?.servers.get(host)?.master;
+    // The server of the slot the master runs in (a no-gap switch may have moved it).
+    const server = (lb?.slots?.active.get(host)?.master === 'b' ? lb.slots.spares : lb?.servers)?.get(host)?.master;
     const proven =
       state.master !== undefined &&
       !(journal.unproven ?? []).includes(host) &&
@@ -67,6 +70,21 @@ export async function repairInterrupted(journal: Journal, current: Map<string, H
   // it is ready by its role's rule, else the one set aside put back.
   if (roles) for (const [host, driver] of deps.hosts) await settleLeftovers(host, driver, roles, deps.log);
   return new Map(plans.map((p) => [p.host, p.target]));
+}
+
+/**
+ * rollout.procedure no-gap: a role the cut-short run was switching (its old container still
+ * stepped aside as APP-old) finished or undone by what the host and load balancers say
+ * (settleSwitch); the journal that is left, without those roles mid-change.
+ */
+async function finishSwitches(journal: Journal, now: Map<string, HostTarget>, deps: RolloutDeps): Promise<Journal> {
+  const settled: string[] = [];
+  for (const entry of journal.changing ?? []) {
+    const [host, role] = split(entry);
+    const state = now.get(host);
+    if (state && (await settleSwitch(host, role, state, deps, role === 'master' && (journal.unproven ?? []).includes(host)))) settled.push(entry);
+  }
+  return settled.length === 0 ? journal : { ...journal, changing: (journal.changing ?? []).filter((entry) => !settled.includes(entry)) };
 }
 
 /**

@@ -177,11 +177,14 @@ async function refuseSteppedAside(host: DockerHost, app: string): Promise<void> 
   }
 }
 
-/** What each host runs now (from container labels). */
-export async function readHosts(connected: Connected, app: string): Promise<Map<string, HostTarget>> {
+/**
+ * What each host runs now (from container labels). `repairing`: for the interrupted-run repair,
+ * which finishes a no-gap switch cut short itself (an APP-old stops anything else).
+ */
+export async function readHosts(connected: Connected, app: string, { repairing = false } = {}): Promise<Map<string, HostTarget>> {
   const containers = await onEveryHost(connected.hosts, 'Reading the running containers', async (host) => {
     await host.ping();
-    if (connected.env.rollout.procedure === 'no-gap') await refuseSteppedAside(host, app);
+    if (connected.env.rollout.procedure === 'no-gap' && !repairing) await refuseSteppedAside(host, app);
     return host.containers(app, { repository: connected.image, warn: (line) => core.warning(line) });
   });
   connected.slots = new Map(

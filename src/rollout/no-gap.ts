@@ -6,7 +6,8 @@
 // the master at every moment, and the host runs one container more than usual for those few
 // seconds. The backup-first procedure (execute.ts) stays the default and handles what this does
 // not: a first deploy, an adopted container, a server the operator holds out of service.
-import { Cancelled, phaseTimer, StepFailed, type HostRun } from './execute.js';
+import { Cancelled, HostRun, phaseTimer, StepFailed, type RolloutDeps } from './execute.js';
+import { planHost, type HostTarget } from './plan.js';
 import type { Release, Role, Slot } from './ports.js';
 
 const otherSlot = (slot: Slot): Slot => (slot === 'a' ? 'b' : 'a');
@@ -105,4 +106,66 @@ async function undo(run: HostRun, role: Role, { name, oldName, newServer, oldSer
   } catch (error) {
     deps.log.warning(`[${run.plan.host}] could not undo the ${role}'s unfinished switch (${error instanceof Error ? error.message : String(error)}): ${oldName} may still hold the old release`);
   }
+}
+
+/**
+ * A switch its run was killed in the middle of (APP-old still on the host), finished from what
+ * the host and the load balancers say, not from the journal (which may lag by one step): a new
+ * container that runs and whose server every load balancer reports UP is proven, and the old one
+ * is drained, put in MAINT, stopped and removed; otherwise the switch is undone (the new server
+ * to MAINT, the new container removed, APP-old given its name back). `unjudged`: the new
+ * container is a canary whose hold never ended, never proven. Updates `state` (what the host
+ * runs) and the active slot; false when the host has no APP-old (nothing of the kind to finish).
+ */
+export async function settleSwitch(host: string, role: Role, state: HostTarget, deps: RolloutDeps, unjudged: boolean): Promise<boolean> {
+  const driver = deps.hosts.get(host);
+  const lb = deps.lb;
+  const name = deps.containerName(role);
+  const oldName = deps.oldName?.(role) ?? `${name}-old`;
+  if (!driver || !lb?.slots || !(await driver.hasContainer(oldName))) return false;
+  const read = async () => (await driver.containers(deps.containerName('master')))[role];
+  const active = lb.slots.active.get(host) ?? {};
+  lb.slots.active.set(host, active);
+  const found = await read();
+  const run = new HostRun(planHost(host, state, state), driver, deps);
+  if (!found) {
+    // Killed between the rename and the start: no new container (its server still in MAINT);
+    // the old one takes its name back, and its label says which slot it serves in.
+    deps.log.info(`[${host}] ${role}: the cut-short run's switch started no new container: ${oldName} takes its name back`);
+    await driver.rename(oldName, name);
+    const back = await read();
+    const slot = back?.slot ?? 'a';
+    active[role] = slot;
+    await lb.driver.setState(run.server(role, otherSlot(slot))!, 'maint');
+    const oldServer = run.server(role, slot)!;
+    if (back?.running && !(await lb.driver.status(oldServer)).status.startsWith('UP')) await lb.driver.setState(oldServer, 'ready');
+    await deps.journal?.outOfService(oldServer, false);
+    await deps.journal?.changing(host, role, false);
+    if (back?.running) state[role] = back.release;
+    else delete state[role];
+    return true;
+  }
+  const newSlot: Slot = found.slot ?? 'a';
+  active[role] = newSlot;
+  const newServer = run.server(role, newSlot)!;
+  const oldServer = run.server(role, otherSlot(newSlot))!;
+  const release = found?.running ? found.release : undefined;
+  if (release && !unjudged && (await lb.driver.status(newServer)).status.startsWith('UP')) {
+    deps.log.info(`[${host}] ${role}: the cut-short run's switch to ${release.version} is proven (${newServer} UP on every load balancer): finishing it`);
+    run.current[role] = release;
+    await run.takeOutOfService(role, oldServer);
+    await driver.stopAndRemove(oldName, deps.stopTimeoutSeconds);
+    await deps.journal?.outOfService(oldServer, false);
+    await deps.journal?.changing(host, role, false);
+    state[role] = release;
+    return true;
+  }
+  deps.log.info(`[${host}] ${role}: the cut-short run's switch is not proven (${release ? `${newServer} not UP on every load balancer, or a canary not judged` : 'the new container does not run'}): undoing it`);
+  await undo(run, role, { name, oldName, newServer, oldServer });
+  if (await driver.hasContainer(oldName)) throw new Error(`${host}: could not undo the ${role}'s unfinished switch: ${oldName} still holds the old release`);
+  active[role] = otherSlot(newSlot);
+  const back = await read();
+  if (back?.running) state[role] = back.release;
+  else delete state[role];
+  return true;
 }

@@ -1,7 +1,7 @@
 // rollout.procedure: no-gap on the estate (production: 2 hosts behind two HAProxy peers whose
 // backend has the spare servers command: haproxy-config prints), under load through both load
 // balancers, every host at once (max-parallel: 100%): an upgrade, a broken release rolled back,
-// both load balancers reloaded in the middle, a cancel in the middle. Each ends with 0 failed
+// both load balancers reloaded in the middle, a cancel in the middle, a kill in the middle (then its post step). Each ends with 0 failed
 // requests (but for what a reload itself closes), each host's roles on one release, each role's
 // server of the slot its container runs in UP on both load balancers (a backup behind every
 // master) and the other slot's MAINT, no APP-old left, no lock.
@@ -176,6 +176,26 @@ describe('no-gap under load through both load balancers', () => {
     expect(await problems()).toEqual([]);
   }, 300_000);
 
+  it('killed (SIGKILL) as host 1\'s master switches: the post step finishes or undoes each switch from what the hosts and load balancers say, no APP-old left', async () => {
+    const { running, other } = await releases();
+    const [[{ run, struckAt }, post], loads] = await underLoad(async () => {
+      const struck = await atFirstSwitch({ version: other }, (pid) => process.kill(pid, 'SIGKILL'));
+      const post = await deploy({ version: other, post: { state: struck.run.state } });
+      return [struck, post] as const;
+    });
+    expect(struckAt).toBeGreaterThan(0);
+    expect(run.code).not.toBe(0);
+    expect(post.code, post.log).toBe(0);
+    expect(post.log).toContain("the cut-short run's switch");
+    for (const load of loads) expect(load.errors).toEqual([]);
+    const versions = await versionsOn(estate, hosts());
+    for (const host of hosts()) {
+      expect(versions[host]!.demo).toBe(versions[host]!['demo-backup']);
+      expect([`${running} running`, `${other} running`]).toContain(versions[host]!.demo);
+    }
+    expect(await problems()).toEqual([]);
+  }, 300_000);
+
   it('an APP-old a killed switch left: command: check reports it (and each spare server), the next no-gap deploy stops on it in pre-flight, nothing changed', async () => {
     const host = hosts()[0]!;
     const before = await versionsOn(estate, hosts());
@@ -184,12 +204,14 @@ describe('no-gap under load through both load balancers', () => {
     try {
       const checked = await deploy({ command: 'check', version: 'v24.0.0' });
       expect(checked.code, checked.log).toBe(1);
-      const rowsOf = (where: string, check: string) => checked.log.split('\n').filter((line) => line.includes(where) && line.includes(check));
+      // The table's rows only (not the error lines, which list every failure).
+      const rowsOf = (where: string, check: string) => checked.log.split('\n').filter((line) => /^(ok|FAIL|warn) /.test(line) && line.includes(` ${where} `) && line.includes(check));
       expect(rowsOf(host, 'master switch finished')[0], checked.log).toMatch(/^FAIL .*demo-old exists \(created\): a no-gap deploy was cut short/);
       expect(rowsOf(hosts()[1]!, 'master switch finished'), checked.log).toEqual([]);
       for (const lb of production().lbs) {
         for (const h of hosts()) {
-          for (const check of [`master spare server for ${h}:50002`, `backup spare server for ${h}:50003`]) {
+          // Both slots' servers pass, whichever serves (the idle one in MAINT, unchecked by HAProxy).
+          for (const check of [`master server for ${h}:50000`, `backup server for ${h}:50001`, `master spare server for ${h}:50002`, `backup spare server for ${h}:50003`]) {
             expect(rowsOf(lb.address, check)[0], `${lb.address} ${check}\n${checked.log}`).toMatch(/^ok /);
           }
         }

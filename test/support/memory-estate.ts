@@ -329,7 +329,7 @@ export class MemoryHost implements HostDriver {
   async hasContainer(name: string) {
     await this.world.enter({ at: this.host, op: 'containers', subject: name });
     const key = this.world.key(this.host, roleOf(name));
-    return (name.endsWith('-adopted') ? this.world.asides : this.world.boxes).has(key);
+    return (name.endsWith('-adopted') ? this.world.asides : name.endsWith('-old') ? this.world.olds : this.world.boxes).has(key);
   }
   /**
    * SIGTERM, then SIGKILL after the timeout: the engine carries it through on its own clock, so

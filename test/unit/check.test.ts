@@ -207,6 +207,13 @@ environments:
     ]);
   });
 
+  it('passes a server in MAINT that HAProxy does not check (the idle slot\'s), where it fails one UP without a check', async () => {
+    const idle = GOOD.map((s) => (s.name === 'h1-master' ? { ...s, check: '', status: 'MAINT' } : s.name === 'h2-master' ? { ...s, check: '', status: 'no check' } : s));
+    const rows = byCheck(await checkLoadBalancer('10.0.0.10', runtime(haproxy([...idle, ...SPARES.map((s) => (s.name === 'h1-master-spare' ? { ...s, status: 'UP' } : s))])), noGap, '/run/haproxy/admin.sock'));
+    expect(rows['master server for 10.0.0.11:50000']).toMatchObject({ verdict: 'pass', detail: 'h1-master: MAINT, check none' });
+    expect(rows['master server for 10.0.0.12:50000']).toMatchObject({ verdict: 'fail', detail: expect.stringContaining('no health check') });
+  });
+
   it('checks no spare server without the opt-in', async () => {
     expect(spareRows(await run(haproxy(GOOD)))).toEqual([]);
   });

@@ -660,3 +660,71 @@ describe('the post step\'s deployment record', () => {
     expect(postStepRecord(journal({ how: 'cancelled', message: 'cancelled' }), new Map(), new Map())).toBe('Cancelled; nothing had changed');
   });
 });
+
+describe('a no-gap switch cut short by a kill: the post step finishes it from what the hosts and load balancers say', () => {
+  /**
+   * Host 1's master is switching without a gap (app-old stepped aside, still serving) when the
+   * main step's runner dies at `killAt`. The post step starts fresh: the slots from the
+   * containers' labels, as readHosts reads them.
+   */
+  async function killedMidSwitch(killAt: (call: Call) => boolean) {
+    const { world, deps, plan } = memoryEstate(['h1', 'h2'], { master: v1, backup: v1 }, { noGap: true });
+    const run = runner(world, (call, proc) => {
+      if (proc.name === 'main' && killAt(call)) run.kill(proc);
+    });
+    const { data, writer } = journalFor();
+    void run.start('main', async () => executeRollout(await plan(v2), { ...deps, journal: writer }));
+    await run.died;
+    expect(world.olds.has('h1/master')).toBe(true);
+    expect(data.changing).toEqual(['h1/master']);
+    const active = new Map(
+      await Promise.all(
+        [...deps.hosts].map(async ([host, driver]) => {
+          const found = await driver.containers('app');
+          return [host, Object.fromEntries((['master', 'backup'] as const).flatMap((role) => (found[role]?.running && found[role]?.slot ? [[role, found[role]!.slot]] : [])))] as const;
+        }),
+      ),
+    );
+    const fresh: RolloutDeps = { ...deps, lb: { ...deps.lb!, slots: { spares: deps.lb!.slots!.spares, active } } };
+    return { world, run, data, deps: fresh };
+  }
+
+  it('the new master proven (its server UP on every load balancer): the old one is drained, put in MAINT, stopped and removed; the host settles on the new release', async () => {
+    // Killed as it drains the old server: the new one has gone ready.
+    const { world, run, data, deps } = await killedMidSwitch((call) => call.op === 'lb-set' && call.subject === 'h1-master');
+    expect(world.lbState.get('h1-master-b')).toBe('ready');
+    await postStep(run, data, deps);
+    expect(world.violations).toEqual([]);
+    expect([...world.olds.keys()]).toEqual([]);
+    expect(world.served()).toMatchObject({ 'h1/master': 'v2.0.0', 'h1/backup': 'v2.0.0' });
+    expect(world.boxes.get('h1/master')?.slot).toBe('b');
+    expect(world.lbState.get('h1-master')).toBe('maint');
+    expect(world.lbState.get('h1-master-b')).toBe('ready');
+    expect(data.changing ?? []).toEqual([]);
+    expect(data.outOfService).toEqual([]);
+  });
+
+  it('the new master not proven (killed while it started): its server stays in MAINT, it is removed, app-old gets its name back and serves', async () => {
+    const { world, run, data, deps } = await killedMidSwitch((call) => call.at === 'h1' && call.op === 'health' && call.subject === 'app');
+    expect(world.boxes.get('h1/master')?.release).toBe(v2);
+    await postStep(run, data, deps);
+    expect(world.violations).toEqual([]);
+    expect([...world.olds.keys()]).toEqual([]);
+    expect(world.served()).toEqual({ 'h1/master': 'v1.0.0', 'h1/backup': 'v1.0.0', 'h2/master': 'v1.0.0', 'h2/backup': 'v1.0.0' });
+    expect(world.boxes.get('h1/master')?.slot).toBeUndefined();
+    expect(world.lbState.get('h1-master')).toBe('ready');
+    expect(world.lbState.get('h1-master-b')).toBe('maint');
+    expect(data.changing ?? []).toEqual([]);
+  });
+
+  it('no new container yet (killed between the rename and the start): app-old gets its name back and serves, the spare stays in MAINT', async () => {
+    const { world, run, data, deps } = await killedMidSwitch((call) => call.at === 'h1' && call.op === 'run' && call.subject === 'app');
+    expect(world.boxes.has('h1/master')).toBe(false);
+    await postStep(run, data, deps);
+    expect(world.violations).toEqual([]);
+    expect([...world.olds.keys()]).toEqual([]);
+    expect(world.served()).toEqual({ 'h1/master': 'v1.0.0', 'h1/backup': 'v1.0.0', 'h2/master': 'v1.0.0', 'h2/backup': 'v1.0.0' });
+    expect(world.lbState.get('h1-master')).toBe('ready');
+    expect(world.lbState.get('h1-master-b')).toBe('maint');
+  });
+});
