@@ -7,6 +7,7 @@ import { outsideStopCommands } from './support/action.js';
 import { APP_SECRET, clearHosts, containersOn, runDeploy, type DeployRunOptions } from './support/deploy.js';
 import { loadEstate, type Estate } from './support/estate.js';
 import { startGitHub, type GitHubStandIn } from './support/github.js';
+import { killWhen } from './support/faults.js';
 import { pushTestApp } from './support/images.js';
 
 let estate: Estate;
@@ -97,24 +98,11 @@ describe('command: unlock', () => {
   it('refuses while GitHub reports the holder\'s run live, or cannot tell; clears it once the run has ended', async () => {
     github.runs.set(deadRun, { status: 'in_progress' });
     // A task whose runner dies (no post step): its lock and its container stay behind.
-    let killed = false;
     const dying = await command({
       command: 'run',
       runId: String(deadRun),
       inputs: { task: 'sleep 600' },
-      onStart: (pid) => {
-        const poll = setInterval(async () => {
-          if (!killed && (await names(lockAt)).includes('demo-run running')) {
-            killed = true;
-            clearInterval(poll);
-            try {
-              process.kill(pid, 'SIGKILL');
-            } catch {
-              // It ended on its own: the assertions below say how.
-            }
-          }
-        }, 100);
-      },
+      onStart: (pid) => killWhen(pid, async () => (await names(lockAt)).includes('demo-run running'), 100),
     });
     expect(dying.code).toBeNull();
     expect(await names(lockAt)).toEqual(expect.arrayContaining(['demo-deploy-lock created', 'demo-run running']));
@@ -170,25 +158,12 @@ describe('command: unlock', () => {
     const midRollout = 9401;
     github.runs.set(midRollout, { status: 'in_progress' });
     const first = [...hosts].sort()[0]!;
-    let killed = false;
     const dying = await command({
       command: 'deploy',
       version: 'v23.1.0',
       runId: String(midRollout),
-      onStart: (pid) => {
-        // Once a master of v23.0.0 has stopped: its server is out of service, its container mid-change.
-        const poll = setInterval(async () => {
-          if (!killed && !(await names(first)).includes('demo running')) {
-            killed = true;
-            clearInterval(poll);
-            try {
-              process.kill(pid, 'SIGKILL');
-            } catch {
-              // It ended on its own: the assertions below say how.
-            }
-          }
-        }, 50);
-      },
+      // Once a master of v23.0.0 has stopped: its server is out of service, its container mid-change.
+      onStart: (pid) => killWhen(pid, async () => !(await names(first)).includes('demo running'), 50),
     });
     expect(dying.code).toBeNull();
     github.runs.set(midRollout, { status: 'completed', conclusion: 'cancelled' });

@@ -10,6 +10,7 @@ import { connectHost } from '../../src/drivers/docker/host.js';
 import { execIn, loadEstate, nodeOf, sshOptions, type Estate } from './support/estate.js';
 import { startGitHub, type GitHubStandIn } from './support/github.js';
 import { pushTestApp, type TestAppRelease } from './support/images.js';
+import { killWhen } from './support/faults.js';
 import { underLoad as underLoadOf } from './support/load.js';
 
 let estate: Estate;
@@ -184,7 +185,7 @@ describe('a deploy killed mid-way', () => {
   it('leaves the site serving; the next deploy reports the stale lock and proceeds with lock.takeover', async () => {
     const runId = '4242';
     github.runs.set(4242, { status: 'in_progress' });
-    let killed = false;
+    let killed = () => false;
     const [killedRun, load] = await underLoad(async () => {
       const pending = runDeploy(estate, {
         environment: 'staging',
@@ -193,20 +194,19 @@ describe('a deploy killed mid-way', () => {
         githubUrl: github.url,
         onStart: (pid) => {
           // Kill once it is replacing the first master (the lock is taken by then).
-          const poll = setInterval(async () => {
-            const names = (await containersOn(estate, hosts[0]!)).map((c) => `${c.name} ${c.version}`);
-            // Ticks overlap while containersOn awaits: only the first one that sees it kills.
-            if (!killed && (names.includes('demo v1.0.0') || names.every((n) => !n.startsWith('demo ')))) {
-              clearInterval(poll);
-              killed = true;
-              process.kill(pid, 'SIGKILL');
-            }
-          }, 100);
+          killed = killWhen(
+            pid,
+            async () => {
+              const names = (await containersOn(estate, hosts[0]!)).map((c) => `${c.name} ${c.version}`);
+              return names.includes('demo v1.0.0') || names.every((n) => !n.startsWith('demo '));
+            },
+            100,
+          );
         },
       });
       return pending;
     });
-    expect(killed).toBe(true);
+    expect(killed()).toBe(true);
     expect(killedRun.code).toBeNull();
     expect(load.failures).toEqual([]);
     github.runs.set(4242, { status: 'completed', conclusion: 'cancelled' });

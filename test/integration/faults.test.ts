@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
 import type { Estate } from './support/estate.js';
-import { aftermath, strikeAtMasterStop } from './support/faults.js';
+import { aftermath, cancelAsRunner, strikeAtMasterStop } from './support/faults.js';
 import type { GitHubStandIn } from './support/github.js';
 import { underLoadThrough } from './support/load.js';
 import { leaveProduction, startOnProduction } from './support/suite.js';
@@ -34,13 +34,11 @@ afterAll(() => leaveProduction(estate, github), 120_000);
 
 describe('a cancelled job', () => {
   it('exits on its own before the runner SIGTERMs it, settled; the post step leaves nothing behind', async () => {
-    const timers: NodeJS.Timeout[] = [];
+    let clearSignals = () => {};
     const [[{ run, struckAt: sigint, exitedAt: exited }, post], loads] = await underLoad(async () => {
       const struck = await strikeAtFirstStop({ version: 'v6.1.0' }, (pid) => {
-        process.kill(pid, 'SIGINT');
-        // The runner's sequence, should the action still run.
-        timers.push(setTimeout(() => process.kill(pid, 'SIGTERM'), 7_500), setTimeout(() => process.kill(pid, 'SIGKILL'), 10_000));
-      }).finally(() => timers.forEach(clearTimeout));
+        clearSignals = cancelAsRunner(pid);
+      }).finally(() => clearSignals());
       const post = await deploy({ version: 'v6.1.0', post: { state: struck.run.state } });
       return [struck, post] as const;
     });

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn, lbCommand, nodeOf, serverStatus, watchEvents, type Estate } from './support/estate.js';
 import { containersOn, runDeploy, versionsOn, type DeployRunOptions } from './support/deploy.js';
-import { reloadLoadBalancers } from './support/faults.js';
+import { cancelAsRunner, reloadLoadBalancers } from './support/faults.js';
 import type { GitHubStandIn } from './support/github.js';
 import { underLoadThrough, type LoadReport } from './support/load.js';
 import { leaveProduction, startOnProduction } from './support/suite.js';
@@ -155,12 +155,11 @@ describe('no-gap under load through both load balancers', () => {
 
   it('cancelled as host 1\'s master switches: the switch is undone or finished, the post step leaves nothing behind', async () => {
     const { running, other } = await releases();
-    const timers: NodeJS.Timeout[] = [];
+    let clearSignals = () => {};
     const [[{ run, struckAt }, post], loads] = await underLoad(async () => {
       const struck = await atFirstSwitch({ version: other }, (pid) => {
-        process.kill(pid, 'SIGINT');
-        timers.push(setTimeout(() => process.kill(pid, 'SIGTERM'), 7_500), setTimeout(() => process.kill(pid, 'SIGKILL'), 10_000));
-      }).finally(() => timers.forEach(clearTimeout));
+        clearSignals = cancelAsRunner(pid);
+      }).finally(() => clearSignals());
       const post = await deploy({ version: other, post: { state: struck.run.state } });
       return [struck, post] as const;
     });

@@ -29,6 +29,35 @@ export async function reloadLoadBalancers(environment: 'staging' | 'production')
   return { began, ended: Date.now() };
 }
 
+/**
+ * The runner's cancel: SIGINT now, then SIGTERM at 7.5 s and SIGKILL at 10 s should the action
+ * still run. Returns what clears the signals still pending, for once the action has exited.
+ */
+export function cancelAsRunner(pid: number): () => void {
+  process.kill(pid, 'SIGINT');
+  const timers = [setTimeout(() => process.kill(pid, 'SIGTERM'), 7_500), setTimeout(() => process.kill(pid, 'SIGKILL'), 10_000)];
+  return () => timers.forEach(clearTimeout);
+}
+
+/**
+ * SIGKILLs `pid` (no post step: a runner lost) the first time `seen` holds, asked every `everyMs`.
+ * Returns whether it has killed. Ticks overlap while `seen` awaits: only the first that sees it kills.
+ */
+export function killWhen(pid: number, seen: () => Promise<boolean>, everyMs: number): () => boolean {
+  let killed = false;
+  const poll = setInterval(async () => {
+    if (killed || !(await seen()) || killed) return;
+    killed = true;
+    clearInterval(poll);
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // It ended on its own: the test's assertions say how.
+    }
+  }, everyMs);
+  return () => killed;
+}
+
 export interface Struck {
   run: ActionRun;
   /** When the fault struck (0 when it never did: the master never began to stop). */
