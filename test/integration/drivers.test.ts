@@ -29,9 +29,9 @@ let broken: TestAppRelease;
 beforeAll(async () => {
   // Versions no other test builds: an identical build is the same image under every repository
   // name, and a container of another test using it would (rightly) keep it from being pruned.
-  good = await pushTestApp(estate, { repository: REPOSITORY, version: 'v0.1.0-drivers' });
-  newer = await pushTestApp(estate, { repository: REPOSITORY, version: 'v0.2.0-drivers' });
-  broken = await pushTestApp(estate, { repository: REPOSITORY, version: 'v0.3.0-drivers', broken: true });
+  good = await pushTestApp(estate, { repository: REPOSITORY, version: 'v0.1.0-drivers', fresh: true });
+  newer = await pushTestApp(estate, { repository: REPOSITORY, version: 'v0.2.0-drivers', fresh: true });
+  broken = await pushTestApp(estate, { repository: REPOSITORY, version: 'v0.3.0-drivers', broken: true, fresh: true });
 }, 600_000);
 
 const release = ({ version, ref, digest }: TestAppRelease): Release => ({ version, ref, digest });

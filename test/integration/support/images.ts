@@ -1,6 +1,7 @@
 // Releases of the test app (test/app), built and pushed with the runner's own engine and the
 // BuildKit-capable CLI, as the build stage would: what the hosts then pull from the registry.
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,12 @@ export interface TestAppBuild {
   hostileLog?: boolean;
   /** /bin/worker exits at once: the worker role never becomes ready (test/app/worker.sh). */
   workerFails?: boolean;
+  /**
+   * A new image, created now, even where the runner's build cache already holds this release
+   * (from an earlier run): for tests that order images by age, which a cache hit's old creation
+   * time would reorder.
+   */
+  fresh?: boolean;
 }
 
 export interface TestAppRelease extends Release {
@@ -59,6 +66,7 @@ export async function pushTestApp(estate: Estate, build: TestAppBuild): Promise<
       '--build-arg', `FAILING_PAGES=${build.failingPages === true ? 1 : build.failingPages || 0}`,
       '--build-arg', `HOSTILE_LOG=${build.hostileLog ? 1 : 0}`,
       '--build-arg', `WORKER_FAILS=${build.workerFails ? 1 : 0}`,
+      ...(build.fresh ? ['--build-arg', `BUILD_NONCE=${randomUUID()}`] : []),
       '--tag', tag,
       join(REPO_ROOT, 'test/app'),
     ]);
